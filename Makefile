@@ -1,0 +1,30 @@
+# The two commands of the README:
+#   make demo   installs everything into .venv and runs the end-to-end demo on tiny offline models
+#   make test   installs everything into .venv and runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+OUTPUT ?= demo-output
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test lint
+
+install: $(VENV)/.installed
+
+# Reinstalled whenever pyproject.toml changes. pip takes torch + torchvision from PyPI together (a few GB, cached).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/magicnaming demo --config configs/demo.yaml --output $(OUTPUT)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -1,0 +1,3 @@
+"""The diffusers plugin: MagicNaming(pipe, encoder). Not built yet: issue #3."""
+
+__all__: list[str] = []

@@ -1,0 +1,39 @@
+"""Argument checks shared by the name-space functions: fail early, name the argument, say what was expected."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_name_tensor(name: object, argument: str, allow_batch: bool = True) -> torch.Tensor:
+    """Checks that ``name`` is a floating tensor of shape (N, D), or (B, N, D) when ``allow_batch``."""
+    if not isinstance(name, torch.Tensor):
+        raise TypeError(f"{argument}: expected a torch.Tensor of shape (N, D), got {type(name).__name__}")
+    shapes = "(N, D) or (B, N, D)" if allow_batch else "(N, D)"
+    if name.ndim not in ((2, 3) if allow_batch else (2,)):
+        raise ValueError(f"{argument}: expected shape {shapes}, got {tuple(name.shape)}")
+    if not name.is_floating_point():
+        raise TypeError(f"{argument}: expected a floating-point tensor, got dtype {name.dtype}")
+    if name.shape[-2] == 0 or name.shape[-1] == 0:
+        raise ValueError(f"{argument}: expected at least one token and one channel, got shape {tuple(name.shape)}")
+    return name
+
+
+def check_same_layout(reference: torch.Tensor, other: torch.Tensor, reference_name: str, other_name: str) -> None:
+    """Checks that ``other`` has the token count, width, device and dtype of ``reference`` (last two axes)."""
+    if other.shape[-2:] != reference.shape[-2:]:
+        raise ValueError(
+            f"{other_name} has shape (N, D) = {tuple(other.shape[-2:])}, but {reference_name} has "
+            f"{tuple(reference.shape[-2:])}: both must come from the same name space"
+        )
+    if other.device != reference.device:
+        raise ValueError(f"{other_name} is on {other.device}, but {reference_name} is on {reference.device}")
+    if other.dtype != reference.dtype:
+        raise TypeError(f"{other_name} has dtype {other.dtype}, but {reference_name} has {reference.dtype}")
+
+
+def check_finite(tensor: torch.Tensor, argument: str) -> None:
+    """Raises if ``tensor`` holds NaN or infinity (a corrupt file or a diverged model)."""
+    if not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"{argument}: expected finite values, found {bad} NaN/inf entries of {tensor.numel()}")

@@ -1,0 +1,56 @@
+"""The ``magicnaming`` command: one entry point, a subcommand per job.
+
+Each subcommand lives in its own module with a ``main(argv, prog)``; this dispatcher imports only the chosen one,
+so ``magicnaming --help`` is instant and a plugin-only install never imports Lightning or Spark.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name → (module with main(argv, prog), or None while its issue is open; one-line help)
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "demo": ("namespace.demo", "run the end-to-end demo on tiny offline models"),
+    "encoder": ("namespace.encoder.commands", "create a name-encoder folder from a config, or describe one"),
+    "data": (None, "build the LaionCele data set from caption parquet (not built yet: issue #4)"),
+    "train": (None, "train the name encoder with Lightning (not built yet: issue #5)"),
+    "generate": (None, "generate images of an identity with any SDXL pipeline (not built yet: issue #3)"),
+    "interpolate": (None, "interpolate between identities into an image grid (not built yet: issue #3)"),
+    "identity": (None, "encode, mix, sample or describe identities into identity files (not built yet: issue #3)"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return (
+        "usage: magicnaming COMMAND [--help] [--config YAML] [options]\n\n"
+        "MagicNaming: consistent identities in any SDXL pipeline.\n\ncommands:\n" + "\n".join(lines) + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from . import __version__
+
+        print(f"magicnaming {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"magicnaming: unknown command {command!r}; expected one of {', '.join(COMMANDS)}\n", file=sys.stderr)
+        print(usage(), file=sys.stderr)
+        return 2
+    module, help_text = COMMANDS[command]
+    if module is None:
+        print(f"magicnaming {command}: {help_text}", file=sys.stderr)
+        return 2
+    return importlib.import_module(module).main(rest, prog=f"magicnaming {command}") or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

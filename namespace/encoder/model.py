@@ -1,0 +1,206 @@
+"""The name encoder: frozen CLIP image towers → three linear layers → an (N, D) name embedding, plus the
+name-space statistics (mean, mean norm, PCA) it was trained with."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..checks import check_finite
+from ..files import atomic_write
+from ..images import ImageInput, as_image_list
+from ..statistics import NameSpaceStatistics
+from .config import NameEncoderConfig
+from .head import NameHead
+from .towers import ImageTower
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "magicnaming-encoder"
+FORMAT_VERSION = 1
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+class NameEncoder(nn.Module):
+    """Predicts the name embedding of the person in an image.
+
+    Args:
+        config: architecture; the towers are referenced by open_clip name and tag, never copied into saved files.
+        load_towers: build the CLIP towers. Training from cached tower features needs only the head: pass False.
+    """
+
+    def __init__(self, config: NameEncoderConfig | None = None, load_towers: bool = True) -> None:
+        super().__init__()
+        self.config = config = config or NameEncoderConfig()
+        self.towers = nn.ModuleList([ImageTower(tower) for tower in config.towers]) if load_towers else None
+        self.head = NameHead(config)
+        num_tokens, width = config.num_tokens, config.width
+        self.register_buffer("name_mean", torch.zeros(num_tokens, width))  # F_mean, eq. 4
+        self.register_buffer("name_norm", torch.zeros(()))  # default η, eq. 5
+        self.register_buffer("pca_components", torch.zeros(config.pca_rank, num_tokens * width))
+        self.register_buffer("pca_variances", torch.zeros(config.pca_rank))
+        self.register_buffer("statistics_count", torch.zeros((), dtype=torch.long))  # 0: not fitted yet
+
+    # -- inference -------------------------------------------------------------------------------------------------
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F) concatenated tower embeddings (e.g. from the feature cache) → (B, N, D) names."""
+        if features.ndim != 2 or features.shape[1] != self.config.feature_dim:
+            raise ValueError(
+                f"features: expected shape (B, {self.config.feature_dim}) (concatenated tower embeddings), "
+                f"got {tuple(features.shape)}"
+            )
+        return self.head(features.to(self.head.layers[0].weight.dtype))
+
+    def image_features(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
+        """Runs the frozen towers: images → (B, F) float32 concatenated embeddings (no gradient)."""
+        towers = self._require_towers()
+        images = as_image_list(images)
+        device = self.name_mean.device
+        return torch.cat([tower(tower.pixels(images).to(device)) for tower in towers], dim=-1)
+
+    @torch.no_grad()
+    def encode(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16) -> torch.Tensor:
+        """Encodes images into names.
+
+        Args:
+            images: PIL images, image file paths, (3, H, W) tensors in [0, 1], or a (B, 3, H, W) tensor.
+            batch_size: images per tower forward pass.
+
+        Returns:
+            (B, N, D) float32 names on the encoder's device.
+        """
+        images = as_image_list(images)
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
+        chunks = [self(self.image_features(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        return torch.cat(chunks)
+
+    def _require_towers(self) -> nn.ModuleList:
+        if self.towers is None:
+            raise RuntimeError("this NameEncoder was built with load_towers=False: it can only run on tower features")
+        return self.towers
+
+    # -- name-space statistics -------------------------------------------------------------------------------------
+
+    @property
+    def statistics(self) -> NameSpaceStatistics:
+        """The name-space statistics stored with the encoder (raises if none were set)."""
+        count = int(self.statistics_count)
+        if count == 0:
+            raise RuntimeError(
+                "this encoder holds no name-space statistics yet (name_mean, name_norm, PCA): they are set by "
+                "training export or set_statistics(NameSpaceStatistics.fit(names))"
+            )
+        rank = min(self.config.pca_rank, count - 1)
+        return NameSpaceStatistics(
+            mean=self.name_mean,
+            norm=float(self.name_norm),
+            components=self.pca_components[:rank],
+            variances=self.pca_variances[:rank],
+            count=count,
+        )
+
+    def set_statistics(self, statistics: NameSpaceStatistics) -> None:
+        """Stores name-space statistics; their shape must match this encoder's (N, D)."""
+        expected = (self.config.num_tokens, self.config.width)
+        if tuple(statistics.mean.shape) != expected:
+            raise ValueError(
+                f"statistics: mean has shape {tuple(statistics.mean.shape)}, the encoder expects {expected}"
+            )
+        rank = statistics.components.shape[0]
+        if rank > self.config.pca_rank:
+            raise ValueError(
+                f"statistics: {rank} PCA components, the encoder keeps at most pca_rank={self.config.pca_rank}"
+            )
+        with torch.no_grad():
+            self.name_mean.copy_(statistics.mean)
+            self.name_norm.fill_(statistics.norm)
+            self.pca_components.zero_()
+            self.pca_variances.zero_()
+            self.pca_components[:rank].copy_(statistics.components)
+            self.pca_variances[:rank].copy_(statistics.variances)
+            self.statistics_count.fill_(statistics.count)
+
+    # -- files -----------------------------------------------------------------------------------------------------
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """Everything saved with the encoder: the head's weights and the statistics (the towers are referenced)."""
+        return {name: tensor for name, tensor in self.state_dict().items() if not name.startswith("towers.")}
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Writes ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.config.to_dict()}
+        state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.exported_state().items()}
+        atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata={"format": FORMAT}))
+        atomic_write(directory / CONFIG_NAME, lambda path: path.write_text(json.dumps(config, indent=2) + "\n"))
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls, path_or_id: str | os.PathLike, load_towers: bool = True, revision: str | None = None
+    ) -> NameEncoder:
+        """Loads an encoder folder written by :meth:`save_pretrained`, or downloads one from the Hugging Face Hub."""
+        directory = _resolve_directory(path_or_id, revision)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for required in (config_path, weights_path):
+            if not required.is_file():
+                raise FileNotFoundError(
+                    f"path_or_id: {str(directory)!r} has no {required.name} (not an encoder folder)"
+                )
+        config = read_config(config_path)
+        encoder = cls(config, load_towers=load_towers)
+        encoder.load_exported_state(load_file(str(weights_path)), source=str(weights_path))
+        return encoder
+
+    def load_exported_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
+        """Loads head weights and statistics saved by :meth:`save_pretrained`; keys and shapes must match exactly."""
+        expected = self.exported_state()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        wrong = [
+            f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in state and state[k].shape != v.shape
+        ]
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f"{source} does not fit this encoder config: missing {missing}, unexpected {unexpected}, "
+                f"wrong shapes {wrong}"
+            )
+        for name, tensor in state.items():
+            check_finite(tensor, f"{source}: {name}")
+        self.load_state_dict(state, strict=False)
+
+
+def read_config(path: Path) -> NameEncoderConfig:
+    """Reads an encoder ``config.json``, refusing other formats and newer format versions."""
+    data = json.loads(path.read_text())
+    found_format, version = data.pop("format", None), data.pop("format_version", None)
+    if found_format != FORMAT:
+        raise ValueError(f"{path}: expected format {FORMAT!r}, found {found_format!r}")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version {version!r} is not supported (this version reads up to {FORMAT_VERSION})"
+        )
+    return NameEncoderConfig.from_dict(data)
+
+
+def _resolve_directory(path_or_id: str | os.PathLike, revision: str | None) -> Path:
+    """A local folder as it is; an ``owner/name`` that is not a local path is a Hugging Face Hub repository."""
+    path = Path(path_or_id).expanduser()
+    if path.exists() or not HUB_ID.fullmatch(str(path_or_id)):
+        if not path.is_dir():
+            raise FileNotFoundError(f"path_or_id: {str(path)!r} is not a folder (nor a Hub id of the form owner/name)")
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(path_or_id), revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))

@@ -1,0 +1,58 @@
+"""Reading reference images given as PIL images, file paths or tensors, with errors that name the bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Union
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+ImageInput = Union[Image.Image, str, Path, torch.Tensor]  # noqa: UP007 (a runtime alias, used in isinstance checks)
+
+
+def as_image_list(
+    images: ImageInput | Sequence[ImageInput], argument: str = "images"
+) -> list[Image.Image | torch.Tensor]:
+    """Turns one image or a sequence of images into a list of RGB PIL images or (3, H, W) float tensors in [0, 1].
+
+    A (B, 3, H, W) tensor counts as B images. Paths are opened and decoded here, so an unreadable file fails now,
+    naming the file, rather than deep inside a model.
+    """
+    if isinstance(images, (Image.Image, str, Path)):
+        images = [images]
+    elif isinstance(images, torch.Tensor):
+        images = list(images) if images.ndim == 4 else [images]
+    else:
+        images = list(images)
+    if not images:
+        raise ValueError(f"{argument}: expected at least one image, got an empty list")
+    return [_one_image(image, f"{argument}[{index}]") for index, image in enumerate(images)]
+
+
+def _one_image(image: object, argument: str) -> Image.Image | torch.Tensor:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, (str, Path)):
+        return load_image(image, argument)
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3 or image.shape[0] != 3 or not image.is_floating_point():
+            raise ValueError(
+                f"{argument}: expected a float tensor of shape (3, H, W) with values in [0, 1], "
+                f"got {image.dtype} of shape {tuple(image.shape)}"
+            )
+        return image
+    raise TypeError(f"{argument}: expected a PIL image, a file path or a (3, H, W) tensor, got {type(image).__name__}")
+
+
+def load_image(path: str | Path, argument: str = "image") -> Image.Image:
+    """Opens and fully decodes an image file as RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{argument}: image file {str(path)!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")  # convert() decodes the whole file: truncated data fails here
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{argument}: {str(path)!r} is not a readable image file ({error})") from error

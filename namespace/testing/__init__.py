@@ -1,0 +1,25 @@
+"""Offline, seeded, tiny models for tests (ours and our users'): no hub, no download, about a second each.
+
+from namespace.testing import tiny_sdxl_pipeline, tiny_name_encoder
+pipe = tiny_sdxl_pipeline()               # real CLIP tokenizers, tiny UNet/VAE/text encoders, D = 80
+encoder = tiny_name_encoder(pipe)         # tiny open_clip towers, output (8, 80), statistics fitted
+"""
+
+from .encoder import FICTIONAL_NAMES, tiny_name_encoder, tiny_name_encoder_config
+from .faces import synthetic_face
+from .pipeline import TINY_WIDTH, tiny_sd15_pipeline, tiny_sdxl_components, tiny_sdxl_pipeline
+from .tokenizer import clip_tokenizer
+from .towers import tiny_tower_configs
+
+__all__ = [
+    "FICTIONAL_NAMES",
+    "TINY_WIDTH",
+    "clip_tokenizer",
+    "synthetic_face",
+    "tiny_name_encoder",
+    "tiny_name_encoder_config",
+    "tiny_sd15_pipeline",
+    "tiny_sdxl_components",
+    "tiny_sdxl_pipeline",
+    "tiny_tower_configs",
+]

@@ -1,0 +1,55 @@
+"""Every YAML in configs/ is validated against the code it configures."""
+
+from pathlib import Path
+
+import pytest
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from namespace.demo import demo
+from namespace.encoder import NameEncoderConfig
+from namespace.encoder.commands import create
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+# which function's signature each config mirrors; a YAML that is in none of these fails the first test
+COMMANDS = {"encoder": create, "demo.yaml": demo}
+
+
+def command_for(path: Path):
+    relative = path.relative_to(ROOT / "configs")
+    return COMMANDS.get(relative.parts[0])
+
+
+def parse(function, path: Path):
+    """Parses ``--config PATH`` as the command line does (``--output`` is given on the command line)."""
+    parser = ArgumentParser(exit_on_error=False, default_env=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_function_arguments(function, fail_untyped=True)
+    config = parser.parse_args(["--config", str(path), "--output", "unused"])
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return instantiate(config)
+
+
+def test_every_config_belongs_to_a_command():
+    assert CONFIGS, "configs/ holds no YAML"
+    assert [p.name for p in CONFIGS if command_for(p) is None] == []
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_config_parses_against_its_command(path):
+    config = parse(command_for(path), path)
+    if command_for(path) is create:
+        assert isinstance(config.encoder, NameEncoderConfig)
+
+
+def test_sdxl_config_is_the_paper_shape():
+    encoder = parse(create, ROOT / "configs/encoder/sdxl.yaml").encoder
+    assert (encoder.num_tokens, encoder.width, encoder.feature_dim) == (8, 2048, 2048)
+    assert [tower.model for tower in encoder.towers] == ["ViT-L-14", "ViT-bigG-14"]
+
+
+def test_a_config_with_a_typo_is_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "configs/encoder/tiny.yaml").read_text().replace("num_tokens", "num_token"))
+    with pytest.raises(Exception, match="num_token"):
+        parse(create, bad)
