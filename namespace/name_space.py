@@ -140,7 +140,7 @@ def interpolate(
     check_same_layout(a, b, "a", "b")
     if method not in ("lerp", "slerp"):
         raise ValueError(f"method: expected 'lerp' or 'slerp', got {method!r}")
-    steps = torch.as_tensor(t, dtype=torch.float64)
+    steps = torch.as_tensor(t, dtype=torch.float64).cpu()
     if steps.ndim > 1:
         raise ValueError(f"t: expected a number or a 1-D sequence of numbers, got shape {tuple(steps.shape)}")
     batch_axes = [1] * (a.ndim - 2)  # weights broadcast as (*t.shape, *batch, 1, 1) against (*batch, N, D)

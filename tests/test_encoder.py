@@ -172,3 +172,19 @@ class TestBadInput:
         save_file(state, folder / "model.safetensors")
         with pytest.raises(ValueError, match="name_mean: expected finite values, found 1 NaN"):
             ns.NameEncoder.from_pretrained(folder)
+
+
+def test_tower_loads_a_local_checkpoint_path(tmp_path):
+    """`pretrained` may be a local file: the tower then holds exactly the checkpoint's weights."""
+    import open_clip
+
+    from namespace.encoder.towers import ImageTower, register_model_configs
+
+    register_model_configs()
+    torch.manual_seed(11)
+    clip = open_clip.create_model("MagicNaming-Tiny-L")
+    checkpoint = tmp_path / "tiny-l.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, checkpoint)
+    tower = ImageTower(TowerConfig(model="MagicNaming-Tiny-L", pretrained=str(checkpoint), embed_dim=16, seed=99))
+    for name, tensor in clip.visual.state_dict().items():
+        assert torch.equal(tower.visual.state_dict()[name], tensor), name

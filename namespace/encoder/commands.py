@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .config import NameEncoderConfig
-from .model import NameEncoder, read_config
+from .model import NameEncoder
 
 
 def create(output: Path, encoder: NameEncoderConfig | None = None, seed: int = 0) -> Path:
@@ -59,4 +59,4 @@ def main(argv: list[str], prog: str = "magicnaming encoder") -> int:
     return 0
 
 
-__all__ = ["create", "info", "read_config"]
+__all__ = ["create", "info", "main"]
