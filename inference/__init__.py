@@ -1,3 +1,5 @@
-"""The diffusers plugin: MagicNaming(pipe, encoder). Not built yet: issue #3."""
+"""The diffusers plugin: ``MagicNaming(pipe, encoder)`` puts identities into any SDXL-family pipeline."""
 
-__all__: list[str] = []
+from .plugin import MagicNaming
+
+__all__ = ["MagicNaming"]

@@ -9,15 +9,18 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name → (module with main(argv, prog), or None while its issue is open; one-line help)
+# name → ("module:function" taking (argv, prog), or None while its issue is open; one-line help)
 COMMANDS: dict[str, tuple[str | None, str]] = {
-    "demo": ("namespace.demo", "run the end-to-end demo on tiny offline models"),
-    "encoder": ("namespace.encoder.commands", "create a name-encoder folder from a config, or describe one"),
+    "demo": ("namespace.demo:main", "run the end-to-end demo on tiny offline models"),
+    "encoder": ("namespace.encoder.commands:main", "create a name-encoder folder from a config, or describe one"),
     "data": (None, "build the LaionCele data set from caption parquet (not built yet: issue #4)"),
     "train": (None, "train the name encoder with Lightning (not built yet: issue #5)"),
-    "generate": (None, "generate images of an identity with any SDXL pipeline (not built yet: issue #3)"),
-    "interpolate": (None, "interpolate between identities into an image grid (not built yet: issue #3)"),
-    "identity": (None, "encode, mix, sample or describe identities into identity files (not built yet: issue #3)"),
+    "generate": ("namespace.inference.commands:main_generate", "draw one identity in prompts with any SDXL pipeline"),
+    "interpolate": ("namespace.inference.commands:main_interpolate", "a grid of the path between two identities"),
+    "identity": (
+        "namespace.inference.identity_commands:main",
+        "make identity files: encode images, mix, sample, or from text",
+    ),
 }
 
 
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         print(f"magicnaming {command}: {help_text}", file=sys.stderr)
         return 2
-    return importlib.import_module(module).main(rest, prog=f"magicnaming {command}") or 0
+    module_name, function = module.split(":")
+    return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
 
 
 if __name__ == "__main__":

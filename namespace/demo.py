@@ -45,6 +45,7 @@ def demo(
     import namespace as ns
     from namespace.testing import FICTIONAL_NAMES, synthetic_face, tiny_name_encoder, tiny_sdxl_pipeline
 
+    from .images import image_grid
     from .progress import Steps
 
     prompts = prompts or ["a portrait photo of a person", "a person riding a horse", "an oil painting of a person"]
@@ -102,7 +103,7 @@ def demo(
     }
 
     steps.start("writing grid.png and summary.json")
-    _grid(images).save(output / "grid.png")
+    image_grid(images).save(output / "grid.png")
     summary = {
         "name_shape": list(targets.shape[1:]),
         "names_embedded": len(FICTIONAL_NAMES),
@@ -141,17 +142,6 @@ def _generate(pipe, prompts: list[str], names: torch.Tensor, num_inference_steps
         )
         rows.append(result.images)
     return rows
-
-
-def _grid(rows):
-    from PIL import Image
-
-    width, height = rows[0][0].size
-    grid = Image.new("RGB", (width * len(rows[0]), height * len(rows)))
-    for r, row in enumerate(rows):
-        for c, image in enumerate(row):
-            grid.paste(image, (c * width, r * height))
-    return grid
 
 
 def main(argv: list[str], prog: str = "magicnaming demo") -> int:

@@ -56,3 +56,13 @@ def load_image(path: str | Path, argument: str = "image") -> Image.Image:
             return image.convert("RGB")  # convert() decodes the whole file: truncated data fails here
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{argument}: {str(path)!r} is not a readable image file ({error})") from error
+
+
+def image_grid(rows: Sequence[Sequence[Image.Image]]) -> Image.Image:
+    """Pastes rows of equally sized images into one grid image."""
+    width, height = rows[0][0].size
+    grid = Image.new("RGB", (width * max(len(row) for row in rows), height * len(rows)), "white")
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            grid.paste(image, (c * width, r * height))
+    return grid

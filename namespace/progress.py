@@ -27,3 +27,13 @@ class Steps:
         self._finish_previous()
         self.started = None
         print(message, file=self.stream, flush=True)
+
+
+def progress(iterable, **options):
+    """A tqdm progress bar over ``iterable``; off when stderr is not a terminal or MAGICNAMING_PROGRESS=0."""
+    import os
+
+    from tqdm.auto import tqdm
+
+    disable = os.environ.get("MAGICNAMING_PROGRESS", "") == "0" or not sys.stderr.isatty()
+    return tqdm(iterable, disable=options.pop("disable", disable), **options)

@@ -1,0 +1,280 @@
+"""``MagicNaming(pipe, encoder)``: consistent identities in any SDXL-family diffusers pipeline.
+
+Built on the pipeline's documented surface only: ``encode_prompt`` makes the prompt embeddings, the name is guided
+(eq. 4), scaled (eq. 5) and prepended after the start token (eq. 1), and the pipeline is called with
+``prompt_embeds`` / ``pooled_prompt_embeds`` / ``negative_*``. Nothing is registered on the pipeline and nothing
+runs per denoising step (unless a step window is asked for), so CPU offload, LoRAs and schedulers work as usual.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+
+import namespace as ns
+from namespace import Identity, NameEncoder
+from namespace.images import ImageInput
+
+from . import placeholders
+from .step_window import StepWindowCallback, check_window, in_window
+from .text_side import main_tokenizer, name_slice, token_counts
+
+IdentityArgument = Identity | Sequence[Identity] | None
+
+
+class MagicNaming:
+    """The MagicNaming plugin for one pipeline and one name encoder.
+
+    Args:
+        pipe: any SDXL-family pipeline that takes prompt embeddings (text-to-image, img2img, inpainting, ControlNet,
+            the refiner). It is used as it is: no module is registered on it.
+        encoder: the trained name encoder (its statistics give F_mean and the default η).
+        delta: default name guidance δ (eq. 4); 1.0 uses names as predicted.
+        negative_name: ``"none"`` leaves the negative prompt embeddings as the pipeline made them; ``"mean"``
+            prepends the mean name there, so classifier-free guidance pushes away from the average identity.
+        filler: the word that stands in for a placeholder while a multi-person prompt is encoded.
+    """
+
+    def __init__(
+        self,
+        pipe: object,
+        encoder: NameEncoder,
+        delta: float = 1.0,
+        negative_name: Literal["none", "mean"] = "none",
+        filler: str = "person",
+    ) -> None:
+        if not isinstance(encoder, NameEncoder):
+            raise TypeError(f"encoder: expected a namespace.NameEncoder, got {type(encoder).__name__}")
+        if negative_name not in ("none", "mean"):
+            raise ValueError(f"negative_name: expected 'none' or 'mean', got {negative_name!r}")
+        self.pipe, self.encoder = pipe, encoder
+        self.name_slice = name_slice(pipe, encoder.config.width)
+        self.delta, self.negative_name, self.filler = float(delta), negative_name, filler
+        self.registry: dict[str, Identity] = {}
+
+    # -- identities --------------------------------------------------------------------------------------------------
+
+    def identity(self, images: ImageInput | Sequence[ImageInput], label: str = "identity") -> Identity:
+        """An identity from one or several reference images (their names are averaged)."""
+        return Identity.from_images(self.encoder, images, label=label)
+
+    def load(self, path: str, label: str | None = None) -> Identity:
+        """An identity from an identity file made for this encoder's (N, D)."""
+        identity = Identity.load(path, num_tokens=self.encoder.config.num_tokens, width=self.encoder.config.width)
+        if label is not None:
+            identity.label = label
+        return identity
+
+    def interpolate(
+        self, a: Identity, b: Identity, t: float, method: Literal["lerp", "slerp"] = "slerp", label: str | None = None
+    ) -> Identity:
+        """A fictional identity between two others (t outside [0, 1] extrapolates); η-scaling happens at use."""
+        embedding = ns.interpolate(self._checked(a).embedding, self._checked(b).embedding, t, method=method)
+        metadata = {"a": a.label, "b": b.label, "t": f"{t:g}", "method": method}
+        return Identity(embedding, label or f"{a.label}-{b.label}-{t:g}", "interpolation", metadata=metadata)
+
+    def mix(
+        self, identities: Sequence[Identity], weights: Sequence[float] | None = None, label: str = "mix"
+    ) -> Identity:
+        """A weighted mix of several identities."""
+        identities = [self._checked(identity) for identity in identities]
+        embedding = ns.mix([identity.embedding for identity in identities], weights)
+        metadata = {"parts": ",".join(i.label for i in identities), "weights": str(list(weights or []))}
+        return Identity(embedding, label, "mix", metadata=metadata)
+
+    def sample(self, num: int = 1, seed: int = 0, temperature: float = 1.0, label: str = "sampled") -> list[Identity]:
+        """New identities drawn from the encoder's name-space statistics (mean + low-rank Gaussian)."""
+        generator = torch.Generator().manual_seed(seed)
+        names = self.encoder.statistics.sample(num, generator=generator, temperature=temperature).cpu()
+        return [
+            Identity(
+                name, f"{label}-{i}" if num > 1 else label, "sampling", metadata={"seed": str(seed), "index": str(i)}
+            )
+            for i, name in enumerate(names)
+        ]
+
+    def identity_from_text(self, description: str, **options) -> Identity:
+        """A consistent character from words alone; see :func:`namespace.inference.text_identity.identity_from_text`."""
+        from .text_identity import identity_from_text
+
+        return identity_from_text(self, description, **options)
+
+    def register(self, label: str, identity: Identity) -> None:
+        """Makes ``identity`` available to prompts as ``<label>`` (several people in one image, experimental)."""
+        if not placeholders.PLACEHOLDER.fullmatch(f"<{label}>"):
+            raise ValueError(f"label: expected letters, digits, '_' or '-' starting with a letter, got {label!r}")
+        self.registry[label] = self._checked(identity)
+
+    def _checked(self, identity: object, argument: str = "identity") -> Identity:
+        if not isinstance(identity, Identity):
+            raise TypeError(f"{argument}: expected a namespace.Identity, got {type(identity).__name__}")
+        expected = (self.encoder.config.num_tokens, self.encoder.config.width)
+        if (identity.num_tokens, identity.width) != expected:
+            raise ValueError(
+                f"{argument} {identity.label!r} has shape (N, D) = {(identity.num_tokens, identity.width)}, but this "
+                f"encoder's names are {expected}"
+            )
+        return identity
+
+    # -- names and prompt embeddings ---------------------------------------------------------------------------------
+
+    def name(self, identity: Identity, delta: float | None = None, eta: float | None = None) -> torch.Tensor:
+        """The (N, D') name this pipeline receives: eq. 4, eq. 5, then the pipeline's channels (D' = D, or 1280)."""
+        embedding = self._checked(identity).embedding.to(self.encoder.name_mean.device)
+        delta = self.delta if delta is None else float(delta)
+        if delta != 1.0:
+            embedding = ns.guide(embedding, self.encoder.statistics.mean, delta)
+        if eta is None:
+            eta = self.encoder.statistics.norm
+        return self.name_slice(ns.normalize(embedding, eta))
+
+    def prompt_embeds(
+        self,
+        prompt: str | list[str],
+        identity: IdentityArgument = None,
+        negative_prompt: str | list[str] | None = None,
+        delta: float | None = None,
+        eta: float | None = None,
+        *,
+        prompt_2: str | list[str] | None = None,
+        negative_prompt_2: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        clip_skip: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Prompt embeddings with the identity's name in them, ready for ``pipe(**embeds, ...)``.
+
+        Args:
+            prompt: one prompt or a batch. ``<label>`` placeholders splice registered identities in (experimental).
+            identity: one identity for every prompt, one per prompt, or None (the plain pipeline's embeddings).
+            negative_prompt: as in diffusers.
+            delta: name guidance δ (eq. 4); defaults to the plugin's.
+            eta: name norm η (eq. 5); defaults to the encoder's mean training-name norm.
+            prompt_2, negative_prompt_2: prompts for the second text encoder, as in diffusers.
+            num_images_per_prompt: expands every tensor as ``encode_prompt`` does.
+            clip_skip: as in diffusers; names live in the penultimate layer, so other layers weaken them (warned).
+
+        Returns:
+            dict with ``prompt_embeds`` (B·n, 77, D'), ``pooled_prompt_embeds``, ``negative_prompt_embeds`` and
+            ``negative_pooled_prompt_embeds``.
+        """
+        named, _ = self._encode(
+            prompt, identity, negative_prompt, delta, eta, prompt_2, negative_prompt_2, num_images_per_prompt, clip_skip
+        )
+        return named
+
+    def _encode(self, prompt, identity, negative_prompt, delta, eta, prompt_2, negative_prompt_2, copies, clip_skip):
+        """Returns the embeddings with names and the positive embeddings without (for step windows)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValueError(f"prompt: expected a string or a non-empty list of strings, got {prompt!r}")
+        if not isinstance(copies, int) or copies < 1:
+            raise ValueError(f"num_images_per_prompt: expected a positive integer, got {copies!r}")
+        identities = self._per_prompt(identity, len(prompts))
+        parsed = [self._parse(p) for p in prompts]
+        if clip_skip is not None and (any(i is not None for i in identities) or any(parsed)):
+            warnings.warn(
+                f"clip_skip={clip_skip}: names live in the penultimate text-encoder layer (clip_skip=None); "
+                "prompt embeddings from another layer weaken the identity",
+                UserWarning,
+                stacklevel=3,
+            )
+        texts = [p.text if p else prompt for p, prompt in zip(parsed, prompts, strict=True)]
+        with torch.no_grad():
+            embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
+                prompt=texts,
+                prompt_2=prompt_2,
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=True,
+                negative_prompt=negative_prompt,
+                negative_prompt_2=negative_prompt_2,
+                clip_skip=clip_skip,
+            )  # (B, L, D') each, pooled (B, P)
+        lengths = token_counts(self.pipe, texts)
+        rows = []
+        for index, (row, identity, parsed_prompt) in enumerate(zip(embeds, identities, parsed, strict=True)):
+            if parsed_prompt:
+                names = [self.name(self.registry[label], delta, eta).to(row) for label in parsed_prompt.labels]
+                rows.append(placeholders.splice(row, parsed_prompt, names, lengths[index]))
+            elif identity is not None:
+                rows.append(ns.prepend(row[None], self.name(identity, delta, eta), [lengths[index]])[0])
+            else:
+                rows.append(row)
+        named = torch.stack(rows)
+        if self.negative_name == "mean":
+            mean = ns.normalize(self.encoder.statistics.mean, self.encoder.statistics.norm if eta is None else eta)
+            negative = ns.prepend(negative, self.name_slice(mean))
+        expand = (lambda t: t.repeat_interleave(copies, dim=0)) if copies > 1 else (lambda t: t)
+        result = {
+            "prompt_embeds": expand(named),
+            "pooled_prompt_embeds": expand(pooled),
+            "negative_prompt_embeds": expand(negative),
+            "negative_pooled_prompt_embeds": expand(negative_pooled),
+        }
+        return result, expand(embeds)
+
+    def _per_prompt(self, identity: IdentityArgument, count: int) -> list[Identity | None]:
+        if identity is None or isinstance(identity, Identity):
+            identities = [identity] * count
+        else:
+            identities = list(identity)
+            if len(identities) != count:
+                raise ValueError(f"identity: expected one identity or {count} (one per prompt), got {len(identities)}")
+        return [None if i is None else self._checked(i, f"identity[{n}]") for n, i in enumerate(identities)]
+
+    def _parse(self, prompt: str) -> placeholders.PlaceholderPrompt | None:
+        if not placeholders.has_placeholders(prompt):
+            return None
+        parsed = placeholders.parse(prompt, main_tokenizer(self.pipe), self.filler)
+        unknown = sorted(set(parsed.labels) - set(self.registry))
+        if unknown:
+            known = ", ".join(f"<{label}>" for label in sorted(self.registry)) or "none (use naming.register)"
+            raise ValueError(
+                f"prompt: unknown placeholder(s) {', '.join(f'<{u}>' for u in unknown)}; registered: {known}"
+            )
+        return parsed
+
+    # -- generation --------------------------------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        prompt: str | list[str],
+        identity: IdentityArgument = None,
+        negative_prompt: str | list[str] | None = None,
+        delta: float | None = None,
+        eta: float | None = None,
+        step_window: tuple[float, float] | None = None,
+        *,
+        prompt_2: str | list[str] | None = None,
+        negative_prompt_2: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        clip_skip: int | None = None,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        **pipeline_kwargs,
+    ):
+        """Generates with the pipeline; every other keyword (steps, guidance scale, image, mask, control image,
+        generator, ...) goes to the pipeline unchanged.
+
+        Args:
+            step_window: (start, end) fractions of the denoising steps in which the name is applied; None applies it
+                at every step (the paper; no per-step work).
+        """
+        named, plain = self._encode(
+            prompt, identity, negative_prompt, delta, eta, prompt_2, negative_prompt_2, 1, clip_skip
+        )
+        tensor_inputs = list(callback_on_step_end_tensor_inputs or [])
+        if step_window is not None:
+            window = check_window(step_window)
+            expand = lambda t: t.repeat_interleave(num_images_per_prompt, dim=0)  # noqa: E731 (as the pipeline does)
+            callback = StepWindowCallback(window, expand(named["prompt_embeds"]), expand(plain), callback_on_step_end)
+            if not in_window(0, 1, window):  # the window opens later: start without the name
+                named = {**named, "prompt_embeds": plain}
+            callback_on_step_end = callback
+            tensor_inputs = sorted({*tensor_inputs, "prompt_embeds"})
+        if callback_on_step_end is not None:
+            pipeline_kwargs["callback_on_step_end"] = callback_on_step_end
+            pipeline_kwargs["callback_on_step_end_tensor_inputs"] = tensor_inputs or ["latents"]
+        return self.pipe(**named, num_images_per_prompt=num_images_per_prompt, **pipeline_kwargs)
