@@ -40,12 +40,7 @@ def identity_from_text(
     Returns:
         The identity, with the cluster's size and cohesion (mean cosine to its centroid) in its metadata.
     """
-    try:
-        import faiss
-    except ImportError as error:
-        raise ImportError(
-            "identity_from_text clusters with faiss: pip install faiss-cpu (or magicnaming[data])"
-        ) from error
+    _faiss()  # fail before generating anything
     if not description.strip():
         raise ValueError("description: expected a non-empty text")
     if not 1 <= num_clusters <= num_candidates or min_cluster_size > num_candidates:
@@ -62,30 +57,56 @@ def identity_from_text(
         )
         images += output.images
     names = naming.encoder.encode(images).cpu()  # (K, N, D)
-    unit = torch.nn.functional.normalize(names.flatten(1).float(), dim=1).numpy()  # cosine geometry
-    kmeans = faiss.Kmeans(unit.shape[1], num_clusters, niter=25, seed=seed, spherical=True, verbose=False)
-    kmeans.train(unit)
-    _, assignment = kmeans.index.search(unit, 1)
+    best, cohesion = most_cohesive_cluster(names, num_clusters, min_cluster_size, seed)
+    metadata = {
+        "description": description,
+        "num_candidates": str(num_candidates),
+        "cluster_size": str(len(best)),
+        "cohesion": f"{cohesion:.4f}",
+        "seed": str(seed),
+    }
+    return Identity(names[best].mean(0), label or description, "text", metadata=metadata)
+
+
+def most_cohesive_cluster(
+    names: torch.Tensor, num_clusters: int, min_cluster_size: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, float]:
+    """Clusters (K, N, D) names by cosine with faiss k-means; returns the indices of the cluster whose members are
+    closest to their centroid (mean cosine, the cohesion) among clusters of at least ``min_cluster_size``."""
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError(
+            "identity_from_text clusters with faiss: pip install faiss-cpu (or magicnaming[data])"
+        ) from error
+    unit = torch.nn.functional.normalize(names.flatten(1).float(), dim=1)  # (K, N·D), cosine geometry
+    # spherical k-means, best of 10 restarts: one unlucky start must not split the consistent group
+    kmeans = faiss.Kmeans(unit.shape[1], num_clusters, niter=25, nredo=10, seed=seed, spherical=True, verbose=False)
+    kmeans.train(unit.numpy())
+    _, assignment = kmeans.index.search(unit.numpy(), 1)
     assignment = torch.from_numpy(assignment[:, 0])
     best, best_cohesion = None, -2.0
     for cluster in range(num_clusters):
         members = (assignment == cluster).nonzero().flatten()
         if len(members) < min_cluster_size:
             continue
-        centroid = torch.nn.functional.normalize(torch.from_numpy(unit[members.numpy()]).mean(0), dim=0)
-        cohesion = float((torch.from_numpy(unit[members.numpy()]) @ centroid).mean())
+        centroid = torch.nn.functional.normalize(unit[members].mean(0), dim=0)
+        cohesion = float((unit[members] @ centroid).mean())
         if cohesion > best_cohesion:
             best, best_cohesion = members, cohesion
     if best is None:
         raise RuntimeError(
-            f"no cluster of the {num_candidates} candidates has {min_cluster_size} or more members: "
+            f"no cluster of the {len(names)} candidates has {min_cluster_size} or more members: "
             "generate more candidates or ask for fewer clusters"
         )
-    metadata = {
-        "description": description,
-        "num_candidates": str(num_candidates),
-        "cluster_size": str(len(best)),
-        "cohesion": f"{best_cohesion:.4f}",
-        "seed": str(seed),
-    }
-    return Identity(names[best].mean(0), label or description, "text", metadata=metadata)
+    return best, best_cohesion
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError(
+            "identities from text cluster with faiss: pip install faiss-cpu (or magicnaming[data])"
+        ) from error
+    return faiss

@@ -7,7 +7,14 @@ encoder = tiny_name_encoder(pipe)         # tiny open_clip towers, output (8, 80
 
 from .encoder import FICTIONAL_NAMES, tiny_name_encoder, tiny_name_encoder_config
 from .faces import synthetic_face
-from .pipeline import TINY_WIDTH, tiny_sd15_pipeline, tiny_sdxl_components, tiny_sdxl_pipeline
+from .pipeline import (
+    TINY_WIDTH,
+    tiny_sd15_pipeline,
+    tiny_sdxl_components,
+    tiny_sdxl_controlnet_pipeline,
+    tiny_sdxl_pipeline,
+    tiny_sdxl_refiner_pipeline,
+)
 from .tokenizer import clip_tokenizer
 from .towers import tiny_tower_configs
 
@@ -20,6 +27,8 @@ __all__ = [
     "tiny_name_encoder_config",
     "tiny_sd15_pipeline",
     "tiny_sdxl_components",
+    "tiny_sdxl_controlnet_pipeline",
     "tiny_sdxl_pipeline",
+    "tiny_sdxl_refiner_pipeline",
     "tiny_tower_configs",
 ]

@@ -35,14 +35,15 @@ def _text_encoder_config(hidden_size: int, projection_dim: int):
     )
 
 
-def _tiny_unet(cross_attention_dim: int, sdxl_conditioning: bool):
-    """A two-level UNet; SDXL's adds "text_time" conditioning (pooled bigG embedding + size/crop ids)."""
+def _tiny_unet(cross_attention_dim: int, sdxl_conditioning: bool, time_ids: int = 6):
+    """A two-level UNet; SDXL's adds "text_time" conditioning: the pooled bigG embedding and ``time_ids`` micro
+    conditions (size and crop: 6; the refiner's size, crop and aesthetic score: 5)."""
     from diffusers import UNet2DConditionModel
 
     sdxl = {
         "addition_embed_type": "text_time",
         "addition_time_embed_dim": ADDITION_TIME_EMBED_DIM,
-        "projection_class_embeddings_input_dim": 6 * ADDITION_TIME_EMBED_DIM + TINY_POOLED_WIDTH,
+        "projection_class_embeddings_input_dim": time_ids * ADDITION_TIME_EMBED_DIM + TINY_POOLED_WIDTH,
     }
     return UNet2DConditionModel(
         block_out_channels=(32, 64),
@@ -126,5 +127,32 @@ def tiny_sd15_pipeline(seed: int = 0):
         feature_extractor=None,
         requires_safety_checker=False,
     )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_sdxl_refiner_pipeline(seed: int = 0):
+    """A tiny SDXL refiner: img2img with only the bigG text encoder, so prompt embeddings are (B, 77, 48)."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    components = tiny_sdxl_components(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = _tiny_unet(cross_attention_dim=TINY_WIDTH_BIGG, sdxl_conditioning=True, time_ids=5)
+    components.update(unet=unet.eval(), text_encoder=None, tokenizer=None)
+    pipe = StableDiffusionXLImg2ImgPipeline(**components, requires_aesthetics_score=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_sdxl_controlnet_pipeline(seed: int = 0):
+    """A tiny SDXL ControlNet pipeline; its ControlNet is made from the UNet (control images as large as images)."""
+    from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
+
+    components = tiny_sdxl_components(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        controlnet = ControlNetModel.from_unet(components["unet"], conditioning_embedding_out_channels=(16, 32))
+    pipe = StableDiffusionXLControlNetPipeline(**components, controlnet=controlnet.eval())
     pipe.set_progress_bar_config(disable=True)
     return pipe
