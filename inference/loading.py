@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -30,7 +31,10 @@ def load_pipeline(pipeline: str, task: Task = "text2img", dtype: str = "auto", d
     if dtype != "auto" and dtype not in DTYPES:
         raise ValueError(f"dtype: expected auto, {', '.join(DTYPES)}, got {dtype!r}")
     torch_dtype = DTYPES[dtype] if dtype != "auto" else torch.float16 if target.type == "cuda" else torch.float32
-    pipe = loaders[task].from_pretrained(pipeline, torch_dtype=torch_dtype)
+    with warnings.catch_warnings():
+        # recent diffusers renamed torch_dtype to dtype; older releases know only torch_dtype
+        warnings.filterwarnings("ignore", message=".*torch_dtype.* is deprecated", category=FutureWarning)
+        pipe = loaders[task].from_pretrained(pipeline, torch_dtype=torch_dtype)
     return pipe.to(target)
 
 

@@ -3,10 +3,10 @@ embeddings, for every SDXL-family pipeline kind; controls; bad input."""
 
 import pytest
 import torch
-from namespace.inference import MagicNaming
 from PIL import Image
 
 import namespace as ns
+from namespace.inference import MagicNaming
 from namespace.testing import (
     synthetic_face,
     tiny_sd15_pipeline,

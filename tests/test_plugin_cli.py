@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
-from namespace.inference import MagicNaming
-from namespace.inference.loading import load_encoder, load_pipeline
 from PIL import Image
 
 from namespace import Identity
 from namespace.cli import main
+from namespace.inference import MagicNaming
+from namespace.inference.loading import load_encoder, load_pipeline
 from namespace.testing import synthetic_face
 
 STEPS = ["--num_inference_steps", "2", "--height", "32", "--width", "32"]

@@ -71,3 +71,26 @@ def test_synthetic_faces_are_consistent_per_identity():
     other = [(pixels(i, 0) - pixels(i + 1, 1)).abs().mean() for i in range(6)]
     assert synthetic_face(3, 4).tobytes() == synthetic_face(3, 4).tobytes()
     assert sum(same) < sum(other)
+
+
+def test_full_size_configs_match_sdxl_base_parameter_counts():
+    """The random full-size pipeline used by GPU benchmarks has SDXL base 1.0's exact architecture."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    from namespace.testing.full_size import SDXL_UNET, SDXL_VAE, _text_config
+
+    with torch.device("meta"):  # shapes only: no memory, no time
+        models = {
+            "unet": UNet2DConditionModel(**SDXL_UNET),
+            "vae": AutoencoderKL(**SDXL_VAE),
+            "text_encoder": CLIPTextModel(_text_config(768, 12, 12, 768, "quick_gelu")),
+            "text_encoder_2": CLIPTextModelWithProjection(_text_config(1280, 32, 20, 1280, "gelu")),
+        }
+    counts = {name: sum(p.numel() for p in model.parameters()) for name, model in models.items()}
+    assert counts == {
+        "unet": 2_567_463_684,
+        "vae": 83_653_863,
+        "text_encoder": 123_060_480,
+        "text_encoder_2": 694_659_840,
+    }

@@ -1,0 +1,150 @@
+"""Time per image: the plain SDXL pipeline, the MagicNaming plugin, and diffusers' IP-Adapter, side by side.
+
+All three run at equal settings (same steps, size, guidance, seed) in one process, interleaved repeat by repeat.
+The plugin's one-off encoder pass (reference images → identity) is timed apart: an identity is made once and
+reused for every image. IP-Adapter gets random weights through ``load_ip_adapter(state_dict)`` and precomputed
+image embeddings, so only its per-step cost (extra cross-attention keys/values in every attention layer) is timed.
+
+    python benchmarks/plugin_overhead.py                       # tiny models, CPU
+    python benchmarks/plugin_overhead.py --size full --device cuda --dtype fp16 --image-size 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+
+import torch
+
+import namespace as ns
+from namespace.inference import MagicNaming
+
+
+def random_ip_adapter(unet, image_embed_dim: int, generator: torch.Generator) -> dict:
+    """A state dict in IP-Adapter's layout (basic image projection to 4 tokens) with random weights."""
+    cross = unet.config.cross_attention_dim
+    image_proj = {
+        "proj.weight": 0.02 * torch.randn(4 * cross, image_embed_dim, generator=generator),
+        "proj.bias": torch.zeros(4 * cross),
+        "norm.weight": torch.ones(cross),
+        "norm.bias": torch.zeros(cross),
+    }
+    adapter, key_id = {}, 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue  # self-attention: IP-Adapter adds keys/values to cross-attention only
+        block = name.split(".")[0]
+        channels = unet.config.block_out_channels
+        if block == "mid_block":
+            hidden = channels[-1]
+        elif block == "up_blocks":
+            hidden = list(reversed(channels))[int(name.split(".")[1])]
+        else:
+            hidden = channels[int(name.split(".")[1])]
+        for kind in ("to_k_ip", "to_v_ip"):
+            adapter[f"{key_id}.{kind}.weight"] = 0.02 * torch.randn(hidden, cross, generator=generator)
+        key_id += 2
+    return {"image_proj": image_proj, "ip_adapter": adapter}
+
+
+def build(size: str, device: str, dtype: torch.dtype):
+    """The pipeline, a name encoder that fits it, and a reference image for the one-off encoder pass."""
+    from namespace.testing import synthetic_face, tiny_name_encoder, tiny_sdxl_pipeline
+
+    if size == "tiny":
+        pipe = tiny_sdxl_pipeline().to(device=device, dtype=dtype)
+        encoder = tiny_name_encoder(pipe).to(device)
+    else:
+        from namespace.testing.full_size import random_sdxl_pipeline
+
+        pipe = random_sdxl_pipeline(dtype=dtype, device=device)
+        config = ns.NameEncoderConfig()
+        for tower in config.towers:
+            tower.pretrained = None  # the real towers' architecture with random weights: no download
+            tower.precision = "fp16" if dtype == torch.float16 else "bf16" if dtype == torch.bfloat16 else "fp32"
+        encoder = ns.NameEncoder(config).to(device)
+        names = torch.randn(64, config.num_tokens, config.width)
+        encoder.set_statistics(ns.NameSpaceStatistics.fit(names, rank=config.pca_rank))
+    return pipe, encoder.eval(), synthetic_face(0, 0, 256)
+
+
+def timed(run, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
+    return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--output", help="also write the results as JSON here")
+    args = parser.parse_args()
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    torch.manual_seed(0)
+
+    pipe, encoder, reference = build(args.size, args.device, dtype)
+    naming = MagicNaming(pipe, encoder)
+    encode_seconds = [timed(lambda: naming.identity(reference), args.device) for _ in range(3)]
+    identity = naming.identity(reference)
+
+    ip_pipe = type(pipe)(**{**pipe.components, "unet": copy.deepcopy(pipe.unet)})  # its own UNet to patch
+    ip_pipe.set_progress_bar_config(disable=True)
+    embed_dim = 1280
+    state = random_ip_adapter(ip_pipe.unet, embed_dim, torch.Generator().manual_seed(1))
+    ip_pipe.load_ip_adapter(state, subfolder="", weight_name="random.bin", image_encoder_folder=None)
+    image_embeds = [torch.randn(2, 1, embed_dim, generator=torch.Generator().manual_seed(2)).to(args.device, dtype)]
+
+    prompt = "a photo of a person riding a horse on the beach, golden hour"
+    common = {"num_inference_steps": args.steps, "height": args.image_size, "width": args.image_size}
+    common["guidance_scale"] = 5.0
+    runs = {
+        "plain": lambda: pipe(prompt, generator=torch.Generator().manual_seed(0), **common),
+        "magicnaming": lambda: naming(prompt, identity, generator=torch.Generator().manual_seed(0), **common),
+        "ip_adapter": lambda: ip_pipe(
+            prompt, ip_adapter_image_embeds=image_embeds, generator=torch.Generator().manual_seed(0), **common
+        ),
+    }
+    for run in runs.values():  # warm-up
+        run()
+    seconds = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            seconds[name].append(timed(run, args.device))
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    result = {
+        "size": args.size,
+        "device": args.device,
+        "dtype": args.dtype,
+        "steps": args.steps,
+        "image_size": args.image_size,
+        "repeats": args.repeats,
+        "seconds_per_image_median": median,
+        # ratios of runs made back to back in the same repeat (paired), then the median: robust to machine drift
+        "magicnaming_over_plain": paired_ratio(seconds["magicnaming"], seconds["plain"]),
+        "ip_adapter_over_plain": paired_ratio(seconds["ip_adapter"], seconds["plain"]),
+        "magicnaming_one_off_encoder_pass_seconds": statistics.median(encode_seconds),
+    }
+    print(json.dumps(result, indent=2))
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
