@@ -174,6 +174,12 @@ class MagicNaming:
             raise ValueError(f"num_images_per_prompt: expected a positive integer, got {copies!r}")
         identities = self._per_prompt(identity, len(prompts))
         parsed = [self._parse(p) for p in prompts]
+        both = [i for i, (p, person) in enumerate(zip(parsed, identities, strict=True)) if p and person is not None]
+        if both:
+            raise ValueError(
+                f"identity: prompt(s) {both} name people with <placeholders>, which take registered identities; "
+                "pass identity=None for them (or drop the placeholders to prepend the identity)"
+            )
         if clip_skip is not None and (any(i is not None for i in identities) or any(parsed)):
             warnings.warn(
                 f"clip_skip={clip_skip}: names live in the penultimate text-encoder layer (clip_skip=None); "

@@ -281,6 +281,11 @@ class TestPlaceholders:
         with pytest.raises(ValueError, match=r"unknown placeholder\(s\) <carol>; registered: <alice>"):
             naming.prompt_embeds("<alice> and <carol>")
 
+    def test_placeholders_and_an_identity_argument_do_not_mix(self, naming, alice):
+        naming.register("alice", alice)
+        with pytest.raises(ValueError, match=r"prompt\(s\) \[0\] name people with <placeholders>"):
+            naming.prompt_embeds("<alice> at the beach", alice)
+
     def test_bad_label(self, naming, alice):
         with pytest.raises(ValueError, match="label: expected letters"):
             naming.register("two words", alice)
