@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from namespace.data_pipeline.commands import build as data_build
 from namespace.demo import demo
 from namespace.encoder import NameEncoderConfig
 from namespace.encoder.commands import create
@@ -12,7 +13,7 @@ from namespace.encoder.commands import create
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 # which function's signature each config mirrors; a YAML that is in none of these fails the first test
-COMMANDS = {"encoder": create, "demo.yaml": demo}
+COMMANDS = {"encoder": create, "demo.yaml": demo, "data": data_build}
 
 
 def command_for(path: Path):

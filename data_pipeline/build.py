@@ -1,0 +1,301 @@
+"""``magicnaming data build``: every stage, in order, into one LaionCele directory.
+
+``OUTPUT/work/<stage>/`` holds each stage's outputs; a finished stage is skipped on a re-run and a half-written one
+redone (the download resumes inside img2dataset's own incremental mode). The LaionCele files land at the top of
+``OUTPUT``, ``manifest.json`` last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from namespace.files import atomic_write
+from namespace.progress import Steps
+
+from .assemble import FORMAT, FORMAT_VERSION, AssembleConfig, assemble
+from .clean import CleanConfig, clean
+from .download import DownloadConfig, download, shard_paths
+from .embedders import clip_features, resolve_embedder
+from .features import FeatureConfig, extract_features, load_features
+from .local_server import serve_folder
+from .match import MatchConfig, match_files
+from .names import build_names, load_names
+from .plots import plot_funnel, plot_images_per_identity
+from .probe import ProbeConfig, probe_names
+from .sample import SampleConfig, generate_sample
+from .shards import read_samples
+from .stage_dirs import run_stage
+from .targets import TargetsConfig, compute_targets
+
+STAGES = ("sample", "names", "match", "download", "features", "probe", "clean", "targets", "assemble")
+
+
+@dataclass
+class SourceConfig:
+    """Where the captions and names come from.
+
+    Attributes:
+        captions: LAION-style parquet files (globs allowed).
+        name_lists: name files (.txt, .csv, .tsv, .parquet).
+        name_column: the name column of CSV/parquet name lists.
+        alias_column: their alias column (None: no aliases).
+        sample: generate the embedded sample (served on 127.0.0.1) instead of reading ``captions``/``name_lists``.
+        sample_port: the sample server's port (None: a free one, chosen once and kept for resumed builds).
+    """
+
+    captions: list[str] = field(default_factory=list)
+    name_lists: list[str] = field(default_factory=list)
+    name_column: str = "name"
+    alias_column: str | None = "aliases"
+    sample: SampleConfig | None = None
+    sample_port: int | None = None
+
+
+@dataclass
+class NamesConfig:
+    """Attributes:
+    min_tokens: fewest words a name needs (single words are too ambiguous).
+    extra_common_words: words added to the built-in common-word list.
+    """
+
+    min_tokens: int = 2
+    extra_common_words: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataConfig:
+    """A whole LaionCele build.
+
+    Attributes:
+        source: captions and names, or the embedded sample.
+        pipeline: the SDXL pipeline (Hub id or folder; ``tiny`` for the offline test pipeline) of the probe and
+            the targets.
+        names, match, download, features, probe, clean, targets, assemble: each stage's settings.
+        keep_work: keep ``OUTPUT/work`` (intermediate stage outputs) after a successful build.
+    """
+
+    source: SourceConfig = field(default_factory=SourceConfig)
+    pipeline: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    names: NamesConfig = field(default_factory=NamesConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    assemble: AssembleConfig = field(default_factory=AssembleConfig)
+    keep_work: bool = True
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _expand(patterns: list[str], argument: str) -> list[str]:
+    files = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise FileNotFoundError(f"{argument}: nothing matches {pattern!r}")
+        files += matches
+    return files
+
+
+def _pixel_embeddings(name: str, shards: list[str], keys: pa.Table) -> np.ndarray:
+    """Runs a pixel/face embedder over the downloaded photos, row-aligned with the feature keys."""
+    embed = resolve_embedder(name)
+    by_key = {}
+    for shard in shards:
+        for sample in read_samples(shard):
+            by_key[sample["key"]] = sample["jpg"]
+    images = [by_key[key] for key in keys["key"].to_pylist()]
+    return np.concatenate([embed(images[i : i + 256]) for i in range(0, len(images), 256)])
+
+
+def build(config: DataConfig, output: Path) -> dict:
+    """Runs every stage (skipping finished ones) and writes the LaionCele directory; returns the manifest."""
+    output = Path(output)
+    work = output / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    source = config.source
+    if source.sample is None and (not source.captions or not source.name_lists):
+        raise ValueError("source: give captions and name_lists, or sample (the embedded sample)")
+    steps = Steps(total=len(STAGES))
+    stages: dict[str, dict] = {}
+
+    steps.start("sample: generating the embedded sample" if source.sample else "sample: (not used)")
+
+    def make_sample(folder: Path) -> dict:
+        if source.sample is None:
+            return {"used": False}
+        port = source.sample_port or _free_port()
+        truth = generate_sample(folder, f"http://127.0.0.1:{port}/", source.sample)
+        return {"used": True, "port": port, "rows": truth["rows"]}
+
+    stages["sample"] = run_stage(work, "sample", make_sample)
+    if source.sample is not None:  # the sample was written into sample.partial, then renamed
+        sample_folder = work / "sample"
+        captions = sorted(str(p) for p in sample_folder.glob("captions-*.parquet"))
+        name_lists = [str(sample_folder / "names.txt")]
+    else:
+        captions, name_lists = _expand(source.captions, "captions"), _expand(source.name_lists, "name_lists")
+
+    steps.start(f"names: reading {len(name_lists)} name list(s)")
+    stages["names"] = run_stage(
+        work,
+        "names",
+        lambda folder: build_names(
+            name_lists,
+            folder,
+            source.name_column,
+            source.alias_column,
+            config.names.min_tokens,
+            config.names.extra_common_words,
+        ),
+    )
+    names = load_names(work / "names")
+
+    steps.start(f"match: scanning {len(captions)} caption file(s)")
+    stages["match"] = run_stage(work, "match", lambda folder: match_files(captions, names, config.match, folder))
+
+    steps.start("download: img2dataset")
+    server = (
+        serve_folder(work / "sample" / "images", stages["sample"]["port"])
+        if source.sample
+        else contextlib.nullcontext()
+    )
+    with server:
+        stages["download"] = run_stage(
+            work,
+            "download",
+            lambda folder: download(work / "match" / "matches.parquet", folder, config.download),
+            resume_partial=True,
+        )
+    shards = shard_paths(work / "download")
+
+    steps.start(f"features: {len(config.features.towers)} tower(s) over {len(shards)} shard(s)")
+    stages["features"] = run_stage(work, "features", lambda folder: extract_features(shards, folder, config.features))
+    keys, tower_features = load_features(work / "features")
+
+    present = sorted(set(keys["identity_id"].to_pylist()))
+    steps.start(f"probe: {len(present)} name(s) with photos")
+    names_with_photos = names.filter(pa.compute.is_in(names["identity_id"], pa.array(present, pa.int32())))
+    stages["probe"] = run_stage(
+        work,
+        "probe",
+        lambda folder: probe_names(
+            names_with_photos,
+            folder,
+            config.probe,
+            config.pipeline,
+            config.clean.identity_embedder,
+            config.features.towers,
+        ),
+    )
+
+    steps.start("clean: near duplicates, identity checks, the at-least-N rule")
+
+    def run_clean(folder: Path) -> dict:
+        embeddings = {}
+        for name in {config.clean.duplicate_embedder, config.clean.identity_embedder}:
+            embeddings[name] = (
+                clip_features(tower_features) if name == "clip" else _pixel_embeddings(name, shards, keys)
+            )
+        probe_table = pq.read_table(work / "probe" / "probe.parquet") if config.probe.enabled else None
+        centroids = np.load(work / "probe" / "centroids.npy") if config.probe.enabled else None
+        duplicates, identities = embeddings[config.clean.duplicate_embedder], embeddings[config.clean.identity_embedder]
+        return clean(keys, duplicates, identities, probe_table, centroids, config.clean, folder)
+
+    stages["clean"] = run_stage(work, "clean", run_clean)
+    kept = pq.read_table(work / "clean" / "kept.parquet")
+
+    kept_ids = sorted(set(kept["identity_id"].to_pylist()))
+    steps.start(f"targets: name embeddings of {len(kept_ids)} identities")
+    name_of = dict(zip(names["identity_id"].to_pylist(), names["name"].to_pylist(), strict=True))
+    stages["targets"] = run_stage(
+        work,
+        "targets",
+        lambda folder: compute_targets(
+            kept_ids, [name_of[i] for i in kept_ids], config.pipeline, config.targets, folder
+        ),
+    )
+
+    steps.start("assemble: splits, shards, identities, targets, features, figures")
+
+    def run_assemble(folder: Path) -> dict:
+        result = assemble(
+            kept, shards, names, work / "targets" / "targets.safetensors", work / "features", config.assemble, folder
+        )
+        funnel = _funnel(stages, result)
+        plot_funnel(funnel, folder / "funnel.png")
+        plot_images_per_identity(result["images_per_identity"], folder / "images_per_identity.png")
+        return {**result, "funnel": funnel}
+
+    stages["assemble"] = run_stage(work, "assemble", run_assemble)
+    manifest = _publish(work / "assemble", output, config, captions, name_lists, stages)
+    if not config.keep_work:
+        shutil.rmtree(work)
+    steps.done(f"LaionCele written to {output}: {manifest['counts']['identities']} identities, "
+               f"{sum(manifest['counts']['images'].values())} images")  # fmt: skip
+    return manifest
+
+
+def _funnel(stages: dict[str, dict], assembled: dict) -> list[tuple[str, int]]:
+    match = stages["match"]["funnel"]
+    clean_funnel = stages["clean"]["funnel"]
+    return [
+        ("caption rows", match["rows"]),
+        ("captions naming one person", match["matched"]),
+        ("photos downloaded", stages["download"]["downloaded"]),
+        ("photos after duplicates", clean_funnel["photos"] - clean_funnel.get("near_duplicate", 0)),
+        ("photos kept", clean_funnel["kept"]),
+        ("identities kept", assembled["identities"]),
+    ]
+
+
+def _publish(assembled: Path, output: Path, config: DataConfig, captions, name_lists, stages: dict) -> dict:
+    """Moves the assembled files to the top of ``output`` and writes ``manifest.json`` last."""
+    for path in sorted(assembled.iterdir()):
+        if path.name.startswith("_"):
+            continue
+        target = output / path.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        shutil.copytree(path, target) if path.is_dir() else shutil.copy2(path, target)
+    summary = stages["assemble"]
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "counts": {
+            "identities": summary["identities"],
+            "train_identities": summary["train_identities"],
+            "val_identities": summary["val_identities"],
+            "images": summary["images"],
+            "name_shape": summary["name_shape"],
+        },
+        "shards": summary["shards"],
+        "funnel": summary["funnel"],
+        "stages": {
+            name: {key: value for key, value in stages[name].items() if key != "images_per_identity"} for name in STAGES
+        },
+        "sources": {
+            "captions": [os.path.basename(c) for c in captions],
+            "name_lists": [os.path.basename(n) for n in name_lists],
+        },
+        "config": asdict(config),
+    }
+    atomic_write(output / "manifest.json", lambda path: path.write_text(json.dumps(manifest, indent=2) + "\n"))
+    return manifest

@@ -1,0 +1,37 @@
+"""``magicnaming data build|names|match|...``: the LaionCele builder from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .build import DataConfig
+from .build import build as run_build
+
+
+def build(output: Path, data: DataConfig | None = None) -> dict:
+    """Builds a LaionCele directory: every stage in order; finished stages are skipped on a re-run.
+
+    Args:
+        output: the LaionCele directory (intermediate stage outputs go to ``OUTPUT/work``).
+        data: the build's settings (``configs/data/*.yaml``).
+    """
+    return run_build(data or DataConfig(), Path(output))
+
+
+def read_config(path: str | Path) -> DataConfig:
+    """Reads a ``configs/data/*.yaml`` file (its ``data:`` section) into a validated DataConfig."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False, default_env=False)
+    parser.add_argument("--data", type=DataConfig | None, default=None)
+    parser.add_argument("--output", type=str | None, default=None)  # a YAML may name its output too
+    parsed = parser.parse_path(str(path), defaults=True)
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    return instantiate(parsed).data or DataConfig()
+
+
+def main(argv: list[str], prog: str = "magicnaming data") -> int:
+    from jsonargparse import CLI
+
+    CLI({"build": build}, args=argv, prog=prog, description=__doc__, as_positional=False)
+    return 0

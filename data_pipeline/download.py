@@ -1,0 +1,118 @@
+"""Stage 3, download: the matched URLs → webdataset shards, with img2dataset.
+
+img2dataset does the work (multiprocessing locally, its pyspark distributor on a cluster) and resumes by itself
+(``incremental_mode="incremental"`` skips finished shards). Every URL ends either in a shard or in
+``failures.parquet`` with img2dataset's error message: nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+@dataclass
+class DownloadConfig:
+    """img2dataset settings.
+
+    Attributes:
+        image_size: images are resized to this side (``resize_mode``), as the towers see 224² crops anyway.
+        resize_mode: img2dataset's resize mode (``keep_ratio`` keeps the whole photo).
+        processes: download processes.
+        threads: download threads per process.
+        samples_per_shard: images per webdataset shard.
+        timeout: seconds per request.
+        retries: retries per URL.
+        distributor: ``multiprocessing`` on one machine, ``pyspark`` on a Spark cluster (a session must exist).
+        encode_quality: JPEG quality of the stored images.
+    """
+
+    image_size: int = 384
+    resize_mode: str = "keep_ratio"
+    processes: int = 2
+    threads: int = 16
+    samples_per_shard: int = 10000
+    timeout: int = 10
+    retries: int = 0
+    distributor: str = "multiprocessing"
+    encode_quality: int = 95
+
+
+def download(matches: Path, output: Path, config: DownloadConfig) -> dict:
+    """Downloads every URL of ``matches.parquet`` into ``output`` (shards ``00000.tar``, ``00000.parquet`` per-sample
+    status, ``00000_stats.json``); writes ``failures.parquet`` and returns the counts."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
+    from img2dataset import download as img2dataset_download
+
+    output = Path(output)
+    url_list = output / "url_list.parquet"
+    if not url_list.exists():  # the stage may be resuming: keep the list img2dataset started from
+        table = pq.read_table(matches, columns=["url", "caption", "identity_id"])
+        pq.write_table(table, url_list)
+    img2dataset_download(
+        url_list=str(url_list),
+        input_format="parquet",
+        url_col="url",
+        caption_col="caption",
+        save_additional_columns=["identity_id"],
+        output_format="webdataset",
+        output_folder=str(output / "shards"),
+        image_size=config.image_size,
+        resize_mode=config.resize_mode,
+        resize_only_if_bigger=True,
+        processes_count=config.processes,
+        thread_count=config.threads,
+        number_sample_per_shard=config.samples_per_shard,
+        timeout=config.timeout,
+        retries=config.retries,
+        distributor=config.distributor,
+        encode_quality=config.encode_quality,
+        incremental_mode="incremental",
+        enable_wandb=False,
+        disallowed_header_directives=[],
+        compute_hash=None,
+    )
+    return _summarise(output)
+
+
+def _summarise(output: Path) -> dict:
+    statuses = [pq.read_table(path) for path in sorted(glob.glob(str(output / "shards" / "*.parquet")))]
+    table = pa.concat_tables(statuses, promote_options="default") if statuses else None
+    if table is None or table.num_rows == 0:
+        raise RuntimeError(f"download: img2dataset wrote no shard status into {output / 'shards'}")
+    failed = table.filter(pc.not_equal(table["status"], "success"))
+    failures = failed.select(["url", "caption", "identity_id", "status", "error_message"])
+    pq.write_table(failures, output / "failures.parquet")
+    errors: dict[str, int] = {}
+    for message in failures["error_message"].to_pylist():
+        kind = _error_kind(message or "")
+        errors[kind] = errors.get(kind, 0) + 1
+    summary = {"urls": table.num_rows, "downloaded": table.num_rows - failed.num_rows, "failed": failed.num_rows}
+    summary["errors"] = errors
+    (output / "download_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _error_kind(message: str) -> str:
+    """A short class of img2dataset's error message, for the funnel."""
+    lowered = message.lower()
+    if "404" in lowered or "not found" in lowered:
+        return "http_404"
+    if "http" in lowered and any(code in lowered for code in ("403", "410", "500", "502", "503")):
+        return "http_error"
+    if "timeout" in lowered or "timed out" in lowered:
+        return "timeout"
+    if "decode" in lowered or "cannot identify" in lowered or "image" in lowered:
+        return "not_an_image"
+    return "other"
+
+
+def shard_paths(download_folder: Path) -> list[str]:
+    return sorted(glob.glob(str(Path(download_folder) / "shards" / "*.tar")))

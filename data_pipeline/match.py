@@ -1,0 +1,286 @@
+"""Stage 2, match: LAION-style caption parquet → rows whose caption names exactly one known person.
+
+Every row ends in the funnel: filtered (missing URL, too small, low similarity, unsafe, watermarked), caption not
+UTF-8, no name, several names, duplicate URL, or matched. Up to ``examples_per_reason`` rejected rows per reason
+and file are kept for inspection. Runs over many files with multiprocessing; :mod:`.spark_match` runs the same
+batch function on Spark.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from namespace.progress import progress
+
+from .matcher import NameMatcher
+
+
+@dataclass
+class CaptionColumns:
+    """Column names of the caption parquet (LAION's by default); None skips the column's filter."""
+
+    url: str = "URL"
+    text: str = "TEXT"
+    width: str | None = "WIDTH"
+    height: str | None = "HEIGHT"
+    similarity: str | None = "similarity"
+    punsafe: str | None = "punsafe"
+    pwatermark: str | None = "pwatermark"
+
+
+@dataclass
+class MatchConfig:
+    """Filters and matching options.
+
+    Attributes:
+        columns: the caption parquet's column names.
+        min_width: smallest accepted image width (pixels).
+        min_height: smallest accepted image height.
+        min_similarity: smallest accepted caption–image CLIP similarity (LAION's column).
+        max_punsafe: largest accepted NSFW probability.
+        max_pwatermark: largest accepted watermark probability.
+        case_sensitive: match names with their case.
+        batch_rows: rows read and matched at once.
+        processes: worker processes (one file at a time each).
+        examples_per_reason: rejected rows kept per reason and file.
+    """
+
+    columns: CaptionColumns = field(default_factory=CaptionColumns)
+    min_width: int = 256
+    min_height: int = 256
+    min_similarity: float = 0.28
+    max_punsafe: float = 0.5
+    max_pwatermark: float = 0.8
+    case_sensitive: bool = False
+    batch_rows: int = 65536
+    processes: int = 1
+    examples_per_reason: int = 20
+
+
+MATCH_SCHEMA = pa.schema(
+    [
+        ("url", pa.string()),
+        ("caption", pa.string()),
+        ("identity_id", pa.int32()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("similarity", pa.float64()),
+        ("source", pa.string()),
+        ("row", pa.int64()),
+    ]
+)
+EXAMPLE_SCHEMA = pa.schema(
+    [("source", pa.string()), ("row", pa.int64()), ("reason", pa.string()), ("caption", pa.string())]
+)
+
+
+def check_columns(found: list[str], columns: CaptionColumns, source: str) -> None:
+    required = [name for name in asdict(columns).values() if name is not None]
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise ValueError(
+            f"{source}: missing column(s) {missing} (configured in match.columns); the file has {found}. "
+            "Set a column to null to skip its filter."
+        )
+
+
+def _filter_reasons(batch: pa.Table, config: MatchConfig) -> pa.Array:
+    """The first failing filter of each row ('' when it passes), in funnel order."""
+    columns = config.columns
+    tests = [("missing_url", pc.invert(pc.is_valid(batch[columns.url])))]
+    for column, bound, reason, above in (
+        (columns.width, config.min_width, "too_small", False),
+        (columns.height, config.min_height, "too_small", False),
+        (columns.similarity, config.min_similarity, "low_similarity", False),
+        (columns.punsafe, config.max_punsafe, "unsafe", True),
+        (columns.pwatermark, config.max_pwatermark, "watermark", True),
+    ):
+        if column is None:
+            continue
+        values = batch[column]
+        failing = pc.greater(values, bound) if above else pc.less(values, bound)
+        tests.append((reason, pc.or_kleene(pc.fill_null(failing, True), pc.invert(pc.is_valid(values)))))
+    reasons = pa.array([""] * batch.num_rows, pa.string())
+    for reason, failing in reversed(tests):  # the earliest test wins: apply it last
+        reasons = pc.if_else(failing, reason, reasons)
+    return reasons
+
+
+def _captions(column: pa.ChunkedArray) -> list[str | None]:
+    """Captions as text; a value that is not valid UTF-8 becomes None (recorded as caption_not_utf8)."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        try:
+            return column.to_pylist()
+        except UnicodeDecodeError:
+            column = column.cast(pa.binary())
+    captions = []
+    for value in column.to_pylist():
+        try:
+            captions.append(value.decode("utf-8") if isinstance(value, bytes) else value)
+        except UnicodeDecodeError:
+            captions.append(None)
+    return captions
+
+
+def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, source: str, first_row: int):
+    """Matches one batch; returns (matched rows as MATCH_SCHEMA, counts per reason, rejected examples)."""
+    columns = config.columns
+    reasons = _filter_reasons(batch, config).to_pylist()
+    captions = _captions(batch[columns.text])
+    candidates = [i for i, reason in enumerate(reasons) if not reason]
+    for i in candidates:
+        if captions[i] is None:
+            reasons[i] = "caption_not_utf8" if batch[columns.text][i].is_valid else "missing_caption"
+    candidates = [i for i in candidates if not reasons[i]]
+    found = matcher.identities([captions[i] for i in candidates])
+    identity_of = {}
+    for i, ids in zip(candidates, found, strict=True):
+        if not ids:
+            reasons[i] = "no_name"
+        elif len(ids) > 1:
+            reasons[i] = "several_names"
+        else:
+            identity_of[i] = next(iter(ids))
+    kept = sorted(identity_of)
+    take = pa.array(kept, pa.int64())
+
+    def column(name, dtype):
+        if name is None:
+            return pa.nulls(len(kept), dtype)
+        return batch[name].take(take).cast(dtype)
+
+    matched = pa.table(
+        {
+            "url": column(columns.url, pa.string()),
+            "caption": pa.array([captions[i] for i in kept], pa.string()),
+            "identity_id": pa.array([identity_of[i] for i in kept], pa.int32()),
+            "width": column(columns.width, pa.int64()),
+            "height": column(columns.height, pa.int64()),
+            "similarity": column(columns.similarity, pa.float64()),
+            "source": pa.array([source] * len(kept), pa.string()),
+            "row": pa.array([first_row + i for i in kept], pa.int64()),
+        },
+        schema=MATCH_SCHEMA,
+    )
+    counts: dict[str, int] = {"rows": batch.num_rows, "matched": len(kept)}
+    examples = []
+    for i, reason in enumerate(reasons):
+        if reason:
+            counts[reason] = counts.get(reason, 0) + 1
+            if counts[reason] <= config.examples_per_reason:
+                caption = captions[i] if captions[i] is not None else repr(batch[columns.text][i].as_py())
+                examples.append({"source": source, "row": first_row + i, "reason": reason, "caption": caption})
+    return matched, counts, examples
+
+
+def match_file(path: str, matcher: NameMatcher, config: MatchConfig):
+    """Matches one parquet file batch by batch."""
+    handle = pq.ParquetFile(path)
+    check_columns(handle.schema_arrow.names, config.columns, path)
+    wanted = [name for name in asdict(config.columns).values() if name is not None]
+    tables, counts, examples, first_row, kept_examples = [], {}, [], 0, {}
+    for record_batch in handle.iter_batches(batch_size=config.batch_rows, columns=wanted):
+        batch = pa.Table.from_batches([record_batch])
+        matched, batch_counts, batch_examples = match_batch(batch, matcher, config, path, first_row)
+        first_row += batch.num_rows
+        tables.append(matched)
+        for reason, count in batch_counts.items():
+            counts[reason] = counts.get(reason, 0) + count
+        for example in batch_examples:
+            reason = example["reason"]
+            if kept_examples.get(reason, 0) < config.examples_per_reason:
+                kept_examples[reason] = kept_examples.get(reason, 0) + 1
+                examples.append(example)
+    matched = pa.concat_tables(tables) if tables else MATCH_SCHEMA.empty_table()
+    return matched, counts, examples
+
+
+def matcher_from_names(names: pa.Table, case_sensitive: bool) -> NameMatcher:
+    surfaces = [
+        [name, *aliases] for name, aliases in zip(names["name"].to_pylist(), names["aliases"].to_pylist(), strict=True)
+    ]
+    return NameMatcher(names["identity_id"].to_pylist(), surfaces, case_sensitive)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(names: pa.Table, config: MatchConfig) -> None:
+    _WORKER["matcher"], _WORKER["config"] = matcher_from_names(names, config.case_sensitive), config
+
+
+def _match_in_worker(path: str):
+    return match_file(path, _WORKER["matcher"], _WORKER["config"])
+
+
+def deduplicate_urls(matched: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    """One row per URL, chosen by content (not by order, so Spark and multiprocessing agree).
+
+    Returns the kept rows and the funnel counts: ``duplicate_url`` (further rows of a URL naming the same person;
+    the row with the smallest caption is kept) and ``url_names_several_people`` (every row of a URL whose captions
+    name different people: which one the photo shows is unknown).
+    """
+    counts = {"duplicate_url": 0, "url_names_several_people": 0}
+    if matched.num_rows == 0:
+        return matched, counts
+    order = [("url", "ascending"), ("caption", "ascending"), ("source", "ascending"), ("row", "ascending")]
+    ordered = matched.sort_by(order)
+    urls, identities = ordered["url"].to_pylist(), ordered["identity_id"].to_pylist()
+    keep, index = [], 0
+    while index < len(urls):
+        end = index
+        while end + 1 < len(urls) and urls[end + 1] == urls[index]:
+            end += 1
+        if len(set(identities[index : end + 1])) == 1:
+            keep.append(index)
+            counts["duplicate_url"] += end - index
+        else:
+            counts["url_names_several_people"] += end - index + 1
+        index = end + 1
+    return ordered.take(pa.array(keep, pa.int64())), counts
+
+
+def merge_counts(all_counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counts in all_counts:
+        for reason, count in counts.items():
+            total[reason] = total.get(reason, 0) + count
+    return total
+
+
+def write_matches(
+    output: Path, matched: pa.Table, counts: dict[str, int], examples: list[dict], files: list[str]
+) -> dict:
+    """Deduplicates URLs and writes ``matches.parquet`` and ``rejected_examples.parquet``; returns the funnel."""
+    matched, url_counts = deduplicate_urls(matched)
+    counts = {**counts, **url_counts, "matched": matched.num_rows}
+    pq.write_table(matched, Path(output) / "matches.parquet")
+    pq.write_table(pa.Table.from_pylist(examples, schema=EXAMPLE_SCHEMA), Path(output) / "rejected_examples.parquet")
+    return {"files": [Path(f).name for f in files], "funnel": counts}
+
+
+def match_files(files: list[str], names: pa.Table, config: MatchConfig, output: Path) -> dict:
+    """Matches every file (``config.processes`` at a time) and writes the stage's outputs."""
+    files = [str(Path(f)) for f in files]
+    if not files:
+        raise ValueError("captions: expected at least one parquet file, got none")
+    for path in files:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"captions: {path!r} does not exist")
+    if config.processes > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(config.processes, initializer=_init_worker, initargs=(names, config)) as pool:
+            results = list(progress(pool.imap(_match_in_worker, files), total=len(files), desc="match", unit="file"))
+    else:
+        matcher = matcher_from_names(names, config.case_sensitive)
+        results = [match_file(path, matcher, config) for path in progress(files, desc="match", unit="file")]
+    matched = pa.concat_tables([r[0] for r in results])
+    counts = merge_counts([r[1] for r in results])
+    examples = [example for r in results for example in r[2]]
+    return write_matches(output, matched, counts, examples, files)

@@ -1,0 +1,155 @@
+"""Stage 1, names: read name lists, normalise, merge aliases, and drop names too ambiguous to match.
+
+Input: text files (one name per line, aliases after ``|``: ``Boris Vantanen | Bo Vantanen``), CSV or parquet files
+with a name column and an optional alias column (a list, or a ``|``-separated string). Output: ``names.parquet``
+(identity_id, name, aliases) and ``dropped.parquet`` (name, reason) — every input name ends in one of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .common_words import COMMON_WORDS
+
+WHITESPACE = re.compile(r"\s+")
+TOKEN = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Unicode NFKC, whitespace collapsed to single spaces, stripped."""
+    return WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def read_name_lists(paths: Iterable[str | Path], name_column: str = "name", alias_column: str | None = "aliases"):
+    """Yields (source, name, aliases) from every file, in order."""
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise FileNotFoundError(f"name_lists: {str(path)!r} does not exist")
+        suffix = path.suffix.lower()
+        if suffix in (".txt", ".lst", ""):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    name, *aliases = line.split("|")
+                    yield str(path), name, aliases
+        elif suffix in (".csv", ".tsv"):
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+                _require_columns(path, reader.fieldnames or [], name_column)
+                for row in reader:
+                    yield str(path), row[name_column], _split_aliases(row.get(alias_column) if alias_column else None)
+        elif suffix == ".parquet":
+            table = pq.read_table(path)
+            _require_columns(path, table.column_names, name_column)
+            names = table.column(name_column).to_pylist()
+            has_aliases = alias_column is not None and alias_column in table.column_names
+            aliases = table.column(alias_column).to_pylist() if has_aliases else [None] * len(names)
+            for name, alias in zip(names, aliases, strict=True):
+                yield str(path), name, _split_aliases(alias)
+        else:
+            raise ValueError(f"name_lists: {str(path)!r} is not a .txt, .csv, .tsv or .parquet file")
+
+
+def _require_columns(path: Path, found: list[str], *required: str) -> None:
+    missing = [column for column in required if column not in found]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {found}")
+
+
+def _split_aliases(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split("|")
+    return list(value)
+
+
+def ambiguity(name: str, common_words: frozenset[str], min_tokens: int) -> str | None:
+    """Why a name would match captions that do not mean that person, or None if it is fine."""
+    tokens = TOKEN.findall(name.lower())
+    if not tokens:
+        return "no_word"
+    if len(tokens) < min_tokens:
+        return "single_token" if len(tokens) == 1 else "too_few_tokens"
+    if all(token in common_words for token in tokens):
+        return "common_words"
+    return None
+
+
+def build_names(
+    name_lists: list[str | Path],
+    output: Path,
+    name_column: str = "name",
+    alias_column: str | None = "aliases",
+    min_tokens: int = 2,
+    extra_common_words: list[str] | None = None,
+) -> dict:
+    """Writes ``names.parquet`` and ``dropped.parquet`` into ``output``; returns counts.
+
+    A name that normalises to one already seen merges into it (its aliases join). An alias claimed by two
+    identities is removed from both (it would match either person) and recorded as dropped.
+    """
+    common = COMMON_WORDS | frozenset(word.lower() for word in extra_common_words or [])
+    identities: dict[str, dict] = {}  # normalised lower-case name → {"name", "aliases", "source"}
+    dropped: list[dict] = []
+    total = 0
+    for source, raw_name, raw_aliases in read_name_lists(name_lists, name_column, alias_column):
+        total += 1
+        name = normalise(raw_name or "")
+        reason = ambiguity(name, common, min_tokens)
+        if reason:
+            dropped.append({"name": name or str(raw_name), "reason": reason, "source": source})
+            continue
+        entry = identities.setdefault(name.lower(), {"name": name, "aliases": set(), "source": source})
+        if entry["source"] != source or name != entry["name"]:
+            dropped.append({"name": name, "reason": f"merged_into:{entry['name']}", "source": source})
+        for alias in map(normalise, raw_aliases):
+            alias_reason = ambiguity(alias, common, min_tokens)
+            if alias_reason:
+                dropped.append({"name": alias, "reason": f"alias_{alias_reason}", "source": source})
+            elif alias.lower() != name.lower():
+                entry["aliases"].add(alias)
+    owners: dict[str, list[str]] = {}
+    for key, entry in identities.items():
+        for alias in entry["aliases"]:
+            owners.setdefault(alias.lower(), []).append(key)
+    for key in identities:  # a surface form that is one identity's name and another's alias is ambiguous too
+        owners.setdefault(key, []).append(key)
+    for surface, keys in owners.items():
+        if len(set(keys)) > 1:
+            for key in set(keys):
+                entry = identities[key]
+                entry["aliases"] = {a for a in entry["aliases"] if a.lower() != surface}
+            dropped.append({"name": surface, "reason": "alias_of_several_identities", "source": ""})
+    if not identities:
+        raise ValueError(
+            f"name_lists: none of the {total} names is usable (all too ambiguous or empty); "
+            f"reasons: {sorted({d['reason'] for d in dropped})}"
+        )
+    rows = sorted(identities.values(), key=lambda entry: entry["name"])
+    table = pa.table(
+        {
+            "identity_id": pa.array(range(len(rows)), pa.int32()),
+            "name": [row["name"] for row in rows],
+            "aliases": pa.array([sorted(row["aliases"]) for row in rows], pa.list_(pa.string())),
+        }
+    )
+    output = Path(output)
+    pq.write_table(table, output / "names.parquet")
+    dropped_schema = pa.schema([("name", pa.string()), ("reason", pa.string()), ("source", pa.string())])
+    pq.write_table(pa.Table.from_pylist(dropped, schema=dropped_schema), output / "dropped.parquet")
+    reasons: dict[str, int] = {}
+    for row in dropped:
+        reason = row["reason"].split(":")[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"names_read": total, "identities": len(rows), "dropped": reasons}
+
+
+def load_names(path: Path) -> pa.Table:
+    return pq.read_table(Path(path) / "names.parquet")

@@ -1,0 +1,157 @@
+"""Stage 5, probe: does SDXL know this name? The paper's check, before any photo is trusted.
+
+For every name, the SDXL pipeline draws a few images (4 by default) of ``"a photo of {name}"``; they are embedded
+with the identity embedder, and a name whose images are not consistent (mean pairwise cosine below the threshold)
+is dropped: SDXL has no stable identity for it, so its name embedding is no target. The probe images' mean
+embedding is kept for the per-image identity check of the clean stage. Names are sharded across processes, one per
+device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from namespace.encoder import TowerConfig
+from namespace.progress import progress
+
+from .embedders import clip_features, l2_normalise, resolve_embedder
+
+
+@dataclass
+class ProbeConfig:
+    """Probe settings.
+
+    Attributes:
+        enabled: run the probe (off: every name passes and no probe embedding is stored).
+        images_per_name: images drawn per name (4 in the paper).
+        prompt: the template; ``{name}`` is replaced.
+        min_consistency: smallest accepted mean pairwise cosine of a name's probe images.
+        num_inference_steps: denoising steps per probe image.
+        image_size: probe image side.
+        guidance_scale: classifier-free guidance scale.
+        devices: one process per device.
+        seed: probe image k of every name uses seed + k.
+    """
+
+    enabled: bool = True
+    images_per_name: int = 4
+    prompt: str = "a photo of {name}"
+    min_consistency: float = 0.5
+    num_inference_steps: int = 25
+    image_size: int = 1024
+    guidance_scale: float = 5.0
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    seed: int = 0
+
+
+def load_sdxl(pipeline: str, device: str, text_only: bool = False):
+    """``"tiny"`` (the offline test pipeline) or a Hub id / folder of an SDXL pipeline."""
+    if pipeline == "tiny":
+        from namespace.testing import tiny_sdxl_pipeline
+
+        return tiny_sdxl_pipeline().to(device)
+    from diffusers import StableDiffusionXLPipeline
+
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    skip = {"unet": None, "vae": None} if text_only else {}
+    pipe = StableDiffusionXLPipeline.from_pretrained(pipeline, torch_dtype=dtype, **skip)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+class IdentityEmbedder:
+    """Images → normalised identity embeddings: CLIP towers (``"clip"``) or a pixel/face embedder by name."""
+
+    def __init__(self, name: str, towers: list[TowerConfig], device: str) -> None:
+        self.function = resolve_embedder(name)
+        self.towers = []
+        if self.function is None:
+            from namespace.encoder.towers import ImageTower
+
+            self.towers = [ImageTower(tower).to(device) for tower in towers]
+        self.device = device
+
+    def __call__(self, images) -> np.ndarray:
+        if self.function is not None:
+            return l2_normalise(self.function(images))
+        features = [tower(tower.pixels(images).to(self.device)).cpu().numpy() for tower in self.towers]
+        return clip_features(features)
+
+
+def consistency(embeddings: np.ndarray) -> float:
+    """Mean pairwise cosine of (k, d) normalised embeddings."""
+    k = embeddings.shape[0]
+    similarity = embeddings @ embeddings.T
+    return float((similarity.sum() - np.trace(similarity)) / (k * (k - 1)))
+
+
+def _probe(names: list[tuple[int, str]], config: ProbeConfig, pipeline: str, embedder: str, towers, device: str):
+    pipe = load_sdxl(pipeline, device)
+    embed = IdentityEmbedder(embedder, towers, device)
+    rows, centroids = [], []
+    for identity_id, name in progress(names, desc=f"probe[{device}]", unit="name"):
+        images = []
+        for k in range(config.images_per_name):
+            generator = torch.Generator().manual_seed(config.seed + k)
+            images += pipe(
+                config.prompt.format(name=name),
+                num_inference_steps=config.num_inference_steps,
+                guidance_scale=config.guidance_scale,
+                height=config.image_size,
+                width=config.image_size,
+                generator=generator,
+            ).images
+        embeddings = embed(images)
+        score = consistency(embeddings)
+        rows.append({"identity_id": identity_id, "name": name, "consistency": score})
+        centroids.append(l2_normalise(embeddings.mean(0, keepdims=True))[0])
+    return rows, centroids
+
+
+def _worker(rank: int, names, config, pipeline, embedder, towers, output: Path) -> None:
+    rows, centroids = _probe(
+        names[rank :: len(config.devices)], config, pipeline, embedder, towers, config.devices[rank]
+    )
+    pq.write_table(pa.Table.from_pylist(rows), output / f"probe.part{rank}.parquet")
+    np.save(output / f"centroids.part{rank}.npy", np.stack(centroids), allow_pickle=False)
+
+
+def probe_names(
+    names: pa.Table, output: Path, config: ProbeConfig, pipeline: str, embedder: str, towers: list[TowerConfig]
+) -> dict:
+    """Writes ``probe.parquet`` (identity_id, name, consistency, passed) and ``centroids.npy`` (row-aligned)."""
+    output = Path(output)
+    pairs = list(zip(names["identity_id"].to_pylist(), names["name"].to_pylist(), strict=True))
+    if not config.enabled:
+        rows = [{"identity_id": i, "name": n, "consistency": float("nan"), "passed": True} for i, n in pairs]
+        pq.write_table(pa.Table.from_pylist(rows), output / "probe.parquet")
+        return {"enabled": False, "names": len(rows), "passed": len(rows)}
+    if config.images_per_name < 2:
+        raise ValueError(
+            f"probe.images_per_name: expected at least 2 (consistency compares images), got {config.images_per_name}"
+        )
+    world = len(config.devices)
+    if world == 1:
+        rows, centroids = _probe(pairs, config, pipeline, embedder, towers, config.devices[0])
+    else:
+        torch.multiprocessing.spawn(_worker, args=(pairs, config, pipeline, embedder, towers, output), nprocs=world)
+        rows, centroids = [], []
+        for rank in range(world):
+            rows += pq.read_table(output / f"probe.part{rank}.parquet").to_pylist()
+            centroids += list(np.load(output / f"centroids.part{rank}.npy", allow_pickle=False))
+            (output / f"probe.part{rank}.parquet").unlink()
+            (output / f"centroids.part{rank}.npy").unlink()
+        order = sorted(range(len(rows)), key=lambda i: rows[i]["identity_id"])
+        rows, centroids = [rows[i] for i in order], [centroids[i] for i in order]
+    for row in rows:
+        row["passed"] = row["consistency"] >= config.min_consistency
+    pq.write_table(pa.Table.from_pylist(rows), output / "probe.parquet")
+    np.save(output / "centroids.npy", np.stack(centroids), allow_pickle=False)
+    passed = sum(row["passed"] for row in rows)
+    return {"enabled": True, "names": len(rows), "passed": passed, "failed": len(rows) - passed}

@@ -1,0 +1,188 @@
+"""The embedded sample: a seeded, LAION-style caption set of fictional people, with its known truth.
+
+It holds what real LAION metadata holds: single-name captions (some through aliases), captions naming two people,
+captions with distractors (first names alone, names inside longer words), rows failing each filter, broken URLs
+(404 and corrupt bytes), exact and near duplicates, off-identity images (a caption names one person, the photo shows
+someone else), and people with too few images. Images are synthetic faces (``namespace.testing.synthetic_face``),
+consistent per person and varied per photo, written as JPEG files to be served on 127.0.0.1. ``truth.json`` says
+what every stage must find.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from namespace.testing import synthetic_face
+
+from .embedders import face_colors
+
+FIRST = ["Alma", "Boris", "Cleo", "Dario", "Edda", "Faisal", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mira",
+         "Nils", "Oona", "Pavel", "Quinn", "Rosa", "Sven", "Tala"]  # fmt: skip
+LAST = ["Quintrell", "Vantanen", "Marchetti", "Okonkwo", "Lindqvist", "Brennan", "Oyelaran", "Castellane",
+        "Morrowind", "Pelletier", "Aldenhoven", "Ferreira", "Szabo", "Haugen", "Ivanova", "Delacroix", "Nakamura",
+        "Ekwueme", "Rasmussen", "Tavares"]  # fmt: skip
+TEMPLATES = [
+    "{name} at the film festival premiere",
+    "Portrait of {name}, 2019",
+    "{name} smiles on the red carpet",
+    "actor {name} photographed backstage",
+    "A candid photo of {name} in Paris",
+    "{name} attends the gala dinner",
+    "Close-up of {name} during an interview",
+    "{name} arrives at the awards show",
+    "{name} - official photo",
+    "Singer {name} performing live",
+]
+
+
+@dataclass
+class SampleConfig:
+    """Size of the embedded sample.
+
+    Attributes:
+        num_identities: people with enough clean photos to survive the ≥5 rule.
+        few_image_identities: people with only 3–4 photos (dropped by the ≥5 rule).
+        min_images: fewest clean photos of a surviving person.
+        max_images: most clean photos of a surviving person.
+        num_files: caption parquet files the rows are spread over.
+        image_size: side of the served JPEGs.
+        distractor_rows: captions naming nobody.
+        seed: seeds everything.
+    """
+
+    num_identities: int = 8
+    few_image_identities: int = 2
+    min_images: int = 6
+    max_images: int = 8
+    num_files: int = 3
+    image_size: int = 96
+    distractor_rows: int = 40
+    seed: int = 0
+
+
+def _jpeg(image, quality: int = 92) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _row(url, text, width=512, height=512, similarity=0.33, punsafe=0.01, pwatermark=0.05):
+    return {"URL": url, "TEXT": text, "WIDTH": width, "HEIGHT": height, "similarity": similarity,
+            "punsafe": punsafe, "pwatermark": pwatermark}  # fmt: skip
+
+
+def generate_sample(folder: str | Path, base_url: str, config: SampleConfig | None = None) -> dict:
+    """Writes ``images/``, ``captions-*.parquet``, ``names.txt`` and ``truth.json`` into ``folder``.
+
+    Args:
+        folder: output folder (images are served from ``folder/images``).
+        base_url: where ``folder/images`` is served, e.g. ``http://127.0.0.1:8123/``.
+        config: the sample's size.
+
+    Returns:
+        The truth (also written to ``truth.json``).
+    """
+    config = config or SampleConfig()
+    folder, rng = Path(folder), random.Random(config.seed)
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    base_url = base_url.rstrip("/") + "/"
+    people = [
+        f"{first} {last}"
+        for first, last in zip(rng.sample(FIRST, len(FIRST)), rng.sample(LAST, len(LAST)), strict=True)
+    ]
+    total_people = config.num_identities + config.few_image_identities
+    if total_people + 2 > len(people):
+        raise ValueError(f"num_identities + few_image_identities: at most {len(people) - 2}, got {total_people}")
+    people, outsiders = people[:total_people], people[total_people:]
+    rows, truth = [], {"identities": {}, "rows": {}, "broken_urls": {}, "exact_duplicates": [], "near_duplicates": []}
+    truth["off_identity"] = []
+
+    def add(reason: str, **row):
+        rows.append(_row(**row))
+        truth["rows"][reason] = truth["rows"].get(reason, 0) + 1
+
+    def photo(person: int, variant: int, name: str, quality: int = 92) -> str:
+        file = f"{person:03d}-{variant:02d}.jpg"
+        (images / file).write_bytes(_jpeg(synthetic_face(person, variant, config.image_size), quality))
+        return base_url + file
+
+    for index, name in enumerate(people):
+        surviving = index < config.num_identities
+        count = rng.randint(config.min_images, config.max_images) if surviving else rng.randint(3, 4)
+        alias = f"{name.split()[0][0]}. {name.split()[1]}" if index % 3 == 0 else None
+        clean_urls = []
+        for variant in range(count):
+            url = photo(index, variant, name)
+            shown = alias if alias and variant == 1 else name
+            add("matched", url=url, text=rng.choice(TEMPLATES).format(name=shown))
+            clean_urls.append(url)
+        truth["identities"][name] = {"alias": alias, "clean_urls": clean_urls, "survives": surviving}
+        if index % 2 == 0:  # an exact duplicate: the same bytes at another URL
+            copy_url = base_url + f"{index:03d}-00-copy.jpg"
+            (images / f"{index:03d}-00-copy.jpg").write_bytes((images / f"{index:03d}-00.jpg").read_bytes())
+            add("matched", url=copy_url, text=f"{name} (reposted)")
+            truth["exact_duplicates"].append(copy_url)
+        if index % 2 == 1:  # a near duplicate: resized and re-encoded
+            near = synthetic_face(index, 0, config.image_size).resize((config.image_size - 8,) * 2)
+            (images / f"{index:03d}-00-near.jpg").write_bytes(_jpeg(near.resize((config.image_size,) * 2), 70))
+            add("matched", url=base_url + f"{index:03d}-00-near.jpg", text=f"{name} in a reposted photo")
+            truth["near_duplicates"].append(base_url + f"{index:03d}-00-near.jpg")
+        if index % 3 == 1:  # the caption names this person, the photo shows someone clearly different
+            own = face_colors([synthetic_face(index, 0, config.image_size)])[0]
+            other = next(
+                j
+                for j in range(1000 + 100 * index, 1100 + 100 * index)
+                if float(face_colors([synthetic_face(j, 0, config.image_size)])[0] @ own) < 0.3
+            )
+            url = photo(other, 0, name)
+            add("matched", url=url, text=f"{name} with fans")
+            truth["off_identity"].append(url)
+        if index % 4 == 0:  # broken links: nothing at the URL; bytes that are not an image
+            add("matched", url=base_url + f"missing-{index}.jpg", text=f"{name} at a press conference")
+            (images / f"corrupt-{index}.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg " * 4)
+            add("matched", url=base_url + f"corrupt-{index}.jpg", text=f"{name} on holiday")
+            truth["broken_urls"][base_url + f"missing-{index}.jpg"] = "404"
+            truth["broken_urls"][base_url + f"corrupt-{index}.jpg"] = "decode"
+        # rows that fail each filter: never downloaded
+        add("too_small", url=photo(index, 90, name), text=f"{name} thumbnail", width=64, height=64)
+        add("low_similarity", url=photo(index, 91, name), text=f"{name} banner", similarity=0.1)
+        if index % 2 == 0:
+            add("unsafe", url=photo(index, 92, name), text=f"{name} at the beach", punsafe=0.9)
+            add("watermark", url=photo(index, 93, name), text=f"{name} stock photo", pwatermark=0.95)
+        # the same URL listed twice, once more with another caption: one row survives
+        add("duplicate_url", url=clean_urls[-1], text=f"{name} again")
+
+    for index in range(0, len(people) - 1, 2):  # two people in one caption
+        a, b = people[index], people[index + 1]
+        add("several_names", url=photo(index, 95, a), text=f"{a} and {b} at the gala")
+    for index in range(config.distractor_rows):  # no full name: first names alone, names inside longer words
+        first, last = people[index % len(people)].split()
+        text = rng.choice([f"{first} river at sunset", f"the {last}s family house", f"{first}{last} fan club logo",
+                           f"a cat named {first}", "a bowl of soup", f"{last} street in winter"])  # fmt: skip
+        add("no_name", url=base_url + f"distractor-{index}.jpg", text=text)
+    add("no_name", url=base_url + "outsider.jpg", text=f"{outsiders[0]} at the opening")  # a name not in the list
+
+    rng.shuffle(rows)
+    per_file = -(-len(rows) // config.num_files)
+    files = []
+    for part in range(config.num_files):
+        path = folder / f"captions-{part:03d}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows[part * per_file : (part + 1) * per_file]), path)
+        files.append(str(path))
+    ambiguous = ["Mira", "Golden River", "The Best"]  # a single token; only common words (twice)
+    lines = [
+        f"{name} | {truth['identities'][name]['alias']}" if truth["identities"][name]["alias"] else name
+        for name in people
+    ]
+    (folder / "names.txt").write_text("\n".join(lines + ambiguous) + "\n", encoding="utf-8")
+    truth.update(files=files, names_file=str(folder / "names.txt"), ambiguous_names=ambiguous, config=asdict(config))
+    (folder / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
