@@ -297,5 +297,6 @@ def _publish(assembled: Path, output: Path, config: DataConfig, captions, name_l
         },
         "config": asdict(config),
     }
-    atomic_write(output / "manifest.json", lambda path: path.write_text(json.dumps(manifest, indent=2) + "\n"))
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"  # the same bytes for a resumed build
+    atomic_write(output / "manifest.json", lambda path: path.write_text(text))
     return manifest

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,8 +48,10 @@ class MatchConfig:
         max_pwatermark: largest accepted watermark probability.
         case_sensitive: match names with their case.
         batch_rows: rows read and matched at once.
-        processes: worker processes (one file at a time each).
+        processes: worker processes (one file at a time each), for the multiprocessing engine.
         examples_per_reason: rejected rows kept per reason and file.
+        engine: ``multiprocessing`` on one machine, ``spark`` on a Spark cluster (the same batch function).
+        spark_master: the Spark master for the spark engine (None: the session ``spark-submit`` set up).
     """
 
     columns: CaptionColumns = field(default_factory=CaptionColumns)
@@ -61,6 +64,8 @@ class MatchConfig:
     batch_rows: int = 65536
     processes: int = 1
     examples_per_reason: int = 20
+    engine: Literal["multiprocessing", "spark"] = "multiprocessing"
+    spark_master: str | None = None
 
 
 MATCH_SCHEMA = pa.schema(
@@ -273,6 +278,14 @@ def match_files(files: list[str], names: pa.Table, config: MatchConfig, output: 
     for path in files:
         if not Path(path).is_file():
             raise FileNotFoundError(f"captions: {path!r} does not exist")
+    if config.engine == "spark":
+        from pyspark.sql import SparkSession
+
+        from .spark_match import match_files_spark
+
+        builder = SparkSession.builder.appName("magicnaming-match")
+        spark = (builder.master(config.spark_master) if config.spark_master else builder).getOrCreate()
+        return match_files_spark(spark, files, names, config, output)
     if config.processes > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(config.processes, initializer=_init_worker, initargs=(names, config)) as pool:

@@ -106,9 +106,10 @@ def build_names(
         if reason:
             dropped.append({"name": name or str(raw_name), "reason": reason, "source": source})
             continue
+        if name.lower() in identities:  # a second line for one person: its aliases join the first
+            first = identities[name.lower()]["name"]
+            dropped.append({"name": name, "reason": f"merged_into:{first}", "source": source})
         entry = identities.setdefault(name.lower(), {"name": name, "aliases": set(), "source": source})
-        if entry["source"] != source or name != entry["name"]:
-            dropped.append({"name": name, "reason": f"merged_into:{entry['name']}", "source": source})
         for alias in map(normalise, raw_aliases):
             alias_reason = ambiguity(alias, common, min_tokens)
             if alias_reason:

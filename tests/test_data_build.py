@@ -1,0 +1,185 @@
+"""The whole LaionCele build on the embedded sample: its funnel equals the sample's known truth, the directory is
+what the trainer expects, and a killed build resumes to the same directory."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+import namespace as ns
+from namespace.data_pipeline.build import build
+from namespace.data_pipeline.commands import read_config
+from namespace.data_pipeline.shards import read_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    config = read_config(ROOT / "configs/data/demo.yaml")
+    config.source.sample_port = free_port()
+    output = tmp_path_factory.mktemp("laioncele")
+    manifest = build(config, output)
+    truth = json.loads((output / "work/sample/truth.json").read_text())
+    return output, manifest, truth, config
+
+
+def final_photos(output):
+    photos = []
+    for shard in sorted(output.glob("*.tar")):
+        for sample in read_samples(shard):
+            photos.append({**sample["json"], "shard": shard.name, "size": sample["jpg"].size})
+    return photos
+
+
+def test_match_funnel_equals_the_truth(built):
+    _, manifest, truth, _ = built
+    funnel = manifest["stages"]["match"]["funnel"]
+    for reason, count in truth["rows"].items():
+        assert funnel[reason] == count, reason
+
+
+def test_broken_urls_are_recorded_with_their_error(built):
+    output, manifest, truth, _ = built
+    failures = pq.read_table(output / "work/download/failures.parquet").to_pylist()
+    assert {row["url"] for row in failures} == set(truth["broken_urls"])
+    for row in failures:
+        expected = "HTTP Error 404" if truth["broken_urls"][row["url"]] == "404" else "decoding"
+        assert expected in row["error_message"], row
+    assert manifest["stages"]["download"]["errors"] == {"http_404": 3, "not_an_image": 3}
+
+
+def test_duplicates_and_off_identity_photos_are_removed(built):
+    output, _, truth, _ = built
+    urls = [photo["url"] for photo in final_photos(output)]
+    assert len(urls) == len(set(urls))
+    surviving = {url for person in truth["identities"].values() if person["survives"] for url in person["clean_urls"]}
+    for duplicate in truth["exact_duplicates"] + truth["near_duplicates"]:
+        original = duplicate.rsplit("/", 1)[0] + "/" + duplicate.rsplit("/", 1)[1][:6] + ".jpg"  # NNN-00.jpg
+        expected = 1 if original in surviving else 0  # one photo of the pair stays, unless its person is dropped
+        assert (duplicate in urls) + (original in urls) == expected, duplicate
+    assert not set(truth["off_identity"]) & set(urls)
+    dropped = pq.read_table(output / "work/clean/dropped.parquet").to_pylist()
+    assert {row["url"] for row in dropped if row["reason"] == "off_identity_cluster"} == set(truth["off_identity"])
+
+
+def test_the_at_least_five_rule(built):
+    output, _, truth, _ = built
+    identities = pq.read_table(output / "identities.parquet").to_pylist()
+    survivors = {name for name, person in truth["identities"].items() if person["survives"]}
+    assert {row["name"] for row in identities} == survivors
+    assert all(row["num_images"] >= 5 for row in identities)
+    photos = final_photos(output)
+    for row in identities:
+        assert sum(photo["identity_id"] == row["identity_id"] for photo in photos) == row["num_images"]
+
+
+def test_val_identities_never_reach_train_shards(built):
+    output, manifest, _, _ = built
+    identities = pq.read_table(output / "identities.parquet").to_pylist()
+    val_ids = {row["identity_id"] for row in identities if row["split"] == "val"}
+    assert val_ids and manifest["counts"]["val_identities"] == len(val_ids)
+    photos = final_photos(output)
+    train = [photo for photo in photos if photo["shard"].startswith("train-")]
+    assert train and not {photo["identity_id"] for photo in train} & val_ids
+    heldout = [photo for photo in photos if photo["split"] == "heldout"]
+    assert heldout and all(p["shard"].startswith("val-") and p["identity_id"] not in val_ids for p in heldout)
+
+
+def test_stored_targets_equal_name_embeddings(built):
+    output, manifest, _, _ = built
+    from namespace.testing import tiny_sdxl_pipeline
+
+    identities = pq.read_table(output / "identities.parquet").to_pylist()
+    stored = load_file(output / "name_embeddings.safetensors")
+    expected = ns.name_embeddings(tiny_sdxl_pipeline(), [row["name"] for row in identities])
+    torch.testing.assert_close(stored["name_embeddings"], expected, rtol=0, atol=0)
+    train = [row["row"] for row in identities if row["split"] == "train"]
+    torch.testing.assert_close(stored["name_mean"], expected[train].mean(0), rtol=1e-6, atol=1e-6)
+    assert manifest["counts"]["name_shape"] == [8, 80]
+
+
+def test_feature_cache_is_row_aligned(built):
+    output, _, _, config = built
+    keys = pq.read_table(output / "features/keys.parquet").to_pylist()
+    photos = {photo["key"]: photo for photo in final_photos(output)}
+    assert sorted(row["key"] for row in keys) == sorted(photos)
+    for index, tower in enumerate(config.features.towers):
+        array = np.load(output / f"features/tower_{index}.npy")
+        assert array.shape == (len(keys), tower.embed_dim) and array.dtype == np.float16
+    from namespace.encoder.towers import ImageTower
+
+    tower = ImageTower(config.features.towers[0])
+    first = keys[0]["key"]
+    image = next(s["jpg"] for s in read_samples(output / photos[first]["shard"]) if s["key"] == first)
+    expected = tower(tower.pixels([image]))[0].half().numpy()
+    np.testing.assert_allclose(np.load(output / "features/tower_0.npy")[0], expected, atol=2e-3)
+
+
+def test_manifest_and_figures(built):
+    output, _, _, _ = built
+    saved = json.loads((output / "manifest.json").read_text())
+    assert saved["format"] == "magicnaming-laioncele" and saved["format_version"] == 1
+    assert saved["config"]["clean"]["duplicate_threshold"] == 0.94 and saved["config"]["pipeline"] == "tiny"
+    assert saved["sources"]["captions"] == ["captions-000.parquet", "captions-001.parquet", "captions-002.parquet"]
+    assert set(saved["stages"]) == {"sample", "names", "match", "download", "features", "probe", "clean", "targets",
+                                    "assemble"}  # fmt: skip
+    steps = dict(saved["funnel"])
+    assert steps["identities kept"] == saved["counts"]["identities"]
+    for figure in ("funnel.png", "images_per_identity.png"):
+        assert Image.open(output / figure).size[0] > 100
+
+
+def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
+    reference, _, _, config = built
+    settings = tmp_path / "data.yaml"
+    yaml_text = (ROOT / "configs/data/demo.yaml").read_text()
+    settings.write_text(yaml_text.replace("  source:\n", f"  source:\n    sample_port: {config.source.sample_port}\n"))
+    output = tmp_path / "resumed"
+    command = [
+        sys.executable,
+        "-m",
+        "namespace.cli",
+        "data",
+        "build",
+        "--config",
+        str(settings),
+        "--output",
+        str(output),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not (output / "work/features.partial").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the build ended before it could be interrupted"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (output / "work/features").exists() and not (output / "manifest.json").exists()  # killed mid-stage
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    files = sorted(p.relative_to(reference) for p in reference.rglob("*") if p.is_file() and "work" not in p.parts)
+    assert files == sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file() and "work" not in p.parts)
+    for relative in files:
+        if relative.suffix == ".safetensors":  # its header is written from a hash map: same content, any key order
+            first, second = load_file(reference / relative), load_file(output / relative)
+            assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), relative
+            assert safe_open(reference / relative, "pt").metadata() == safe_open(output / relative, "pt").metadata()
+        else:
+            assert (reference / relative).read_bytes() == (output / relative).read_bytes(), relative
