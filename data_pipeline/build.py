@@ -35,7 +35,8 @@ from .plots import plot_funnel, plot_images_per_identity
 from .probe import ProbeConfig, probe_names
 from .sample import SampleConfig, generate_sample
 from .shards import read_samples
-from .stage_dirs import run_stage
+from .stage_dirs import finished
+from .stage_dirs import run_stage as run_stage_folder
 from .targets import TargetsConfig, compute_targets
 
 STAGES = ("sample", "names", "match", "download", "features", "probe", "clean", "targets", "assemble")
@@ -125,9 +126,27 @@ def _pixel_embeddings(name: str, shards: list[str], keys: pa.Table) -> np.ndarra
     return np.concatenate([embed(images[i : i + 256]) for i in range(0, len(images), 256)])
 
 
-def build(config: DataConfig, output: Path) -> dict:
-    """Runs every stage (skipping finished ones) and writes the LaionCele directory; returns the manifest."""
-    output = Path(output)
+class _StopAfter(Exception):
+    """Raised after the one stage a ``build(..., only=...)`` call asked for."""
+
+
+def build(config: DataConfig, output: Path, only: str | None = None) -> dict:
+    """Runs every stage (skipping finished ones) and writes the LaionCele directory; returns the manifest.
+
+    Args:
+        config: the build's settings.
+        output: the LaionCele directory; stage outputs go to ``output/work/<stage>``.
+        only: run just this stage (its inputs must be finished stages in ``output/work``); returns its summary.
+    """
+    if only is not None and only not in STAGES:
+        raise ValueError(f"only: expected one of {', '.join(STAGES)}, got {only!r}")
+    try:
+        return _build(config, Path(output), only)
+    except _StopAfter as stop:
+        return stop.args[0]
+
+
+def _build(config: DataConfig, output: Path, only: str | None) -> dict:
     work = output / "work"
     work.mkdir(parents=True, exist_ok=True)
     source = config.source
@@ -135,6 +154,17 @@ def build(config: DataConfig, output: Path) -> dict:
         raise ValueError("source: give captions and name_lists, or sample (the embedded sample)")
     steps = Steps(total=len(STAGES))
     stages: dict[str, dict] = {}
+
+    def run_stage(work: Path, name: str, body, resume_partial: bool = False) -> dict:
+        if only is not None and name != only and not finished(work, name):
+            raise RuntimeError(
+                f"the {only} stage needs the {name} stage's output in {work / name}: "
+                f"run `magicnaming data {name}` (or `magicnaming data build`) first"
+            )
+        summary = run_stage_folder(work, name, body, resume_partial=resume_partial)
+        if name == only:
+            raise _StopAfter(summary)
+        return summary
 
     steps.start("sample: generating the embedded sample" if source.sample else "sample: (not used)")
 

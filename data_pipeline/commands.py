@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import DataConfig
+from .build import STAGES, DataConfig
 from .build import build as run_build
 
 
@@ -16,6 +16,20 @@ def build(output: Path, data: DataConfig | None = None) -> dict:
         data: the build's settings (``configs/data/*.yaml``).
     """
     return run_build(data or DataConfig(), Path(output))
+
+
+def _stage_command(stage: str):
+    def command(output: Path, data: DataConfig | None = None) -> dict:
+        return run_build(data or DataConfig(), Path(output), only=stage)
+
+    command.__name__ = stage
+    command.__doc__ = f"""Runs only the {stage} stage of a build in ``output`` (earlier stages must be finished there).
+
+    Args:
+        output: the LaionCele directory of the build.
+        data: the build's settings (``configs/data/*.yaml``).
+    """
+    return command
 
 
 def read_config(path: str | Path) -> DataConfig:
@@ -33,5 +47,6 @@ def read_config(path: str | Path) -> DataConfig:
 def main(argv: list[str], prog: str = "magicnaming data") -> int:
     from jsonargparse import CLI
 
-    CLI({"build": build}, args=argv, prog=prog, description=__doc__, as_positional=False)
+    commands = {"build": build, **{stage: _stage_command(stage) for stage in STAGES}}
+    CLI(commands, args=argv, prog=prog, description=__doc__, as_positional=False)
     return 0

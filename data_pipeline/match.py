@@ -143,9 +143,10 @@ def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sour
         if captions[i] is None:
             reasons[i] = "caption_not_utf8" if batch[columns.text][i].is_valid else "missing_caption"
     candidates = [i for i in candidates if not reasons[i]]
-    found = matcher.identities([captions[i] for i in candidates])
+    found = matcher.identities([captions[i] for i in candidates])  # {position in candidates: ids}
     identity_of = {}
-    for i, ids in zip(candidates, found, strict=True):
+    for position, i in enumerate(candidates):
+        ids = found.get(position)
         if not ids:
             reasons[i] = "no_name"
         elif len(ids) > 1:

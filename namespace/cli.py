@@ -7,6 +7,7 @@ so ``magicnaming --help`` is instant and a plugin-only install never imports Lig
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # name → ("module:function" taking (argv, prog), or None while its issue is open; one-line help)
@@ -53,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"magicnaming {command}: {help_text}", file=sys.stderr)
         return 2
     module_name, function = module.split(":")
-    return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
+    try:
+        return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
+    except (ValueError, TypeError, RuntimeError, OSError) as error:  # bad input: say what, not where
+        if os.environ.get("MAGICNAMING_DEBUG"):
+            raise
+        print(f"magicnaming {command}: error: {error}\n(set MAGICNAMING_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -183,3 +183,32 @@ def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
             assert safe_open(reference / relative, "pt").metadata() == safe_open(output / relative, "pt").metadata()
         else:
             assert (reference / relative).read_bytes() == (output / relative).read_bytes(), relative
+
+
+def test_features_sharded_over_two_processes_equal_one(built, tmp_path):
+    from namespace.data_pipeline.download import shard_paths
+    from namespace.data_pipeline.features import FeatureConfig, extract_features
+
+    output, _, _, config = built
+    two = FeatureConfig(towers=config.features.towers, batch_size=config.features.batch_size, devices=["cpu", "cpu"])
+    extract_features(shard_paths(output / "work/download"), tmp_path, two)
+    assert pq.read_table(tmp_path / "keys.parquet") == pq.read_table(output / "work/features/keys.parquet")
+    for index in range(len(config.features.towers)):
+        np.testing.assert_array_equal(
+            np.load(tmp_path / f"tower_{index}.npy"), np.load(output / f"work/features/tower_{index}.npy")
+        )
+
+
+def test_one_stage_at_a_time(tmp_path):
+    config = read_config(ROOT / "configs/data/demo.yaml")
+    with pytest.raises(RuntimeError, match="the match stage needs the sample stage's output"):
+        build(config, tmp_path, only="match")
+    build(config, tmp_path, only="sample")
+    build(config, tmp_path, only="names")
+    summary = build(config, tmp_path, only="match")
+    assert (
+        summary["funnel"]["matched"] == json.loads((tmp_path / "work/sample/truth.json").read_text())["rows"]["matched"]
+    )
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["match", "names", "sample"]
+    with pytest.raises(ValueError, match="only: expected one of sample, names"):
+        build(config, tmp_path, only="everything")

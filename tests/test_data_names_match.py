@@ -78,7 +78,7 @@ class TestMatcher:
             "Alma Quintrells merchandise",
             "",
         ]
-        assert matcher.identities(captions) == [{0}, set(), {0}, {2}, {0, 1}, set(), set()]
+        assert matcher.identities(captions) == {0: {0}, 2: {0}, 3: {2}, 4: {0, 1}}
 
 
 class TestMatchStage:

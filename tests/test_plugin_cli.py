@@ -107,7 +107,7 @@ def test_identity_subcommands_then_interpolate(folders, tmp_path):
     assert json.loads(grid.with_suffix(".json").read_text())["rows_t"] == [0.0, 0.5, 1.0]
 
 
-def test_generate_needs_exactly_one_identity_source(folders, tmp_path):
+def test_generate_needs_exactly_one_identity_source(folders, tmp_path, capsys):
     args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
-    with pytest.raises(ValueError, match="give either references"):
-        main([*args, "--prompts", '["a person"]', "--output", str(tmp_path), *STEPS])
+    assert main([*args, "--prompts", '["a person"]', "--output", str(tmp_path), *STEPS]) == 1
+    assert "magicnaming generate: error: give either references" in capsys.readouterr().err
