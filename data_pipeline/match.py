@@ -9,6 +9,8 @@ batch function on Spark.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -281,6 +283,9 @@ def match_files(files: list[str], names: pa.Table, config: MatchConfig, output: 
             raise FileNotFoundError(f"captions: {path!r} does not exist")
     if config.engine == "spark":
         from pyspark.sql import SparkSession
+
+        # local workers must run this interpreter (with pyarrow and this package); a cluster's setting is kept
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
         from .spark_match import match_files_spark
 

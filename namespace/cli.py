@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "demo": ("namespace.demo:main", "run the end-to-end demo on tiny offline models"),
     "encoder": ("namespace.encoder.commands:main", "create a name-encoder folder from a config, or describe one"),
     "data": ("namespace.data_pipeline.commands:main", "build the LaionCele data set from caption parquet"),
-    "train": (None, "train the name encoder with Lightning (not built yet: issue #5)"),
+    "train": ("namespace.train.commands:main", "train the name encoder with Lightning (fit, validate, export)"),
     "generate": ("namespace.inference.commands:main_generate", "draw one identity in prompts with any SDXL pipeline"),
     "interpolate": ("namespace.inference.commands:main_interpolate", "a grid of the path between two identities"),
     "identity": (

@@ -1,7 +1,12 @@
+import json
 import os
+import socket
+from pathlib import Path
 
 import pytest
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -24,3 +29,23 @@ def tiny_encoder(tiny_pipe):
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """The embedded sample built once per session with configs/data/demo.yaml: (output, manifest, truth, config)."""
+    from namespace.data_pipeline.build import build
+    from namespace.data_pipeline.commands import read_config
+
+    config = read_config(ROOT / "configs/data/demo.yaml")
+    config.source.sample_port = free_port()
+    output = tmp_path_factory.mktemp("laioncele")
+    manifest = build(config, output)
+    truth = json.loads((output / "work/sample/truth.json").read_text())
+    return output, manifest, truth, config

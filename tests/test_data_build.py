@@ -4,7 +4,6 @@ what the trainer expects, and a killed build resumes to the same directory."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,22 +23,6 @@ from namespace.data_pipeline.commands import read_config
 from namespace.data_pipeline.shards import read_samples
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    config = read_config(ROOT / "configs/data/demo.yaml")
-    config.source.sample_port = free_port()
-    output = tmp_path_factory.mktemp("laioncele")
-    manifest = build(config, output)
-    truth = json.loads((output / "work/sample/truth.json").read_text())
-    return output, manifest, truth, config
 
 
 def final_photos(output):

@@ -1,5 +1,7 @@
 """Stages 1–2: names and matching, on small hand-made inputs and on the embedded sample's known truth."""
 
+import sys
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -135,11 +137,12 @@ class TestMatchStage:
             match_files([str(tmp_path / "other.parquet")], names, SAMPLE_MATCH, tmp_path)
 
 
-def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path):
+def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypatch):
     pyspark = pytest.importorskip("pyspark")
     from namespace.data_pipeline.spark_match import match_files_spark
 
     truth, names = sample
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's pyarrow
     spark = (
         pyspark.sql.SparkSession.builder.master("local[2]")
         .config("spark.sql.shuffle.partitions", "4")
@@ -159,3 +162,14 @@ def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path):
     spark_rows = pq.read_table(tmp_path / "spark/matches.parquet").select(columns).sort_by("url")
     local_rows = pq.read_table(tmp_path / "local/matches.parquet").select(columns).sort_by("url")
     assert spark_rows.to_pylist() == local_rows.to_pylist()
+
+
+def test_identity_embedders_are_pluggable_by_import_path():
+    from namespace.data_pipeline.embedders import resolve_embedder, thumbnail
+
+    assert resolve_embedder("namespace.data_pipeline.embedders:thumbnail") is thumbnail
+    assert resolve_embedder("clip") is None  # the feature cache
+    with pytest.raises(ValueError, match="cannot import 'no_such_module:embed'"):
+        resolve_embedder("no_such_module:embed")
+    with pytest.raises(ValueError, match="expected 'clip', thumbnail, face_colors or 'module:function'"):
+        resolve_embedder("arcface")

@@ -1,0 +1,113 @@
+"""The trainer on the embedded sample's feature cache: fit through the CLI, logs, checkpoints, export, bad input."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from namespace import NameEncoder
+from namespace.cli import main
+from namespace.inference import MagicNaming
+from namespace.testing import tiny_sdxl_pipeline
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def fitted(built, tmp_path_factory):
+    output = built[0]
+    run = tmp_path_factory.mktemp("run")
+    args = ["train", "fit", "--config", str(ROOT / "configs/train/tiny.yaml"), "--data.data_dir", str(output)]
+    args += [
+        "--trainer.max_epochs",
+        "40",
+        "--trainer.check_val_every_n_epoch",
+        "20",
+        "--trainer.default_root_dir",
+        str(run),
+    ]
+    args += ["--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(run)]
+    assert main(args) == 0
+    return run
+
+
+def read_metrics(run):
+    (path,) = run.glob("logs/*/metrics.csv")
+    return list(csv.DictReader(path.open()))
+
+
+def test_fit_logs_losses_and_retrieval(fitted):
+    rows = read_metrics(fitted)
+    losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
+    assert losses[-1] < 0.5 * losses[0]  # it learns
+    validations = [row for row in rows if row.get("val_heldout/top1")]
+    assert len(validations) == 2  # epochs 20 and 40
+    for row in validations:
+        for split in ("heldout", "unseen"):
+            assert 0.0 <= float(row[f"val_{split}/top1"]) <= float(row[f"val_{split}/top5"]) <= 1.0
+            assert float(row[f"val_{split}/mse"]) > 0 and -1 <= float(row[f"val_{split}/cosine"]) <= 1
+        assert float(row["val/chance"]) == pytest.approx(1 / 8)
+
+
+def test_exported_encoder_loads_in_the_plugin_with_the_data_statistics(fitted, built):
+    encoder = NameEncoder.from_pretrained(fitted / "encoder")
+    stored = load_file(built[0] / "name_embeddings.safetensors")
+    torch.testing.assert_close(encoder.statistics.mean, stored["name_mean"])
+    assert encoder.statistics.norm == pytest.approx(float(stored["name_norm"]))
+    naming = MagicNaming(tiny_sdxl_pipeline(), encoder)
+    image = naming("a person", naming.sample(seed=0)[0], num_inference_steps=1, height=32, width=32).images[0]
+    assert image.size == (32, 32)
+
+
+def test_export_from_a_checkpoint_equals_the_end_of_fit_export(fitted, tmp_path):
+    (checkpoint,) = fitted.glob("logs/*/checkpoints/last.ckpt")
+    assert main(["train", "export", "--checkpoint", str(checkpoint), "--output", str(tmp_path)]) == 0
+    first, second = load_file(fitted / "encoder/model.safetensors"), load_file(tmp_path / "model.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(
+        (fitted / "encoder/config.json").read_text()
+    )
+
+
+class TestBadData:
+    def fit(self, data_dir, run):
+        args = ["train", "fit", "--config", str(ROOT / "configs/train/tiny.yaml"), "--data.data_dir", str(data_dir)]
+        args += ["--trainer.max_epochs", "1", "--trainer.default_root_dir", str(run), "--trainer.logger", "false"]
+        args += ["--trainer.callbacks", "[]", "--trainer.enable_checkpointing", "false"]
+        return main(args)
+
+    def copy(self, built, tmp_path):
+        data = tmp_path / "data"
+        shutil.copytree(built[0], data, ignore=shutil.ignore_patterns("work"))
+        return data
+
+    def test_another_format_version(self, built, tmp_path, capsys):
+        data = self.copy(built, tmp_path)
+        manifest = json.loads((data / "manifest.json").read_text())
+        manifest["format_version"] = 7
+        (data / "manifest.json").write_text(json.dumps(manifest))
+        assert self.fit(data, tmp_path) == 1
+        assert "format_version 7; this trainer reads version 1" in capsys.readouterr().err
+
+    def test_another_width(self, built, tmp_path, capsys):
+        data = self.copy(built, tmp_path)
+        tensors = load_file(data / "name_embeddings.safetensors")
+        tensors["name_embeddings"] = torch.zeros(tensors["name_embeddings"].shape[0], 8, 64)
+        save_file(tensors, data / "name_embeddings.safetensors")
+        assert self.fit(data, tmp_path) == 1
+        assert "holds names of shape (N, D) = (8, 64), but the encoder predicts (8, 80)" in capsys.readouterr().err
+
+    def test_misaligned_feature_cache(self, built, tmp_path, capsys):
+        data = self.copy(built, tmp_path)
+        array = np.load(data / "features/tower_1.npy")
+        np.save(data / "features/tower_1.npy", array[:-1])
+        assert self.fit(data, tmp_path) == 1
+        assert "the feature cache is not aligned with its keys" in capsys.readouterr().err
+
+    def test_missing_directory(self, tmp_path, capsys):
+        assert self.fit(tmp_path / "nothing", tmp_path) == 1
+        assert "has no manifest.json" in capsys.readouterr().err

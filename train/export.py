@@ -1,0 +1,54 @@
+"""Export: a training checkpoint → an encoder folder (config.json + model.safetensors) the plugin loads.
+
+The folder holds the head and the dataset's name statistics (``name_mean``, ``name_norm``, PCA), which the module
+stored in the encoder's buffers when training started. Checkpoints are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from namespace import NameEncoder, NameEncoderConfig
+
+
+def export(checkpoint: Path, output: Path) -> Path:
+    """Writes the encoder of a ``magicnaming train fit`` checkpoint to ``output``.
+
+    Args:
+        checkpoint: a Lightning checkpoint (``.ckpt``).
+        output: the encoder folder to write.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint: {str(checkpoint)!r} does not exist")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if "encoder" not in state.get("hyper_parameters", {}):
+        raise ValueError(f"checkpoint: {checkpoint} was not written by magicnaming's NameEncoderModule")
+    config = NameEncoderConfig.from_dict(state["hyper_parameters"]["encoder"])
+    encoder = NameEncoder(config, load_towers=False)
+    prefix = "encoder."
+    weights = {key[len(prefix) :]: value for key, value in state["state_dict"].items() if key.startswith(prefix)}
+    encoder.load_exported_state(weights, source=str(checkpoint))
+    folder = encoder.save_pretrained(output)
+    print(f"wrote {folder} from {checkpoint.name}")
+    return folder
+
+
+class ExportEncoder(L.Callback):
+    """Exports the encoder folder when ``fit`` ends (from the last weights; ``magicnaming train export`` exports
+    any other checkpoint).
+
+    Args:
+        directory: the encoder folder to write (default: ``encoder/`` in the trainer's ``default_root_dir``).
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = directory
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            folder = pl_module.encoder.save_pretrained(self.directory or Path(trainer.default_root_dir) / "encoder")
+            print(f"exported the encoder to {folder}")
