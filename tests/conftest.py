@@ -38,13 +38,23 @@ def free_port():
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory):
-    """The embedded sample built once per session with configs/data/demo.yaml: (output, manifest, truth, config)."""
+def tiny_towers(tmp_path_factory):
+    """Tiny towers pre-trained on synthetic people (about 25 s): tower configs with local checkpoint paths."""
+    from namespace.testing.tower_pretraining import pretrain_tiny_towers
+
+    return pretrain_tiny_towers(tmp_path_factory.mktemp("towers"))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, tiny_towers):
+    """The embedded sample built once per session with configs/data/demo.yaml and the pre-trained tiny towers:
+    (output, manifest, truth, config)."""
     from namespace.data_pipeline.build import build
     from namespace.data_pipeline.commands import read_config
 
     config = read_config(ROOT / "configs/data/demo.yaml")
     config.source.sample_port = free_port()
+    config.features.towers = tiny_towers
     output = tmp_path_factory.mktemp("laioncele")
     manifest = build(config, output)
     truth = json.loads((output / "work/sample/truth.json").read_text())

@@ -133,26 +133,25 @@ def test_manifest_and_figures(built):
 
 def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
     reference, _, _, config = built
-    settings = tmp_path / "data.yaml"
-    yaml_text = (ROOT / "configs/data/demo.yaml").read_text()
-    settings.write_text(yaml_text.replace("  source:\n", f"  source:\n    sample_port: {config.source.sample_port}\n"))
+    overlay = ["data:", "  source:", f"    sample_port: {config.source.sample_port}", "  features:", "    towers:"]
+    for tower in config.features.towers:  # the reference build's towers (pre-trained, local checkpoints)
+        overlay.append(
+            f"      - {{model: {tower.model}, pretrained: {tower.pretrained}, embed_dim: {tower.embed_dim}}}"
+        )
+    settings = tmp_path / "overlay.yaml"
+    settings.write_text("\n".join(overlay) + "\n")
     output = tmp_path / "resumed"
-    command = [
-        sys.executable,
-        "-m",
-        "namespace.cli",
-        "data",
-        "build",
-        "--config",
-        str(settings),
-        "--output",
-        str(output),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    demo = str(ROOT / "configs/data/demo.yaml")
+    command = [sys.executable, "-m", "namespace.cli", "data", "build", "--config", demo, "--config", str(settings)]
+    command += ["--output", str(output)]
+    log = (tmp_path / "first-run.log").open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 240
     while not (output / "work/features.partial").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
-    assert process.poll() is None, "the build ended before it could be interrupted"
+    assert process.poll() is None, (
+        "the build ended before it could be interrupted:\n" + (tmp_path / "first-run.log").read_text()[-3000:]
+    )
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (output / "work/features").exists() and not (output / "manifest.json").exists()  # killed mid-stage
