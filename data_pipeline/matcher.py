@@ -6,7 +6,6 @@ normalised (NFKC, whitespace, case) and scanned by the automaton in C; Python on
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -14,7 +13,6 @@ import ahocorasick
 import numpy as np
 
 SEPARATOR = "\x00"  # never in a normalised caption, not alphanumeric: a word boundary at every caption's edges
-WHITESPACE = re.compile(r"\s+")
 # every whitespace character → a plain space, in one C-level str.translate (a regex over megabytes is 20× slower)
 TO_SPACE = {code: " " for code in range(0x3001) if chr(code).isspace() and code != 32}  # U+3000 is the last one
 ASCII_SPACES = [chr(code) for code in TO_SPACE if code < 128]

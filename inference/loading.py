@@ -8,9 +8,9 @@ from typing import Literal
 import torch
 
 from namespace import NameEncoder
+from namespace.encoder.towers import DTYPES
 
 Task = Literal["text2img", "img2img", "inpaint"]
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str) -> torch.device:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
+from ..seeding import seeded
 from .config import NameEncoderConfig
 from .model import NameEncoder
 
@@ -19,8 +18,7 @@ def create(output: Path, encoder: NameEncoderConfig | None = None, seed: int = 0
         encoder: the architecture (configs/encoder/*.yaml); the full-size SDXL recipe by default.
         seed: seeds the head's initial weights.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = NameEncoder(encoder or NameEncoderConfig(), load_towers=False)
     folder = model.save_pretrained(output)
     print(f"wrote {folder} ({_head_parameters(model):,} head parameters)")

@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
+from ..seeding import seeded
 from .config import TowerConfig
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -36,8 +37,7 @@ class ImageTower(nn.Module):
         register_model_configs()
         self.config = config
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed)  # only random (pretrained=None) weights depend on it
+            with seeded(config.seed):  # only random (pretrained=None) weights depend on it
                 model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=config.pretrained)
         except RuntimeError as error:
             raise RuntimeError(

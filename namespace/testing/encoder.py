@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..encoder import NameEncoder, NameEncoderConfig
+from ..seeding import seeded
 from .pipeline import TINY_WIDTH
 from .towers import tiny_tower_configs
 
@@ -48,8 +47,7 @@ def tiny_name_encoder(
     from ..statistics import NameSpaceStatistics
 
     width = TINY_WIDTH if pipe is None else prompt_embedding_width(pipe)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         encoder = NameEncoder(tiny_name_encoder_config(num_tokens, width), load_towers=load_towers)
     if pipe is not None:
         names = name_embeddings(pipe, list(FICTIONAL_NAMES), num_tokens=num_tokens).float().cpu()

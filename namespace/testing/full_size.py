@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..seeding import seeded
 from .tokenizer import CLIP_VOCAB_SIZE, clip_tokenizer
 
 SDXL_UNET = {
@@ -63,8 +64,7 @@ def random_sdxl_pipeline(dtype: torch.dtype = torch.float16, device: str = "cuda
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet = UNet2DConditionModel(**SDXL_UNET)
         vae = AutoencoderKL(**SDXL_VAE)
         text_encoder = CLIPTextModel(_text_config(768, 12, 12, 768, "quick_gelu"))

@@ -7,8 +7,7 @@ width (32 and 48, so D = 80) so that a mix-up of the CLIP-L and bigG parts of a 
 
 from __future__ import annotations
 
-import torch
-
+from ..seeding import seeded
 from .tokenizer import CLIP_VOCAB_SIZE, clip_tokenizer
 
 TINY_WIDTH_L, TINY_WIDTH_BIGG = 32, 48
@@ -67,8 +66,7 @@ def tiny_sdxl_components(seed: int = 0) -> dict[str, object]:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet = _tiny_unet(cross_attention_dim=TINY_WIDTH, sdxl_conditioning=True)
         vae = AutoencoderKL(
             block_out_channels=(32, 64),
@@ -114,8 +112,7 @@ def tiny_sd15_pipeline(seed: int = 0):
     from diffusers import StableDiffusionPipeline
 
     components = tiny_sdxl_components(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet = _tiny_unet(cross_attention_dim=TINY_WIDTH_L, sdxl_conditioning=False)
     pipe = StableDiffusionPipeline(
         vae=components["vae"],
@@ -136,8 +133,7 @@ def tiny_sdxl_refiner_pipeline(seed: int = 0):
     from diffusers import StableDiffusionXLImg2ImgPipeline
 
     components = tiny_sdxl_components(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet = _tiny_unet(cross_attention_dim=TINY_WIDTH_BIGG, sdxl_conditioning=True, time_ids=5)
     components.update(unet=unet.eval(), text_encoder=None, tokenizer=None)
     pipe = StableDiffusionXLImg2ImgPipeline(**components, requires_aesthetics_score=True)
@@ -150,8 +146,7 @@ def tiny_sdxl_controlnet_pipeline(seed: int = 0):
     from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
 
     components = tiny_sdxl_components(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         controlnet = ControlNetModel.from_unet(components["unet"], conditioning_embedding_out_channels=(16, 32))
     pipe = StableDiffusionXLControlNetPipeline(**components, controlnet=controlnet.eval())
     pipe.set_progress_bar_config(disable=True)

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from ..encoder import TowerConfig
 from ..encoder.towers import register_model_configs
+from ..seeding import seeded
 from .faces import synthetic_face
 from .towers import tiny_tower_configs
 
@@ -48,8 +49,7 @@ def pretrain_tiny_towers(
     labels = torch.arange(identities).repeat_interleave(photos)
     configs = []
     for tower in tiny_tower_configs():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model, _, preprocess = open_clip.create_model_and_transforms(tower.model)
             pixels = torch.stack([preprocess(face) for face in faces])  # (P, 3, S, S)
             _train(model.visual, pixels, labels, tower.embed_dim, steps, batch_size, seed)
