@@ -1,9 +1,8 @@
-"""The magicnaming command: help, unbuilt stages, encoder create/info, and the demo on its smallest setting."""
+"""The magicnaming command: help, unbuilt stages, encoder create/info (the demo: tests/test_demo.py)."""
 
 import json
 
 import pytest
-import torch
 
 from namespace.cli import COMMANDS, main
 
@@ -38,21 +37,3 @@ def test_encoder_create_then_info(tmp_path, capsys):
     assert (
         summary["name_shape"] == [8, 80] and summary["head_parameters"] == 40 * 64 + 64 + 64 * 64 + 64 + 64 * 640 + 640
     )
-
-
-def test_demo_smallest_setting(tmp_path):
-    output = tmp_path / "demo"
-    args = ["demo", "--output", str(output), "--prompts", '["a person"]', "--num_references", "1"]
-    args += ["--interpolation_steps", "2", "--num_inference_steps", "1", "--image_size", "32"]
-    assert main(args) == 0
-    summary = json.loads((output / "summary.json").read_text())
-    assert all(summary["checks"].values())
-    assert summary["name_shape"] == [8, 80]
-    from PIL import Image
-
-    assert Image.open(output / "grid.png").size == (32, 64)  # 1 prompt × 2 identities
-    from namespace import Identity, NameEncoder
-
-    encoder = NameEncoder.from_pretrained(output / "encoder", load_towers=False)
-    sampled = Identity.load(output / "identities" / "sampled.safetensors", num_tokens=8, width=80)
-    assert torch.linalg.vector_norm(sampled.embedding).item() == pytest.approx(float(encoder.name_norm), rel=1e-5)

@@ -14,7 +14,7 @@ from namespace.encoder.commands import create
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 # which function's signature each config mirrors; a YAML that is in none of these fails the first test
-COMMANDS = {"encoder": create, "demo.yaml": demo, "data": data_build, "train": "lightning"}
+COMMANDS = {"encoder": create, "demo.yaml": demo, "demo-sdxl.yaml": demo, "data": data_build, "train": "lightning"}
 
 
 def command_for(path: Path):
@@ -37,21 +37,23 @@ def test_every_config_belongs_to_a_command():
     assert [p.name for p in CONFIGS if command_for(p) is None] == []
 
 
+OVERLAYS = {"multinode.yaml": "sdxl.yaml", "tiny-streaming.yaml": "tiny.yaml", "sdxl-streaming.yaml": "sdxl.yaml"}
+
+
 def parse_training(path: Path):
     """Instantiates the LightningCLI of ``magicnaming train`` from the config without running it."""
-    from lightning.pytorch.cli import LightningCLI
-
-    from namespace.train.cached_data import CachedFeatureDataModule
+    from namespace.train.commands import training_cli
     from namespace.train.module import NameEncoderModule
+    from namespace.train.resumable import ResumableDataModule
 
     args = ["--config", str(path)]
-    if path.name == "multinode.yaml":  # an overlay: it goes on top of the SDXL recipe
-        args = ["--config", str(path.with_name("sdxl.yaml")), *args]
+    if path.name in OVERLAYS:  # an overlay: it goes on top of its recipe
+        args = ["--config", str(path.with_name(OVERLAYS[path.name])), *args]
     if not torch.cuda.is_available():  # GPU configs are checked on the CPU: the rest of them must still parse
         args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1"]
         args += ["--trainer.strategy", "auto"]
-    cli = LightningCLI(NameEncoderModule, CachedFeatureDataModule, run=False, args=args)
-    assert isinstance(cli.model, NameEncoderModule) and isinstance(cli.datamodule, CachedFeatureDataModule)
+    cli = training_cli(args, run=False)
+    assert isinstance(cli.model, NameEncoderModule) and isinstance(cli.datamodule, ResumableDataModule)
     return cli
 
 
@@ -69,6 +71,17 @@ def test_sdxl_config_is_the_paper_shape():
     encoder = parse(create, ROOT / "configs/encoder/sdxl.yaml").encoder
     assert (encoder.num_tokens, encoder.width, encoder.feature_dim) == (8, 2048, 2048)
     assert [tower.model for tower in encoder.towers] == ["ViT-L-14", "ViT-bigG-14"]
+
+
+def test_demo_configs_name_existing_stage_configs():
+    for name in ("demo.yaml", "demo-sdxl.yaml"):
+        config = parse(demo, ROOT / "configs" / name)
+        for path in [*config.data_configs, *config.train_configs]:
+            assert (ROOT / path).is_file(), f"{name} names {path}"
+    full_size = parse(demo, ROOT / "configs/demo-sdxl.yaml")
+    encoder = parse(create, ROOT / "configs/encoder/sdxl.yaml").encoder
+    assert [(t.model, t.pretrained) for t in full_size.towers] == [(t.model, t.pretrained) for t in encoder.towers]
+    assert full_size.pipeline == "stabilityai/stable-diffusion-xl-base-1.0"
 
 
 def test_a_config_with_a_typo_is_refused(tmp_path):

@@ -1,3 +1,4 @@
-"""Training the name encoder with Lightning. Not built yet: issue #5."""
+"""Training the name encoder with Lightning: ``NameEncoderModule`` and two DataModules, the feature cache
+(``CachedFeatureDataModule``) and streaming images (``StreamingImageDataModule``)."""
 
 __all__: list[str] = []

@@ -1,43 +1,90 @@
 """The fast path: training from the feature cache, no towers at all (about 3 GB of fp16 for the paper's 810k
 photos, so it is held in memory). Splits: ``train`` photos, ``heldout`` photos of train identities, and ``val``
-photos of unseen identities."""
+photos of unseen identities.
+
+Under DDP every rank keeps the whole cache and reads its own share of each epoch (a seeded shuffle dealt
+round-robin to ranks and workers, see ``epoch_plan``), so every photo is seen exactly once per epoch.
+"""
 
 from __future__ import annotations
 
-import lightning as L
+from collections.abc import Iterator
+from typing import Any
+
 import torch
-from torch.utils.data import DataLoader, Dataset
 
+from .epoch_plan import EpochPlan, deal_items, plan_epoch
 from .laioncele import LaionCele, read_feature_cache, read_laioncele
+from .resumable import PlannedLoader, ResumableDataModule
+from .slot_stream import Sample, SlotStream, collate
 
 
-class FeatureDataset(Dataset):
-    """Photos of one split: (F,) float32 features and the row of their identity's name."""
+class CachedFeatureStream(SlotStream):
+    """One split of the cache: (F,) float32 features, the identity's name row and the photo's key per sample."""
 
-    def __init__(self, features: torch.Tensor, name_rows: torch.Tensor) -> None:
-        self.features, self.name_rows = features, name_rows
+    def __init__(
+        self,
+        features: torch.Tensor,
+        name_rows: torch.Tensor,
+        keys: list[str],
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        rank: int,
+        ranks: int,
+        workers: int,
+    ) -> None:
+        super().__init__(batch_size, rank, ranks, workers)
+        self.features, self.name_rows, self.keys = features, name_rows, keys
+        self.shuffle, self.seed = shuffle, seed
 
-    def __len__(self) -> int:
-        return self.features.shape[0]
+    def _deal(self, epoch: int) -> list[list[int]]:
+        return deal_items(len(self.keys), self.ranks * self.workers, self.seed, epoch, self.shuffle)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"features": self.features[index].float(), "name_row": self.name_rows[index]}
+    def plan(self, epoch: int) -> EpochPlan:
+        return plan_epoch([len(rows) for rows in self._deal(epoch)], self.ranks, self.workers, self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Slices whole batches out of the cache (no per-sample work: the cache holds no corrupt photos)."""
+        slot, skip = self.slot_and_skip()
+        rows = torch.tensor(self._deal(self.epoch)[slot], dtype=torch.long)
+        chunks = rows.split(self.batch_size)
+        for index in range(skip, self.plan(self.epoch).batches[slot]):
+            if index >= len(chunks):  # padding: this rank has fewer photos than the busiest one
+                yield collate([self.padding_sample()], weight=0.0)
+                continue
+            chunk = chunks[index]
+            yield {
+                "features": self.features[chunk].float(),
+                "name_row": self.name_rows[chunk],
+                "key": [self.keys[row] for row in chunk.tolist()],
+                "weight": torch.ones(len(chunk)),
+                "skipped": torch.tensor(0),
+            }
+
+    def padding_sample(self) -> Sample:
+        return {"features": torch.zeros(self.features.shape[1]), "name_row": 0, "key": ""}
 
 
-class CachedFeatureDataModule(L.LightningDataModule):
+class CachedFeatureDataModule(ResumableDataModule):
     """Batches of cached tower features with their identity's name row.
 
     Args:
         data_dir: a LaionCele directory with ``features/``.
         batch_size: photos per batch (per process).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (0: batches are sliced in the main process, usually fastest).
+        seed: the epoch shuffles derive from it.
     """
 
-    def __init__(self, data_dir: str, batch_size: int = 256, num_workers: int = 0) -> None:
+    provides = "features"
+
+    def __init__(self, data_dir: str, batch_size: int = 256, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
-        self.data_dir, self.batch_size, self.num_workers = data_dir, batch_size, num_workers
+        if num_workers < 0:
+            raise ValueError(f"num_workers: expected 0 or more, got {num_workers}")
+        self.data_dir, self.batch_size, self.num_workers, self.seed = data_dir, batch_size, num_workers, seed
         self.data: LaionCele | None = None
-        self.splits: dict[str, FeatureDataset] = {}
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
 
     def load(self, num_tokens: int, width: int, feature_dim: int) -> LaionCele:
         """Reads and checks the directory against the encoder (called by the module before training)."""
@@ -45,26 +92,25 @@ class CachedFeatureDataModule(L.LightningDataModule):
             self.data = read_laioncele(self.data_dir, num_tokens, width)
             cache = read_feature_cache(self.data, feature_dim)
             for split in ("train", "heldout", "val"):
-                rows = torch.tensor([i for i, s in enumerate(cache.splits) if s == split], dtype=torch.long)
-                self.splits[split] = FeatureDataset(cache.features[rows], cache.name_rows[rows])
-            if len(self.splits["train"]) == 0:
+                rows = [i for i, s in enumerate(cache.splits) if s == split]
+                index = torch.tensor(rows, dtype=torch.long)
+                self.splits[split] = (cache.features[index], cache.name_rows[index], [cache.keys[i] for i in rows])
+            if not self.splits["train"][2]:
                 raise ValueError(f"data_dir: {self.data_dir} has no training photos")
         return self.data
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool) -> PlannedLoader:
         if self.data is None:
             raise RuntimeError("CachedFeatureDataModule.load() runs first (the NameEncoderModule calls it in setup)")
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            drop_last=False,
-            persistent_workers=self.num_workers > 0,
+        rank, ranks = self.process_grid()
+        features, name_rows, keys = self.splits[split]
+        stream = CachedFeatureStream(
+            features, name_rows, keys, self.batch_size, train, self.seed, rank, ranks, self.num_workers
         )
+        return self.planned_loader(stream, self.num_workers, self.seed, train)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> PlannedLoader:
+        return self._loader("train", train=True)
 
-    def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader("heldout", shuffle=False), self._loader("val", shuffle=False)]
+    def val_dataloader(self) -> list[PlannedLoader]:
+        return [self._loader("heldout", train=False), self._loader("val", train=False)]

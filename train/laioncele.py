@@ -89,11 +89,12 @@ def read_laioncele(folder: str | Path, num_tokens: int | None = None, width: int
 
 @dataclass
 class FeatureCache:
-    """The feature cache: (n, F) fp16 concatenated tower features, each photo's name row and split."""
+    """The feature cache: (n, F) fp16 concatenated tower features, each photo's name row, split and key."""
 
     features: torch.Tensor
     name_rows: torch.Tensor
     splits: list[str]
+    keys: list[str]
 
 
 def read_feature_cache(data: LaionCele, feature_dim: int) -> FeatureCache:
@@ -124,4 +125,4 @@ def read_feature_cache(data: LaionCele, feature_dim: int) -> FeatureCache:
     if unknown:
         raise ValueError(f"{folder}: keys name identities {unknown[:5]} that identities.parquet does not hold")
     name_rows = torch.tensor([data.identity_rows[i] for i in keys["identity_id"].to_pylist()])
-    return FeatureCache(features, name_rows, keys["split"].to_pylist())
+    return FeatureCache(features, name_rows, keys["split"].to_pylist(), keys["key"].to_pylist())

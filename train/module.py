@@ -7,6 +7,7 @@ top-5 retrieval of the right name among all identities' names (faiss inner produ
 from __future__ import annotations
 
 import math
+import warnings
 
 import faiss
 import lightning as L
@@ -16,6 +17,8 @@ from torch import nn
 from namespace import NameEncoder, NameEncoderConfig
 
 VAL_SPLITS = ("heldout", "unseen")
+# the frozen towers (streaming images) are in eval mode on purpose: no dropout, fixed norm statistics
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 class NameEncoderModule(L.LightningModule):
@@ -54,54 +57,95 @@ class NameEncoderModule(L.LightningModule):
         # the cached-features path needs the head only; the towers made the features once, in the data pipeline
         self.encoder = NameEncoder(encoder, load_towers=False)
         self.register_buffer("names", torch.zeros(0), persistent=False)  # (M, N, D) targets, set in setup
-        self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {split: [] for split in VAL_SPLITS}
+        self._index: faiss.IndexFlatIP | None = None
+        self._sums: dict[str, torch.Tensor] = {}
 
     def setup(self, stage: str) -> None:
-        """Reads the data through the datamodule, checks it against the encoder, stores the name statistics."""
+        """Reads the data through the datamodule, checks it against the encoder, stores the name statistics; builds
+        the frozen towers when the datamodule streams images instead of cached features."""
         config = self.encoder.config
-        data = self.trainer.datamodule.load(config.num_tokens, config.width, config.feature_dim)
+        datamodule = self.trainer.datamodule
+        data = datamodule.load(config.num_tokens, config.width, config.feature_dim)
         self.names = data.names.to(self.device)
         self.encoder.set_statistics(data.statistics)
+        if getattr(datamodule, "provides", "features") == "images":
+            self.encoder.attach_towers()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.encoder(features)
 
     def _predict(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.encoder(batch["features"])  # (B, F) → (B, N, D)
+        """A batch of cached features (B, F) or of uint8 images (B, 3, S, S) → (B, N, D) predicted names."""
+        if "images" in batch:
+            features = self.encoder.pixel_features(batch["images"].float() / 255)  # frozen towers, no gradient
+        else:
+            features = batch["features"]
+        return self.encoder(features)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
-        predicted = self._predict(batch)
-        loss = nn.functional.mse_loss(predicted.float(), self.names[batch["name_row"]])
-        self.log("train/loss", loss, prog_bar=True, batch_size=predicted.shape[0])
+        predicted = self._predict(batch).float()
+        errors = (predicted - self.names[batch["name_row"]]).square().mean(dim=(1, 2))  # (B,)
+        weight = batch["weight"]  # 0 for padding (a rank with fewer photos than the busiest one)
+        count = weight.sum()
+        loss = (errors * weight).sum() / count.clamp(min=1)
+        if count > 0:
+            self.log("train/loss", loss, prog_bar=True, batch_size=int(count))
+        skipped = batch["skipped"].float()
+        self.log("train/skipped_samples", skipped, reduce_fx="sum", on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        candidates = nn.functional.normalize(self.names.flatten(1), dim=1).cpu().numpy()  # (M, N·D)
+        self._index = faiss.IndexFlatIP(candidates.shape[1])
+        self._index.add(candidates)
+        self._sums = {split: torch.zeros(5, dtype=torch.float64) for split in VAL_SPLITS}
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int, dataloader_idx: int = 0) -> None:
-        predicted = self._predict(batch).float()
-        self._outputs[VAL_SPLITS[dataloader_idx]].append((predicted.flatten(1), batch["name_row"]))
+        keep = batch["weight"] > 0
+        if not keep.any():
+            return
+        predicted = self._predict(batch).float()[keep].flatten(1)  # (B, N·D)
+        rows = batch["name_row"][keep]
+        targets = self.names[rows].flatten(1)
+        _, found = self._index.search(nn.functional.normalize(predicted, dim=1).cpu().numpy(), 5)
+        hits = torch.from_numpy(found) == rows.cpu()[:, None]
+        self._sums[VAL_SPLITS[dataloader_idx]] += torch.stack(
+            [
+                torch.tensor(float(len(rows))),
+                (predicted - targets).square().mean(dim=1).sum().cpu(),
+                nn.functional.cosine_similarity(predicted, targets, dim=1).sum().cpu(),
+                hits[:, 0].sum().float(),
+                hits.any(dim=1).sum().float(),
+            ]
+        ).double()
 
     def on_validation_epoch_end(self) -> None:
-        candidates = nn.functional.normalize(self.names.flatten(1), dim=1).cpu().numpy()  # (M, N·D)
-        index = faiss.IndexFlatIP(candidates.shape[1])
-        index.add(candidates)
         for split in VAL_SPLITS:
-            outputs = self._outputs[split]
-            self._outputs[split] = []
-            if not outputs:
+            # sums over every rank's photos (each photo is validated by exactly one rank)
+            count, mse, cosine, top1, top5 = self.trainer.strategy.reduce(
+                self._sums[split].to(self.device), reduce_op="sum"
+            ).tolist()
+            if count == 0:
                 continue
-            predicted = self.all_gather(torch.cat([p for p, _ in outputs])).reshape(-1, candidates.shape[1])
-            rows = self.all_gather(torch.cat([r for _, r in outputs])).reshape(-1)
-            targets = self.names[rows].flatten(1)
-            metrics = {
-                "mse": nn.functional.mse_loss(predicted, targets),
-                "cosine": nn.functional.cosine_similarity(predicted, targets, dim=1).mean(),
-            }
-            _, found = index.search(nn.functional.normalize(predicted, dim=1).cpu().numpy(), min(5, len(candidates)))
-            hits = torch.from_numpy(found) == rows.cpu()[:, None]
-            metrics["top1"] = hits[:, 0].float().mean()
-            metrics["top5"] = hits.any(dim=1).float().mean()
+            metrics = {"mse": mse / count, "cosine": cosine / count, "top1": top1 / count, "top5": top5 / count}
             for name, value in metrics.items():
-                self.log(f"val_{split}/{name}", value.to(self.device), sync_dist=False, rank_zero_only=False)
-        self.log("val/chance", torch.tensor(1.0 / len(candidates), device=self.device))
+                self.log(f"val_{split}/{name}", value, sync_dist=False)
+        self.log("val/chance", 1.0 / len(self.names))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The frozen towers are referenced by the config, not copied into every checkpoint; the global RNG is
+        saved so that a resumed run draws what an uninterrupted one would (dropout)."""
+        state = checkpoint["state_dict"]
+        for key in [key for key in state if key.startswith("encoder.towers.")]:
+            del state[key]
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.encoder.towers is not None:
+            for key, value in self.encoder.towers.state_dict().items():
+                checkpoint["state_dict"].setdefault(f"encoder.towers.{key}", value)
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def configure_optimizers(self):
         hparams = self.hparams

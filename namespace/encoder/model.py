@@ -66,6 +66,19 @@ class NameEncoder(nn.Module):
         device = self.name_mean.device
         return torch.cat([tower(tower.pixels(images).to(device)) for tower in towers], dim=-1)
 
+    def pixel_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """A (B, 3, H, W) batch in [0, 1] → (B, F) float32 embeddings; each tower resizes, crops and normalises the
+        whole batch at once (the streaming trainer's path)."""
+        towers = self._require_towers()
+        if pixels.ndim != 4 or pixels.shape[1] != 3:
+            raise ValueError(f"pixels: expected a (B, 3, H, W) batch, got shape {tuple(pixels.shape)}")
+        return torch.cat([tower(tower.tensor_preprocess(pixels)) for tower in towers], dim=-1)
+
+    def attach_towers(self) -> None:
+        """Builds the frozen towers of an encoder made with ``load_towers=False`` (on its device)."""
+        if self.towers is None:
+            self.towers = nn.ModuleList([ImageTower(tower) for tower in self.config.towers]).to(self.name_mean.device)
+
     @torch.no_grad()
     def encode(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16) -> torch.Tensor:
         """Encodes images into names.

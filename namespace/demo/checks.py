@@ -1,0 +1,63 @@
+"""The demo's argument checks (every problem in one ValueError) and its output folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+MARKER = ".magicnaming-demo"  # marks a folder the demo wrote, which a re-run may replace
+REPOSITORY = Path(__file__).resolve().parents[2]  # a source checkout: where configs/ lives
+STAGE_MODULES = ("lightning", "img2dataset", "faiss", "pyarrow", "matplotlib")
+
+
+def config_path(path: Path, argument: str, problems: list[str]) -> Path:
+    """A config file as given, or relative to the repository when not found from the current folder."""
+    path = Path(path)
+    for candidate in (path, REPOSITORY / path):
+        if candidate.is_file():
+            return candidate
+    problems.append(f"{argument}: expected a YAML file, {str(path)!r} does not exist (run from the repository root)")
+    return path
+
+
+def check_output(output: Path, problems: list[str]) -> None:
+    if output.exists() and not output.is_dir():
+        problems.append(f"output: expected a folder, {str(output)!r} is a file")
+    elif output.is_dir() and any(output.iterdir()) and not (output / MARKER).exists():
+        problems.append(
+            f"output: {str(output)!r} is a non-empty folder that is not a previous demo output; "
+            "give a new or empty folder"
+        )
+
+
+def check_numbers(numbers: dict[str, tuple[int, int]], problems: list[str]) -> None:
+    """``numbers``: argument → (value, smallest allowed value)."""
+    for argument, (value, minimum) in numbers.items():
+        if value < minimum:
+            problems.append(f"{argument}: expected at least {minimum}, got {value}")
+
+
+def check_installed(problems: list[str]) -> None:
+    missing = [module for module in STAGE_MODULES if importlib.util.find_spec(module) is None]
+    if missing:
+        problems.append(
+            f"the demo runs the data pipeline and the trainer: pip install 'magicnaming[train,data]' "
+            f"(missing: {', '.join(missing)})"
+        )
+
+
+def raise_problems(problems: list[str]) -> None:
+    if problems:
+        raise ValueError("; ".join(problems) if len(problems) == 1 else "\n  " + "\n  ".join(problems))
+
+
+def prepare_output(output: Path) -> None:
+    """Empties a previous demo output (only one carrying the marker) and marks the folder as the demo's."""
+    if output.is_dir() and (output / MARKER).exists():
+        print(f"replacing the previous demo output in {output}/", file=sys.stderr)
+        for child in output.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MARKER).write_text("written by `magicnaming demo`, which replaces this folder when run on it again\n")

@@ -1,0 +1,110 @@
+"""The demo's one-page HTML report: the headline numbers, then every figure with the commands that produced it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+.note { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.6rem 0.9rem; }
+table { border-collapse: collapse; margin: 0.6rem 0; } td, th { padding: 0.25rem 0.8rem; border-bottom: 1px solid #eee;
+  text-align: left; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eee; } pre { background: #f5f5f5; padding: 0.6rem; overflow-x: auto;
+  font-size: 0.8rem; white-space: pre-wrap; word-break: break-all; } .caption { color: #444; }
+"""
+
+
+@dataclass
+class Figure:
+    """A figure of the report.
+
+    Attributes:
+        title: its heading.
+        file: the PNG, relative to the report.
+        caption: what it shows and how to read it.
+        commands: the command lines that produced it, in order.
+    """
+
+    title: str
+    file: str
+    caption: str
+    commands: list[str]
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(
+        f"<tr><th>{escape(label)}</th><td class='number'>{escape(value)}</td></tr>" for label, value in rows
+    )
+    return f"<table>{cells}</table>"
+
+
+def _headline(metrics: dict) -> str:
+    m, photos = metrics, metrics["photos"]
+    return _table(
+        [
+            ("held-out photos of train people: top-1 retrieval", f"{m['retrieval_top1_heldout_images']:.3f}"),
+            ("chance (1 / number of names)", f"{m['chance']:.3f}"),
+            ("unseen people: top-1 retrieval", f"{m['retrieval_top1_unseen_identities']:.3f}"),
+            ("top-5: held-out / unseen", f"{m['retrieval_top5_heldout_images']:.3f} / "
+             f"{m['retrieval_top5_unseen_identities']:.3f}"),
+            ("final training loss (MSE)", f"{m['final_train_loss']:.4f}"),
+            ("identities: train / unseen", f"{m['train_identities']} / {m['unseen_identities']}"),
+            ("photos: train / held-out / unseen", f"{photos['train']} / {photos['heldout']} / {photos['val']}"),
+        ]
+    )  # fmt: skip
+
+
+def _identities(found: dict[str, dict], people: list) -> str:
+    cells = "".join(
+        f"<tr><td>{escape(person.name)}</td><td>{escape(person.kind)}</td><td class='number'>{len(person.photos)}"
+        f"</td><td>{escape(found[person.name]['nearest_name'])}</td>"
+        f"<td>{'yes' if found[person.name]['correct'] else 'no'}</td></tr>"
+        for person in people
+    )
+    head = "<tr><th>person</th><th>kind</th><th>reference photos</th><th>nearest name</th><th>own name?</th></tr>"
+    return f"<table>{head}{cells}</table>"
+
+
+def write_report(path: Path, demo_command: str, metrics: dict, figures: list[Figure], people: list, note: str) -> Path:
+    """Writes the report; ``people`` are the demo's Person records, ``metrics`` what metrics.json holds."""
+    seconds = metrics["seconds"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>MagicNaming demo</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>MagicNaming demo</h1>",
+        f"<p>Made by <code>{escape(demo_command)}</code> in {seconds['total'] / 60:.1f} minutes. Every stage ran "
+        "through its own command (listed under each figure and, in order, in <a href='work/commands.sh'>"
+        "work/commands.sh</a>).</p>",
+        f"<p class='note'><strong>Read this first.</strong> {escape(note)}</p>",
+        "<h2>Results</h2>",
+        _headline(metrics),
+        "<p class='caption'>Retrieval: the encoder predicts a name embedding from a photo; it counts as right when "
+        "the person's own name is the nearest (cosine) of all the data set's names. Held-out photos of train people "
+        "were never trained on. Unseen people are fictional, so their names carry nothing about their looks: "
+        "retrieving them is not expected here.</p>",
+        "<p>Files: <a href='metrics.json'>metrics.json</a>, <a href='encoder/'>encoder/</a> (the exported name "
+        "encoder), <a href='identities/'>identities/</a> (identity files), <a href='work/'>work/</a> (every "
+        "stage's output).</p>",
+    ]
+    for figure in figures:
+        commands = "\n".join(figure.commands)
+        parts += [
+            f"<h2>{escape(figure.title)}</h2>",
+            f"<img src='{escape(figure.file)}' alt='{escape(figure.title)}'>",
+            f"<p class='caption'>{escape(figure.caption)}</p>",
+            f"<p>Produced by:</p><pre>{escape(commands)}</pre>",
+        ]
+    parts += [
+        "<h2>Identity files from reference photos</h2>",
+        _identities(metrics["identity_files"], people),
+        "<p class='caption'>Each identity file (made by <code>magicnaming identity encode</code> from photos the "
+        "encoder never trained on) compared with every name of the data set, through the files alone.</p>",
+        "<h2>Time per step</h2>",
+        _table([(step, f"{value:.1f} s") for step, value in seconds.items()]),
+        "</body></html>",
+    ]
+    path.write_text("\n".join(parts) + "\n")
+    return path

@@ -1,0 +1,258 @@
+"""``magicnaming demo``: MagicNaming end to end, every stage through its own command.
+
+Tiny CLIP towers pre-trained on synthetic people → the embedded LaionCele sample built by the real data pipeline
+(local HTTP server, img2dataset, faiss cleaning, targets) → the name encoder trained by the real trainer and
+exported → identities from held-out reference photos → images through the plugin → an interpolation between two
+identities → report.html, metrics.json and encoder/ in the output folder. With the full-size configs
+(configs/demo-sdxl.yaml) the same steps run on SDXL and the full-size CLIP towers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..encoder.config import TowerConfig
+from ..progress import Steps
+from . import checks
+from .commands import CommandLog, write_overlay
+
+TINY_MODELS_NOTE = (
+    "Tiny random models produce noise images: the generation and interpolation grids show the machinery "
+    "(identities from photos, names prepended into the prompt embeddings, interpolation), not likenesses. Real "
+    "results need the full-size configs (configs/demo-sdxl.yaml for this demo; configs/data/laion.yaml and "
+    "configs/train/sdxl.yaml for a real encoder) and the SDXL and CLIP weights."
+)
+FULL_SIZE_NOTE = (
+    "The full-size models ran on the embedded sample of fictional people: SDXL knows none of their names, so the "
+    "encoder learns names that carry no looks. Likenesses need an encoder trained on LaionCele built from real "
+    "caption data (configs/data/laion.yaml, configs/train/sdxl.yaml)."
+)
+DEFAULT_PROMPTS = ["a portrait photo of a person", "a person riding a horse", "an oil painting of a person"]
+
+
+def demo(
+    output: Path = Path("demo-output"),
+    data_configs: list[Path] | None = None,
+    train_configs: list[Path] | None = None,
+    train_args: list[str] | None = None,
+    pipeline: str = "tiny",
+    towers: list[TowerConfig] | None = None,
+    tower_pretraining_steps: int = 400,
+    num_train_identities: int = 2,
+    num_unseen_identities: int = 1,
+    references_per_identity: int = 3,
+    prompts: list[str] | None = None,
+    interpolation_steps: int = 5,
+    num_inference_steps: int = 4,
+    image_size: int = 64,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict:
+    """Runs the whole demo into ``output`` and returns what metrics.json holds.
+
+    Args:
+        output: a new or empty folder (or a previous demo output, which is replaced).
+        data_configs: ``magicnaming data build`` configs, applied in order (default: configs/data/demo.yaml).
+        train_configs: ``magicnaming train fit`` configs, applied in order (default: configs/train/tiny.yaml).
+        train_args: extra ``train fit`` arguments, e.g. ``["--trainer.max_epochs", "30"]``.
+        pipeline: the SDXL pipeline of the targets and the images (Hub id or folder); ``tiny``: the offline tiny
+            pipeline of ``namespace.testing`` (random weights), saved into the output.
+        towers: the CLIP image towers of the feature cache and the encoder; None: tiny towers pre-trained here.
+        tower_pretraining_steps: optimisation steps per tiny tower (when ``towers`` is None).
+        num_train_identities: train people made into identities from held-out photos (the first two are
+            interpolated).
+        num_unseen_identities: people the encoder never saw, made into identities too.
+        references_per_identity: most reference photos per identity.
+        prompts: prompts every identity is drawn in.
+        interpolation_steps: identities on the path between the first two (both ends included).
+        num_inference_steps: denoising steps per image.
+        image_size: image side in pixels.
+        seed: seeds the towers' pre-training, the tiny pipeline and the image noise (training: its config's seed).
+        device: device of the identities and the images (auto, cpu, cuda, ...).
+    """
+    started = time.perf_counter()
+    output, prompts, problems = Path(output), list(DEFAULT_PROMPTS if prompts is None else prompts), []
+    data_configs = [
+        checks.config_path(path, f"data_configs[{i}]", problems)
+        for i, path in enumerate(data_configs or ["configs/data/demo.yaml"])
+    ]
+    train_configs = [
+        checks.config_path(path, f"train_configs[{i}]", problems)
+        for i, path in enumerate(train_configs or ["configs/train/tiny.yaml"])
+    ]
+    numbers = {"num_train_identities": (num_train_identities, 2), "num_unseen_identities": (num_unseen_identities, 0)}
+    numbers |= {"references_per_identity": (references_per_identity, 1), "image_size": (image_size, 32)}
+    numbers |= {"interpolation_steps": (interpolation_steps, 2), "num_inference_steps": (num_inference_steps, 1)}
+    numbers |= {"tower_pretraining_steps": (tower_pretraining_steps, 1 if towers is None else 0)}
+    checks.check_numbers(numbers, problems)
+    if image_size % 8:
+        problems.append(f"image_size: expected a multiple of 8, got {image_size}")
+    if not prompts:
+        problems.append("prompts: expected at least one prompt, got an empty list")
+    if towers is not None and not towers:
+        problems.append("towers: expected at least one tower (or null to pre-train the tiny ones), got none")
+    checks.check_output(output, problems)
+    checks.check_installed(problems)
+    checks.raise_problems(problems)
+
+    checks.prepare_output(output)
+    work = output / "work"
+    arguments = {"data_configs": [str(p) for p in data_configs], "train_configs": [str(p) for p in train_configs]}
+    arguments |= {"train_args": list(train_args or []), "pipeline": pipeline}
+    arguments |= {"towers": None if towers is None else [asdict(t) for t in towers]}
+    arguments |= {"tower_pretraining_steps": tower_pretraining_steps, "prompts": prompts, "seed": seed}
+    arguments |= {key: value for key, (value, _) in numbers.items()} | {"device": device}
+    demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
+    tiny = pipeline == "tiny"
+    print(f"magicnaming demo → {output}/\n{TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE}\n", file=sys.stderr)
+    log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=8 if towers is None else 7), {}
+
+    def step(key: str, description: str) -> None:
+        steps.start(description)
+        marks[key] = time.perf_counter()
+
+    lines: dict = {"towers": []}
+    if towers is None:
+        step("towers", "pre-training the tiny CLIP towers on synthetic people outside the sample")
+        towers = _pretrain_tiny_towers(log, work / "towers", tower_pretraining_steps, seed)
+        lines["towers"] = log.lines[-1:]
+    if tiny:
+        step("pipeline", "saving the tiny SDXL pipeline (random weights)")
+        pipeline = _save_tiny_pipeline(work / "models/tiny-sdxl", seed)
+    tower_settings = [asdict(tower) for tower in towers]
+
+    step("data", "building LaionCele with the data pipeline")
+    laioncele = work / "laioncele"
+    overlay = {"data": {"pipeline": pipeline, "features": {"towers": tower_settings}}}
+    overlay = write_overlay(work / "configs/data.yaml", overlay)
+    lines["data"] = log.run(["data", "build", *_configs(data_configs, overlay), "--output", laioncele])
+
+    step("train", "training the name encoder, then exporting it")
+    logger = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(work / "training"), "name": "logs"},
+    }
+    overlay = {"trainer": {"logger": logger}, "model": {"encoder": {"towers": tower_settings}}}
+    overlay = write_overlay(work / "configs/train.yaml", overlay)
+    fit = ["train", "fit", *_configs(train_configs, overlay), "--data.data_dir", laioncele]
+    fit += ["--trainer.default_root_dir", work / "training"]
+    fit += ["--trainer.enable_progress_bar", str(sys.stderr.isatty()).lower(), *(train_args or [])]
+    lines["train"] = log.run(fit)
+    checkpoint = _last_checkpoint(work / "training")
+    lines["export"] = log.run(["train", "export", "--checkpoint", checkpoint, "--output", output / "encoder"])
+
+    step("identities", "identities from reference photos the encoder never trained on")
+    from .references import write_references
+
+    people = write_references(
+        laioncele, work / "references", num_train_identities, num_unseen_identities, references_per_identity
+    )
+    files, lines["encode"] = {}, {}
+    for person in people:
+        files[person.identity_id] = output / "identities" / f"{person.slug}.safetensors"
+        photos = json.dumps([str(path) for path in person.photos])
+        encode = ["identity", "encode", "--encoder", output / "encoder", "--images", photos]
+        encode += ["--output", files[person.identity_id], "--label", person.name, "--device", device]
+        lines["encode"][person.name] = log.run(encode)
+
+    images = ["--encoder", output / "encoder", "--pipeline", pipeline, "--prompts", json.dumps(prompts)]
+    images += ["--num_inference_steps", num_inference_steps, "--height", image_size, "--width", image_size]
+    images += ["--seed", seed, "--device", device]
+    step("generate", f"drawing {len(people)} identities in {len(prompts)} prompt(s) through the plugin")
+    lines["generate"] = [
+        log.run(["generate", *images, "--identity", files[p.identity_id], "--output", work / "generated" / p.slug])
+        for p in people
+    ]
+
+    step("interpolate", f"interpolating between {people[0].name} and {people[1].name}")
+    pair = json.dumps([str(files[person.identity_id]) for person in people[:2]])
+    interpolation = work / "interpolation.png"
+    interpolate = ["interpolate", *images, "--identities", pair, "--steps", interpolation_steps]
+    lines["interpolate"] = log.run([*interpolate, "--output", interpolation])
+
+    step("report", "figures, metrics.json and report.html")
+    from .report import write_report
+    from .report_figures import make_figures
+    from .results import metrics_csv, read_metrics
+
+    log_file = metrics_csv(work / "training")
+    rows = read_metrics(log_file)
+    metrics = _metrics(rows, laioncele, files, tiny)
+    inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
+    inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
+    inputs |= {"image_size": image_size, "tiny": tiny}
+    figures = make_figures(output / "figures", inputs, lines, metrics)
+    metrics["seconds"] = _durations(marks, started)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    demo_line = f"magicnaming demo --config {demo_config} --output {output}"
+    write_report(output / "report.html", demo_line, metrics, figures, people, metrics["note"])
+    steps.done(
+        f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
+        f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
+        f"wrote {output / 'report.html'}, metrics.json and encoder/ in {metrics['seconds']['total'] / 60:.1f} "
+        f"minutes.\n{metrics['note']}"
+    )
+    return metrics
+
+
+def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], tiny: bool) -> dict:
+    """What metrics.json holds (the step timings are added last)."""
+    from .results import final_metrics, nearest_names
+
+    counts = json.loads((laioncele / "manifest.json").read_text())["counts"]
+    metrics = {"format": "magicnaming-demo", "format_version": 1, **final_metrics(rows)}
+    metrics |= {"identities": counts["identities"], "train_identities": counts["train_identities"]}
+    metrics |= {"unseen_identities": counts["val_identities"], "photos": counts["images"]}
+    metrics |= {"identity_files": nearest_names(laioncele, files)}
+    return metrics | {"note": TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE}
+
+
+def _configs(paths: list[Path], overlay: Path) -> list:
+    return [item for path in [*paths, overlay] for item in ("--config", path)]
+
+
+def _pretrain_tiny_towers(log: CommandLog, folder: Path, steps: int, seed: int) -> list[TowerConfig]:
+    from ..testing import tiny_tower_configs
+
+    log.run(["encoder", "pretrain_tiny", "--output", folder, "--steps", steps, "--seed", seed])
+    towers = []
+    for tower in tiny_tower_configs():
+        checkpoint = (folder / f"{tower.model}.safetensors").resolve()  # absolute: the encoder folder names it
+        if not checkpoint.is_file():
+            raise RuntimeError(f"encoder pretrain_tiny did not write {checkpoint}")
+        towers.append(TowerConfig(model=tower.model, pretrained=str(checkpoint), embed_dim=tower.embed_dim))
+    return towers
+
+
+def _save_tiny_pipeline(folder: Path, seed: int) -> str:
+    from ..testing import tiny_sdxl_pipeline
+
+    tiny_sdxl_pipeline(seed=seed).save_pretrained(folder)
+    print(f"  wrote {folder} (tiny SDXL, random weights)", file=sys.stderr)
+    return str(folder)
+
+
+def _last_checkpoint(training: Path) -> Path:
+    found = sorted(training.glob("*/version_*/checkpoints/last.ckpt"), key=lambda p: int(p.parents[1].name[8:]))
+    if not found:
+        raise RuntimeError(f"no last.ckpt under {training}: the train config needs ModelCheckpoint(save_last=true)")
+    return found[-1]
+
+
+def _durations(marks: dict[str, float], started: float) -> dict[str, float]:
+    """Seconds per step from the steps' start times (each ends where the next starts), and the total."""
+    now = time.perf_counter()
+    ends = [*list(marks.values())[1:], now]
+    durations = {key: round(end - start, 1) for (key, start), end in zip(marks.items(), ends, strict=True)}
+    return {**durations, "total": round(now - started, 1)}
+
+
+def main(argv: list[str], prog: str = "magicnaming demo") -> int:
+    from jsonargparse import CLI
+
+    CLI(demo, args=argv, prog=prog, description=__doc__, as_positional=False)
+    return 0

@@ -1,0 +1,101 @@
+"""``magicnaming demo`` on its smallest setting: the report, metrics.json, encoder/ and identity files; bad input."""
+
+import csv
+import json
+import re
+
+import pytest
+import torch
+from PIL import Image
+
+from namespace import Identity, NameEncoder
+from namespace.cli import main
+from namespace.demo import checks
+
+from .conftest import ROOT
+
+SMALLEST = ["--tower_pretraining_steps", "20", "--references_per_identity", "1", "--prompts", '["a person"]']
+SMALLEST += ["--train_args", '["--trainer.max_epochs", "20", "--trainer.check_val_every_n_epoch", "10"]']
+SMALLEST += ["--interpolation_steps", "2", "--num_inference_steps", "1", "--image_size", "32"]
+FIGURES = ["funnel", "loss", "retrieval", "generation", "interpolation"]
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory):
+    output = tmp_path_factory.mktemp("demo") / "output"
+    assert main(["demo", "--config", str(ROOT / "configs/demo.yaml"), "--output", str(output), *SMALLEST]) == 0
+    return output
+
+
+def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
+    html = (demo_output / "report.html").read_text()
+    assert re.findall(r"<img src='([^']+)'", html) == [f"figures/{name}.png" for name in FIGURES]
+    for name in FIGURES:
+        assert Image.open(demo_output / f"figures/{name}.png").size[0] > 200
+    sections = html.split("<h2>")[2:7]  # after the results: one section per figure
+    expected = [["encoder pretrain_tiny", "data build"], ["train fit"], ["train fit", "train export"],
+                ["identity encode", "generate"], ["identity encode", "interpolate"]]  # fmt: skip
+    for section, commands in zip(sections, expected, strict=True):
+        shown = re.search(r"<pre>(.*?)</pre>", section, re.S).group(1)
+        assert all(f"magicnaming {command} " in shown for command in commands), section[:80]
+    assert "Tiny random models produce noise images" in html
+    ran = (demo_output / "work/commands.sh").read_text()
+    assert [line.split()[1] for line in ran.splitlines()] == [
+        "encoder", "data", "train", "train", "identity", "identity", "identity", "generate", "generate", "generate",
+        "interpolate",
+    ]  # fmt: skip
+
+
+def test_metrics_hold_retrieval_and_chance(demo_output):
+    metrics = json.loads((demo_output / "metrics.json").read_text())
+    for key in ("retrieval_top1_heldout_images", "retrieval_top1_unseen_identities", "chance"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["chance"] == pytest.approx(1 / 8)  # the sample keeps 8 people
+    assert metrics["epochs"] == 20 and metrics["identities"] == 8
+    assert metrics["retrieval_top1_heldout_images"] <= metrics["retrieval_top5_heldout_images"]
+    (log,) = (demo_output / "work/training").glob("logs/version_*/metrics.csv")
+    last = [row for row in csv.DictReader(log.open()) if row["val_heldout/top1"]][-1]  # the trainer's own log
+    assert metrics["retrieval_top1_heldout_images"] == float(last["val_heldout/top1"])
+    assert metrics["retrieval_top1_unseen_identities"] == float(last["val_unseen/top1"])
+    found = metrics["identity_files"]
+    assert len(found) == 3 and all(isinstance(entry["correct"], bool) for entry in found.values())
+
+
+def test_encoder_and_identity_files_load(demo_output):
+    encoder = NameEncoder.from_pretrained(demo_output / "encoder")  # with its pre-trained tiny towers
+    assert (encoder.config.num_tokens, encoder.config.width) == (8, 80)
+    files = sorted((demo_output / "identities").glob("*.safetensors"))
+    assert len(files) == 3
+    for path in files:
+        identity = Identity.load(path, num_tokens=8, width=80)
+        assert identity.source == "images"
+        # the identity file is the exported encoder's name for the reference photos copied from the shards
+        photos = sorted((demo_output / "work/references" / path.stem).glob("*.jpg"))
+        expected = Identity.from_images(encoder, photos, label=identity.label).embedding
+        torch.testing.assert_close(identity.embedding, expected)
+    for person in (demo_output / "work/generated").iterdir():
+        assert Image.open(person / "000-00.png").size == (32, 32)
+
+
+def test_bad_input_fails_clearly_and_touches_nothing(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    args = ["demo", "--output", str(tmp_path), "--image_size", "30", "--interpolation_steps", "1"]
+    assert main([*args, "--prompts", "[]", "--data_configs", '["configs/data/nothing.yaml"]']) == 1
+    error = capsys.readouterr().err
+    assert f"output: {str(tmp_path)!r} is a non-empty folder that is not a previous demo output" in error
+    assert "image_size: expected a multiple of 8, got 30" in error
+    assert "interpolation_steps: expected at least 2, got 1" in error
+    assert "prompts: expected at least one prompt, got an empty list" in error
+    assert "data_configs[0]: expected a YAML file, 'configs/data/nothing.yaml' does not exist" in error
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_previous_demo_output_is_replaced(tmp_path):
+    problems = []
+    checks.prepare_output(tmp_path / "out")
+    (tmp_path / "out/work").mkdir()
+    (tmp_path / "out/metrics.json").write_text("{}")
+    checks.check_output(tmp_path / "out", problems)
+    assert problems == []  # the demo's own folder may be written again
+    checks.prepare_output(tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [checks.MARKER]
