@@ -6,6 +6,8 @@ The cache path runs the head only; the streaming path decodes, crops and flips e
 towers on it, so the ratio grows with the towers' size.
 
     python benchmarks/training_throughput.py                                       # tiny towers, CPU
+    python benchmarks/training_throughput.py --size full --batch 4 --cached-batch 256 --steps 3 --warmup 1 \\
+        --workers 1 --random-cache-features                           # full size on a CPU (towers: ~10 s a photo)
     python benchmarks/training_throughput.py --size full --accelerator gpu --precision bf16-mixed --batch 256 \\
         --workers 8                                                   # ViT-L/14 + ViT-bigG/14 with random weights
 """
@@ -35,10 +37,12 @@ from namespace.train.module import NameEncoderModule
 from namespace.train.streaming_data import StreamingImageDataModule
 
 
-def synthetic_laioncele(folder: Path, config: NameEncoderConfig, photos: int, identities: int, device: str) -> None:
+def synthetic_laioncele(
+    folder: Path, config: NameEncoderConfig, photos: int, identities: int, device: str, random_features: bool
+) -> None:
     """A LaionCele directory in the trainer's format: train shards of synthetic faces, random name targets, and the
-    feature cache computed by the config's towers."""
-    encoder = NameEncoder(config).to(device)
+    feature cache computed by the config's towers (or random, when the towers are too slow for the device: the
+    cache's values do not change its speed)."""
     keys, identity_ids, images = [], [], []
     with ShardWriter(folder, "train", 256) as writer:
         for index in range(photos):
@@ -50,7 +54,11 @@ def synthetic_laioncele(folder: Path, config: NameEncoderConfig, photos: int, id
             writer.write(key, buffer.getvalue(), {"key": key, "identity_id": identity, "split": "train"})
             keys.append(key), identity_ids.append(identity), images.append(image)
         shards = [path.name for path in writer.paths]
-    features = torch.cat([encoder.image_features(images[i : i + 64]).cpu() for i in range(0, photos, 64)])
+    if random_features:
+        features = torch.randn(photos, config.feature_dim)
+    else:
+        encoder = NameEncoder(config).to(device)
+        features = torch.cat([encoder.image_features(images[i : i + 64]).cpu() for i in range(0, photos, 64)])
     (folder / "features").mkdir()
     start = 0
     for index, tower in enumerate(config.towers):
@@ -110,7 +118,7 @@ class StepTimer(L.Callback):
         self.end = self._now()
 
 
-def photos_per_second(datamodule, config, args) -> float:
+def photos_per_second(datamodule, config, args, batch: int) -> float:
     timer = StepTimer(args.warmup)
     trainer = L.Trainer(
         accelerator=args.accelerator,
@@ -125,7 +133,7 @@ def photos_per_second(datamodule, config, args) -> float:
         callbacks=[timer],
     )
     trainer.fit(NameEncoderModule(config, warmup_steps=1), datamodule=datamodule)
-    return args.steps * args.batch / (timer.end - timer.start)
+    return args.steps * batch / (timer.end - timer.start)
 
 
 def main() -> None:
@@ -133,7 +141,9 @@ def main() -> None:
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed on a GPU")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64, help="photos per step of the streaming path")
+    parser.add_argument("--cached-batch", type=int, help="photos per step of the cache path (default: --batch)")
+    parser.add_argument("--random-cache-features", action="store_true", help="skip running the towers for the cache")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (after --warmup steps)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="streaming DataLoader workers")
@@ -145,20 +155,25 @@ def main() -> None:
         config, image_size = NameEncoderConfig(), 224
         for tower in config.towers:
             tower.pretrained = None  # the architecture with random weights: same cost, no download
+            if args.accelerator == "cpu":
+                tower.precision = "fp32"  # fp16 matrix products are emulated, very slowly, on most CPUs
     device = "cuda" if args.accelerator == "gpu" else "cpu"
     with tempfile.TemporaryDirectory() as folder:
         data_dir = Path(folder)
-        synthetic_laioncele(data_dir, config, args.photos, identities=64, device=device)
-        cached = photos_per_second(CachedFeatureDataModule(str(data_dir), batch_size=args.batch), config, args)
+        synthetic_laioncele(data_dir, config, args.photos, 64, device, args.random_cache_features)
+        cached_batch = args.cached_batch or args.batch
+        cached_data = CachedFeatureDataModule(str(data_dir), batch_size=cached_batch)
+        cached = photos_per_second(cached_data, config, args, cached_batch)
         streaming_data = StreamingImageDataModule(
             str(data_dir), batch_size=args.batch, num_workers=args.workers, image_size=image_size
         )
-        streaming = photos_per_second(streaming_data, config, args)
+        streaming = photos_per_second(streaming_data, config, args, args.batch)
     result = {
         "size": args.size,
         "accelerator": args.accelerator,
         "precision": args.precision,
-        "batch": args.batch,
+        "cached_batch": cached_batch,
+        "streaming_batch": args.batch,
         "streaming_workers": args.workers,
         "cached_photos_per_second": round(cached, 1),
         "streaming_photos_per_second": round(streaming, 1),

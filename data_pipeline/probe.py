@@ -9,6 +9,7 @@ device.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,10 @@ def load_sdxl(pipeline: str, device: str, text_only: bool = False):
 
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     skip = {"unet": None, "vae": None} if text_only else {}
-    pipe = StableDiffusionXLPipeline.from_pretrained(pipeline, torch_dtype=dtype, **skip)
+    with warnings.catch_warnings():
+        # recent diffusers renamed torch_dtype to dtype; older releases know only torch_dtype
+        warnings.filterwarnings("ignore", message=".*torch_dtype.* is deprecated", category=FutureWarning)
+        pipe = StableDiffusionXLPipeline.from_pretrained(pipeline, torch_dtype=dtype, **skip)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -32,7 +32,7 @@ class CommandLog:
         line = shlex.join(["magicnaming", *map(str, args)])
         print(f"  $ {line}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        argv, sys.argv = sys.argv, ["magicnaming", *map(str, args)]  # what LightningCLI sees, as if run from a shell
+        argv, sys.argv = sys.argv, ["magicnaming"]  # LightningCLI gets its arguments from `args`, not from sys.argv
         try:
             status = main([str(arg) for arg in args])
         except SystemExit as exit_info:  # argument parsers exit on bad input
