@@ -80,7 +80,8 @@ def batches_of(
 
 
 class SlotStream(IterableDataset):
-    """Base class: subclasses say how an epoch is planned and what a slot reads.
+    """Base class: subclasses say how an epoch is planned and what a slot reads (``slot_samples``, batched here),
+    or override ``__iter__`` to make whole batches themselves.
 
     The loader sets ``epoch``, ``skip`` (batches each worker had delivered, on resume) and ``rotation`` (worker
     ``w`` of this pass reads the slot of worker ``w + rotation``, so a resumed pass delivers in the original order)

@@ -32,6 +32,7 @@ from .slot_stream import Sample, SlotStream
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+OTHER_SPLIT: Sample = {}  # marks a photo of the shard that belongs to another split's stream
 
 
 def count_shard_photos(data: LaionCele, shards: list[str]) -> dict[str, Counter]:
@@ -99,12 +100,14 @@ class ShardImageStream(SlotStream):
         return plan_epoch(samples, self.ranks, self.workers, self.batch_size)
 
     def _decode(self, raw: dict, epoch: int) -> Sample | None:
-        """A webdataset sample (bytes per extension) → a training sample, or None when it is corrupt."""
+        """A webdataset sample (bytes per extension) → a training sample, ``OTHER_SPLIT`` when it belongs to another
+        split, or None when it is corrupt (broken metadata counts as corrupt in every split's stream)."""
         key = raw.get("__key__", "")
         try:
             metadata = json.loads(raw["json"])
-            identity = int(metadata["identity_id"])
-            name_row = self.identity_rows[identity]
+            if metadata.get("split", "train") != self.split:
+                return OTHER_SPLIT
+            name_row = self.identity_rows[int(metadata["identity_id"])]
             data = next(raw[extension] for extension in IMAGE_EXTENSIONS if extension in raw)
             image = Image.open(io.BytesIO(data)).convert("RGB")
             pixels = (
@@ -112,16 +115,10 @@ class ShardImageStream(SlotStream):
                 if self.train
                 else centre(image, self.image_size)
             )
-        except (KeyError, ValueError, TypeError, OSError, StopIteration) as error:
+        except (KeyError, ValueError, TypeError, AttributeError, OSError, StopIteration) as error:
             log.warning("skipping corrupt sample %r in the %s stream: %s", key, self.split, error)
             return None
         return {"images": pixels, "name_row": name_row, "key": key}
-
-    def _split_of(self, raw: dict) -> str | None:
-        try:
-            return json.loads(raw["json"]).get("split", "train")
-        except (KeyError, ValueError, AttributeError):
-            return None  # broken metadata: counted as corrupt by _decode
 
     def slot_samples(self, slot: int, epoch: int) -> Iterator[Sample | None]:
         shards = list(self.dealt[slot])
@@ -133,8 +130,7 @@ class ShardImageStream(SlotStream):
             wds.SimpleShardList([str(self.shards[shard]) for shard in shards]),
             wds.tarfile_to_samples(handler=self._shard_error),  # a truncated shard: the rest of it is missing
         )
-        raws = (raw for raw in pipeline if self._split_of(raw) in (self.split, None))
-        samples = (self._decode(raw, epoch) for raw in raws)
+        samples = (sample for sample in (self._decode(raw, epoch) for raw in pipeline) if sample is not OTHER_SPLIT)
         if not self.train:
             yield from samples
             return
