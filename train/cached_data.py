@@ -16,7 +16,7 @@ import torch
 from .epoch_plan import EpochPlan, deal_items, plan_epoch
 from .laioncele import LaionCele, read_feature_cache, read_laioncele
 from .resumable import PlannedLoader, ResumableDataModule
-from .slot_stream import Sample, SlotStream, collate
+from .slot_stream import Sample, SlotLayout, SlotStream, collate
 
 
 class CachedFeatureStream(SlotStream):
@@ -27,22 +27,20 @@ class CachedFeatureStream(SlotStream):
         features: torch.Tensor,
         name_rows: torch.Tensor,
         keys: list[str],
-        batch_size: int,
         shuffle: bool,
-        seed: int,
-        rank: int,
-        ranks: int,
-        workers: int,
+        layout: SlotLayout,
     ) -> None:
-        super().__init__(batch_size, rank, ranks, workers)
-        self.features, self.name_rows, self.keys = features, name_rows, keys
-        self.shuffle, self.seed = shuffle, seed
+        super().__init__(layout)
+        self.features, self.name_rows, self.keys, self.shuffle = features, name_rows, keys, shuffle
 
     def _deal(self, epoch: int) -> list[list[int]]:
         return deal_items(len(self.keys), self.ranks * self.workers, self.seed, epoch, self.shuffle)
 
     def plan(self, epoch: int) -> EpochPlan:
-        return plan_epoch([len(rows) for rows in self._deal(epoch)], self.ranks, self.workers, self.batch_size)
+        """Round-robin sizes do not depend on the shuffle: no need to deal the photos to know them."""
+        slots = self.ranks * self.workers
+        sizes = [len(range(slot, len(self.keys), slots)) for slot in range(slots)]
+        return plan_epoch(sizes, self.ranks, self.workers, self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Slices whole batches out of the cache (no per-sample work: the cache holds no corrupt photos)."""
@@ -102,11 +100,9 @@ class CachedFeatureDataModule(ResumableDataModule):
     def _loader(self, split: str, train: bool) -> PlannedLoader:
         if self.data is None:
             raise RuntimeError("CachedFeatureDataModule.load() runs first (the NameEncoderModule calls it in setup)")
-        rank, ranks = self.process_grid()
         features, name_rows, keys = self.splits[split]
-        stream = CachedFeatureStream(
-            features, name_rows, keys, self.batch_size, train, self.seed, rank, ranks, self.num_workers
-        )
+        layout = self.slot_layout(self.batch_size, self.num_workers, self.seed)
+        stream = CachedFeatureStream(features, name_rows, keys, shuffle=train, layout=layout)
         return self.planned_loader(stream, self.num_workers, self.seed, train)
 
     def train_dataloader(self) -> PlannedLoader:

@@ -73,10 +73,6 @@ class EpochPlan:
     def rank_batches(self, rank: int) -> list[int]:
         return list(self.batches[rank * self.workers : (rank + 1) * self.workers])
 
-    def padding(self, slot: int, batch_size: int) -> int:
-        """Padding batches of a slot (those beyond its samples)."""
-        return self.batches[slot] - math.ceil(self.samples[slot] / batch_size)
-
 
 def plan_epoch(samples: Sequence[int], ranks: int, workers: int, batch_size: int) -> EpochPlan:
     """Batches per slot such that every rank yields the same number; a rank's missing batches go to its slot with

@@ -16,7 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from .epoch_plan import consumed_per_worker
-from .slot_stream import SlotStream
+from .slot_stream import SlotLayout, SlotStream
 
 # Lightning warns that an IterableDataset's __len__ may be wrong with several workers: here each worker reads its
 # own slot of the epoch plan and the length is the plan's batches per rank, exact by construction.
@@ -68,6 +68,11 @@ class ResumableDataModule(L.LightningDataModule):
         """(rank, number of ranks) of this process."""
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def slot_layout(self, batch_size: int, num_workers: int, seed: int) -> SlotLayout:
+        """The layout of this process's streams."""
+        rank, ranks = self.process_grid()
+        return SlotLayout(batch_size, seed, rank, ranks, num_workers)
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0

@@ -8,6 +8,7 @@ corrupt or missing samples this slot passed over since its previous batch).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -79,6 +80,18 @@ def batches_of(
             yield batch
 
 
+@dataclass(frozen=True)
+class SlotLayout:
+    """What every stream of a run shares: photos per batch, the seed of every shuffle, this process's rank among
+    ``ranks``, and the DataLoader workers per rank (0: the main process reads, which counts as one slot)."""
+
+    batch_size: int
+    seed: int
+    rank: int
+    ranks: int
+    workers: int
+
+
 class SlotStream(IterableDataset):
     """Base class: subclasses say how an epoch is planned and what a slot reads (``slot_samples``, batched here),
     or override ``__iter__`` to make whole batches themselves.
@@ -88,10 +101,11 @@ class SlotStream(IterableDataset):
     before every pass.
     """
 
-    def __init__(self, batch_size: int, rank: int, ranks: int, workers: int) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive number of samples, got {batch_size}")
-        self.batch_size, self.rank, self.ranks, self.workers = batch_size, rank, ranks, max(1, workers)
+    def __init__(self, layout: SlotLayout) -> None:
+        if layout.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive number of samples, got {layout.batch_size}")
+        self.batch_size, self.seed, self.rank, self.ranks = layout.batch_size, layout.seed, layout.rank, layout.ranks
+        self.workers = max(1, layout.workers)
         self.epoch, self.skip, self.rotation = 0, [0] * self.workers, 0
 
     def plan(self, epoch: int) -> EpochPlan:

@@ -28,7 +28,7 @@ from .augment import augment, centre
 from .epoch_plan import EpochPlan, deal_shards, epoch_random, plan_epoch
 from .laioncele import LaionCele, read_laioncele
 from .resumable import PlannedLoader, ResumableDataModule
-from .slot_stream import Sample, SlotStream
+from .slot_stream import Sample, SlotLayout, SlotStream
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -65,6 +65,7 @@ class ShardImageStream(SlotStream):
         image_size: side of the crops (the towers then resize to their own input size).
         shuffle_buffer: photos held in each slot's shuffle buffer.
         crop_scale: the random crop covers this fraction of the photo's area.
+        layout: batch size, seed, rank and workers (``SlotLayout``).
     """
 
     def __init__(
@@ -77,23 +78,14 @@ class ShardImageStream(SlotStream):
         image_size: int,
         shuffle_buffer: int,
         crop_scale: tuple[float, float],
-        batch_size: int,
-        seed: int,
-        rank: int,
-        ranks: int,
-        workers: int,
+        layout: SlotLayout,
     ) -> None:
-        super().__init__(batch_size, rank, ranks, workers)
+        super().__init__(layout)
         self.shards, self.counts, self.split, self.identity_rows = shards, counts, split, identity_rows
-        self.train, self.image_size, self.shuffle_buffer, self.crop_scale = (
-            train,
-            image_size,
-            shuffle_buffer,
-            crop_scale,
-        )
-        self.seed = seed
+        self.train, self.image_size, self.shuffle_buffer = train, image_size, shuffle_buffer
+        self.crop_scale = crop_scale
         # fixed for the run, so every epoch has the same number of batches per rank
-        self.dealt = deal_shards(counts, ranks * self.workers, seed, epoch=0, shuffle=train)
+        self.dealt = deal_shards(counts, self.ranks * self.workers, self.seed, epoch=0, shuffle=train)
 
     def plan(self, epoch: int) -> EpochPlan:
         samples = [sum(self.counts[shard] for shard in shards) for shards in self.dealt]
@@ -211,7 +203,6 @@ class StreamingImageDataModule(ResumableDataModule):
     def _loader(self, kind: str, split: str, train: bool) -> PlannedLoader:
         if self.data is None:
             raise RuntimeError("StreamingImageDataModule.load() runs first (the NameEncoderModule calls it in setup)")
-        rank, ranks = self.process_grid()
         names = self.shards[kind]
         stream = ShardImageStream(
             [self.data.folder / name for name in names],
@@ -222,11 +213,7 @@ class StreamingImageDataModule(ResumableDataModule):
             self.image_size,
             self.shuffle_buffer,
             tuple(self.crop_scale),
-            self.batch_size,
-            self.seed,
-            rank,
-            ranks,
-            self.num_workers,
+            self.slot_layout(self.batch_size, self.num_workers, self.seed),
         )
         return self.planned_loader(stream, self.num_workers, self.seed, train)
 
