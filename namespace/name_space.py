@@ -7,6 +7,7 @@ token of a celebrity's name. A batch of names is ``(B, N, D)``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -121,14 +122,25 @@ def interpolate(
 ) -> torch.Tensor:
     """Interpolates between two names; t outside [0, 1] extrapolates.
 
-    ``lerp``: ``a + t·(b − a)``. ``slerp``: along the great circle through a and b, each identity's (N, D) tensor
-    taken as one vector: ``sin((1−t)Ω)/sin Ω·a + sin(tΩ)/sin Ω·b`` with Ω the angle between a and b (falls back to
-    lerp when a and b are parallel). Apply :func:`normalize` afterwards to give the result a name's norm.
+    ``lerp`` (the default, as in the paper): ``a + t·(b − a)``. ``slerp``: along the great circle through a and b,
+    each identity's (N, D) tensor taken as one vector: ``sin((1−t)Ω)/sin Ω·a + sin(tΩ)/sin Ω·b`` with Ω the angle
+    between a and b (lerp when they are parallel; at constant speed along the arc when a and b have equal norms).
+    After :func:`normalize` (eq. 5) both trace the same arc, at different speeds; only slerp has degenerate cases,
+    where it raises a ValueError:
+
+    - an all-zero a or b: the angle to it is undefined;
+    - a and b within √ε rad of opposite (ε the dtype's machine epsilon: 3.5e-4 rad for float32): every half circle
+      from a to b is as short as any other, and which one the weights pick is decided by rounding.
+
+    Short of that the result is accurate even for nearly opposite names: Ω is computed as
+    ``2·atan2(‖â − b̂‖, ‖â + b̂‖)`` (arccos loses half the digits near π), and the large, cancelling weights
+    (≈ 1/sin Ω) are applied in float64. Apply :func:`normalize` afterwards to give the result a name's norm.
 
     Args:
         a: (N, D) or (B, N, D) first name (t = 0).
         b: name of the same shape (t = 1).
         t: a number, or a sequence of T numbers for T steps at once.
+        method: ``"lerp"`` or ``"slerp"``.
 
     Returns:
         The shape of ``a`` for a number ``t``; (T, *a.shape) for a sequence.
@@ -148,21 +160,49 @@ def interpolate(
         weight_a, weight_b = _slerp_weights(a, b, steps)
     else:
         weight_a, weight_b = (w.reshape((*steps.shape, *batch_axes)) for w in (1 - steps, steps))
-    weight_a, weight_b = (w.to(device=a.device, dtype=a.dtype)[..., None, None] for w in (weight_a, weight_b))
-    return weight_a * a + weight_b * b  # (*t.shape, *a.shape)
+    weight_a, weight_b = (w.to(a.device)[..., None, None] for w in (weight_a, weight_b))
+    # in float64: nearly opposite names get large slerp weights whose products cancel
+    return (weight_a * a.double() + weight_b * b.double()).to(a.dtype)  # (*t.shape, *a.shape)
 
 
 def _slerp_weights(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slerp weights of a and b, in float64, of shape (*t.shape, *batch) for names of shape (*batch, N, D)."""
+    """Slerp weights of a and b, in float64, of shape (*t.shape, *batch) for names of shape (*batch, N, D).
+
+    Raises a ValueError for the degenerate cases :func:`interpolate` lists (a zero name, opposite names).
+    """
     flat_a, flat_b = a.double().flatten(-2), b.double().flatten(-2)  # (*batch, N·D)
-    cosine = torch.nn.functional.cosine_similarity(flat_a, flat_b, dim=-1).clamp(-1.0, 1.0)
-    omega = torch.arccos(cosine).cpu()  # (*batch,)
+    units = []
+    for argument, flat in (("a", flat_a), ("b", flat_b)):
+        norm = torch.linalg.vector_norm(flat, dim=-1, keepdim=True)  # (*batch, 1)
+        if bool((norm == 0).any()):
+            raise ValueError(
+                f"{_first(argument, norm[..., 0] == 0)}: slerp needs a non-zero name (the angle to an all-zero "
+                "name is undefined), got an all-zero name"
+            )
+        units.append(flat / norm)
+    chord = torch.linalg.vector_norm(units[0] - units[1], dim=-1)  # 2·sin(Ω/2)
+    opposite_chord = torch.linalg.vector_norm(units[0] + units[1], dim=-1)  # 2·cos(Ω/2)
+    omega = (2 * torch.atan2(chord, opposite_chord)).cpu()  # (*batch,), accurate near 0 and π alike
+    tolerance = math.sqrt(torch.finfo(a.dtype).eps)
+    opposite = math.pi - omega < tolerance
+    if bool(opposite.any()):
+        angle = float(omega[opposite][0])
+        raise ValueError(
+            f"{_first('a', opposite)} and {_first('b', opposite)}: slerp needs names that are not opposite (angle "
+            f"below π − {tolerance:.1e} rad for {a.dtype}), got an angle of {angle:.9f} rad: the great circle "
+            "between opposite names is undefined"
+        )
     t = t.reshape((*t.shape, *([1] * omega.ndim)))
-    parallel = omega.abs() < 1e-6
+    parallel = omega < 1e-6  # sin(tΩ)/sin Ω → t: lerp, without dividing 0 by 0
     sin_omega = torch.where(parallel, torch.ones_like(omega), torch.sin(omega))
     weight_a = torch.where(parallel, 1 - t, torch.sin((1 - t) * omega) / sin_omega)
     weight_b = torch.where(parallel, t, torch.sin(t * omega) / sin_omega)
     return weight_a, weight_b
+
+
+def _first(argument: str, where: torch.Tensor) -> str:
+    """``argument``, indexed by the first True entry of ``where`` when it is batched: ``"a"`` or ``"a[2]"``."""
+    return f"{argument}[{int(where.nonzero()[0, 0])}]" if where.ndim else argument
 
 
 def mix(

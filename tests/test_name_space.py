@@ -109,6 +109,22 @@ def numpy_slerp(a, b, t):
     return (math.sin((1 - t) * omega) * a + math.sin(t * omega) * b) / math.sin(omega)
 
 
+def extended_slerp(a, b, t):
+    """Slerp in extended precision, with the angle from atan2 (arccos is inaccurate near π): the reference."""
+    a, b = (np.asarray(x, dtype=np.float64).ravel().astype(np.longdouble) for x in (a, b))
+    unit_a, unit_b = a / np.sqrt((a * a).sum()), b / np.sqrt((b * b).sum())
+    chord, opposite_chord = np.sqrt(((unit_a - unit_b) ** 2).sum()), np.sqrt(((unit_a + unit_b) ** 2).sum())
+    omega = 2 * np.arctan2(chord, opposite_chord)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float64)
+
+
+def nearly_opposite(generator, gap, norm_b=1.0):
+    """Two (8, 4) float64 names of norms 1 and ``norm_b`` whose angle is π − gap."""
+    a, other = torch.linalg.qr(torch.randn(32, 2, generator=generator, dtype=torch.float64))[0].T
+    b = norm_b * (math.cos(math.pi - gap) * a + math.sin(math.pi - gap) * other)
+    return a.view(8, 4), b.view(8, 4)
+
+
 class TestInterpolate:
     def test_lerp_formula_and_extrapolation(self, generator):
         a, b = randn(8, 16, generator=generator), randn(8, 16, generator=generator)
@@ -142,6 +158,53 @@ class TestInterpolate:
     def test_parallel_names_fall_back_to_lerp(self, generator):
         a = randn(8, 4, generator=generator)
         torch.testing.assert_close(ns.interpolate(a, 2 * a, 0.5, method="slerp"), 1.5 * a)
+
+    def test_slerp_refuses_opposite_names(self, generator):
+        a = randn(2, 8, 4, generator=generator)
+        b = a.clone()
+        b[1] = -a[1]
+        message = r"a\[1\] and b\[1\]: slerp needs names that are not opposite .* got an angle of 3\.14159"
+        with pytest.raises(ValueError, match=message):
+            ns.interpolate(a, b, 0.5, method="slerp")
+        torch.testing.assert_close(ns.interpolate(a, b, 0.5)[1], torch.zeros(8, 4))  # lerp: through zero
+
+    def test_opposite_tolerance_follows_the_dtype(self, generator):
+        a, b = nearly_opposite(generator, gap=1e-4)  # 1e-4 rad short of π: below float32's √ε, above float64's
+        with pytest.raises(ValueError, match=r"^a and b: .* below π − 3\.5e-04 rad for torch\.float32"):
+            ns.interpolate(a.float(), b.float(), 0.5, method="slerp")
+        assert torch.isfinite(ns.interpolate(a, b, 0.5, method="slerp")).all()
+
+    def test_slerp_refuses_an_all_zero_name(self, generator):
+        a = randn(2, 8, 4, generator=generator)
+        with pytest.raises(ValueError, match=r"^b\[0\]: slerp needs a non-zero name"):
+            ns.interpolate(a, torch.zeros(2, 8, 4), 0.5, method="slerp")
+        with pytest.raises(ValueError, match=r"^a: slerp needs a non-zero name"):
+            ns.interpolate(torch.zeros(8, 4), a[0], 0.5, method="slerp")
+
+    @pytest.mark.parametrize("norm_b", [1.0, 2.0])
+    @pytest.mark.parametrize(("dtype", "gap", "tolerance"), [(torch.float32, 1e-3, 1e-6), (torch.float64, 1e-6, 1e-8)])
+    def test_slerp_of_nearly_opposite_names_is_accurate(self, generator, dtype, gap, tolerance, norm_b):
+        a, b = (x.to(dtype) for x in nearly_opposite(generator, gap, norm_b))
+        for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+            expected = torch.from_numpy(extended_slerp(a.numpy(), b.numpy(), t)).view(8, 4)
+            result = ns.interpolate(a, b, t, method="slerp")
+            torch.testing.assert_close(result.double(), expected, rtol=tolerance, atol=tolerance)
+
+    def test_lerp_is_the_default_of_the_function_the_plugin_and_the_cli(self, capsys):
+        import inspect
+
+        import yaml
+
+        from namespace.cli import main
+        from namespace.inference import MagicNaming
+
+        for function in (ns.interpolate, MagicNaming.interpolate):
+            assert inspect.signature(function).parameters["method"].default == "lerp", function.__qualname__
+        arguments = ["--encoder", "e", "--pipeline", "p", "--identities", "[a, b]", "--prompts", "[x]"]
+        with pytest.raises(SystemExit) as done:
+            main(["interpolate", *arguments, "--print_config"])
+        assert done.value.code == 0
+        assert yaml.safe_load(capsys.readouterr().out)["method"] == "lerp"
 
     def test_errors(self, generator):
         with pytest.raises(ValueError, match="method: expected 'lerp' or 'slerp'"):

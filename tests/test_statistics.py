@@ -57,12 +57,34 @@ def test_rank_is_capped_by_the_number_of_names(generator):
     assert stats.components.shape == (3, 6)
 
 
-def test_randomized_svd_path_matches_exact_svd(generator):
-    names = torch.randn(300, 8, 640, generator=generator, dtype=torch.float64)  # N·D = 5120 > 4096
-    names[:, :, :3] *= 20  # a few dominant directions
-    stats = ns.NameSpaceStatistics.fit(names, rank=3)
-    exact = torch.linalg.svd(names.flatten(1) - names.flatten(1).mean(0), full_matrices=False)
-    torch.testing.assert_close(stats.variances, exact.S[:3] ** 2 / 299, rtol=1e-3, atol=0)
+def spectrum_names(generator, count=120, num_tokens=4, width=10):
+    """Names with a decaying spectrum: a few strong directions over isotropic noise."""
+    names = torch.randn(count, num_tokens, width, generator=generator, dtype=torch.float64)
+    names[:, 0, :4] *= torch.tensor([30.0, 20.0, 12.0, 8.0], dtype=torch.float64)
+    return names
+
+
+def test_randomized_svd_matches_exact_svd(generator):
+    names = spectrum_names(generator)  # min(M, N·D) = 40: exact by default
+    exact = ns.NameSpaceStatistics.fit(names, rank=4)
+    randomized = ns.NameSpaceStatistics.fit(names, rank=4, exact_svd_limit=0)
+    reference = torch.linalg.svd(names.flatten(1) - names.flatten(1).mean(0), full_matrices=False)
+    torch.testing.assert_close(exact.variances, reference.S[:4] ** 2 / 119, rtol=1e-12, atol=0)
+    torch.testing.assert_close(randomized.variances, exact.variances, rtol=1e-8, atol=0)
+    # the same subspace: the cosines of the principal angles between the two spans are all 1
+    cosines = torch.linalg.svdvals(randomized.components @ exact.components.T)
+    torch.testing.assert_close(cosines, torch.ones(4, dtype=torch.float64), rtol=0, atol=1e-8)
+    assert not torch.equal(randomized.components.abs(), exact.components.abs())  # two computations, not one
+
+
+def test_randomized_fit_is_reproducible_whatever_the_global_seed(generator):
+    names = spectrum_names(generator)
+    torch.manual_seed(1)
+    first = ns.NameSpaceStatistics.fit(names, rank=4, exact_svd_limit=0)
+    torch.manual_seed(2)
+    second = ns.NameSpaceStatistics.fit(names, rank=4, exact_svd_limit=0)
+    torch.testing.assert_close(first.components, second.components, rtol=0, atol=0)
+    torch.testing.assert_close(first.variances, second.variances, rtol=0, atol=0)
 
 
 def test_bad_input():
@@ -70,6 +92,8 @@ def test_bad_input():
         ns.NameSpaceStatistics.fit(torch.randn(1, 8, 4))
     with pytest.raises(ValueError, match="expected finite values"):
         ns.NameSpaceStatistics.fit(torch.full((3, 8, 4), float("nan")))
+    with pytest.raises(ValueError, match="exact_svd_limit: expected a non-negative size, got -1"):
+        ns.NameSpaceStatistics.fit(torch.randn(3, 2, 2), exact_svd_limit=-1)
     stats = ns.NameSpaceStatistics.fit(torch.randn(3, 2, 2), rank=0)
     with pytest.raises(ValueError, match="rank 0"):
         stats.sample()
