@@ -78,7 +78,9 @@ def main() -> None:
     config = MatchConfig()
     start = time.perf_counter()
     for i in range(0, table.num_rows, args.batch):
-        match_batch(table.slice(i, args.batch), matcher, config, "bench", i)
+        batch = table.slice(i, args.batch)
+        rows = pa.array(range(i, i + batch.num_rows), pa.int64())  # provenance, as match_file builds it
+        match_batch(batch, matcher, config, pa.array(["bench"] * batch.num_rows, pa.string()), rows)
     stage_rate = table.num_rows / (time.perf_counter() - start)
 
     start = time.perf_counter()

@@ -68,10 +68,16 @@ class NamesConfig:
     """Attributes:
     min_tokens: fewest words a name needs (single words are too ambiguous).
     extra_common_words: words added to the built-in common-word list.
+    fold_accents: give every name and alias with accents its accent-folded form as one more alias, since captions
+        often drop accents ("Beyonce" for "Beyoncé"). The cost: one more alias per accented name or alias (captions
+        are not folded, so the scan costs the same), and a folded form that would name two people ("Jose Garcia"
+        for "José García" when "Jose Garcia" is listed too) is dropped like any ambiguous alias, counted in the
+        names stage's ``dropped`` as ``folded_alias_of_several_identities`` (``accent_folded_aliases``: those kept).
     """
 
     min_tokens: int = 2
     extra_common_words: list[str] = field(default_factory=list)
+    fold_accents: bool = False
 
 
 @dataclass
@@ -194,6 +200,7 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
             source.alias_column,
             config.names.min_tokens,
             config.names.extra_common_words,
+            config.names.fold_accents,
         ),
     )
     names = load_names(work / "names")
@@ -201,7 +208,7 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
     steps.start(f"match: scanning {len(captions)} caption file(s)")
     stages["match"] = run_stage(work, "match", lambda folder: match_files(captions, names, config.match, folder))
 
-    steps.start("download: img2dataset")
+    steps.start("download: img2dataset (its own output: work/download/download.log)")
     server = (
         serve_folder(work / "sample" / "images", stages["sample"]["port"])
         if source.sample

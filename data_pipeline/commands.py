@@ -45,8 +45,8 @@ def read_config(path: str | Path) -> DataConfig:
 
 
 def main(argv: list[str], prog: str = "magicnaming data") -> int:
-    from jsonargparse import CLI
+    from namespace.cli import run_command
 
     commands = {"build": build, **{stage: _stage_command(stage) for stage in STAGES}}
-    CLI(commands, args=argv, prog=prog, description=__doc__, as_positional=False)
+    run_command(commands, argv, prog, description=__doc__)
     return 0

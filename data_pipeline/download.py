@@ -2,20 +2,29 @@
 
 img2dataset does the work (multiprocessing locally, its pyspark distributor on a cluster) and resumes by itself
 (``incremental_mode="incremental"`` skips finished shards). Every URL ends either in a shard or in
-``failures.parquet`` with img2dataset's error message: nothing is lost silently.
+``failures.parquet`` with img2dataset's error message: nothing is lost silently. What img2dataset prints goes to
+``download.log``; the terminal shows one progress line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from namespace.progress import progress
+
+from .stage_log import output_to
 
 
 @dataclass
@@ -47,7 +56,8 @@ class DownloadConfig:
 
 def download(matches: Path, output: Path, config: DownloadConfig) -> dict:
     """Downloads every URL of ``matches.parquet`` into ``output`` (shards ``00000.tar``, ``00000.parquet`` per-sample
-    status, ``00000_stats.json``); writes ``failures.parquet`` and returns the counts."""
+    status, ``00000_stats.json``); writes ``failures.parquet`` and ``download.log`` (img2dataset's own output) and
+    returns the counts."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
     from img2dataset import download as img2dataset_download
 
@@ -56,37 +66,73 @@ def download(matches: Path, output: Path, config: DownloadConfig) -> dict:
     if not url_list.exists():  # the stage may be resuming: keep the list img2dataset started from
         table = pq.read_table(matches, columns=["url", "caption", "identity_id"])
         pq.write_table(table, url_list)
-    img2dataset_download(
-        url_list=str(url_list),
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        save_additional_columns=["identity_id"],
-        output_format="webdataset",
-        output_folder=str(output / "shards"),
-        image_size=config.image_size,
-        resize_mode=config.resize_mode,
-        resize_only_if_bigger=True,
-        processes_count=config.processes,
-        thread_count=config.threads,
-        number_sample_per_shard=config.samples_per_shard,
-        timeout=config.timeout,
-        retries=config.retries,
-        distributor=config.distributor,
-        encode_quality=config.encode_quality,
-        incremental_mode="incremental",
-        enable_wandb=False,
-        disallowed_header_directives=[],
-        compute_hash=None,
-    )
+    urls = pq.read_metadata(url_list).num_rows
+    with output_to(output / "download.log") as terminal, _progress_line(output / "shards", urls, terminal):
+        img2dataset_download(
+            url_list=str(url_list),
+            input_format="parquet",
+            url_col="url",
+            caption_col="caption",
+            save_additional_columns=["identity_id"],
+            output_format="webdataset",
+            output_folder=str(output / "shards"),
+            image_size=config.image_size,
+            resize_mode=config.resize_mode,
+            resize_only_if_bigger=True,
+            processes_count=config.processes,
+            thread_count=config.threads,
+            number_sample_per_shard=config.samples_per_shard,
+            timeout=config.timeout,
+            retries=config.retries,
+            distributor=config.distributor,
+            encode_quality=config.encode_quality,
+            incremental_mode="incremental",
+            enable_wandb=False,
+            disallowed_header_directives=[],
+            compute_hash=None,
+        )
     return _summarise(output)
+
+
+@contextlib.contextmanager
+def _progress_line(shards: Path, urls: int, terminal: TextIO) -> Iterator[None]:
+    """One progress line on ``terminal``: the URLs done, from the stats img2dataset writes after each shard."""
+    bar = progress(None, total=urls, desc="download", unit="url", file=terminal)
+    stop = threading.Event()
+
+    def update() -> None:
+        done = 0
+        for stats in shards.glob("*_stats.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError):  # a stats file being written: next time
+                done += json.loads(stats.read_text())["count"]
+        bar.update(done - bar.n)
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            update()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    if not bar.disable:
+        watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join()
+        if not bar.disable:
+            update()
+        bar.close()
 
 
 def _summarise(output: Path) -> dict:
     statuses = [pq.read_table(path) for path in sorted(glob.glob(str(output / "shards" / "*.parquet")))]
     table = pa.concat_tables(statuses, promote_options="default") if statuses else None
     if table is None or table.num_rows == 0:
-        raise RuntimeError(f"download: img2dataset wrote no shard status into {output / 'shards'}")
+        raise RuntimeError(
+            f"download: img2dataset wrote no shard status into {output / 'shards'}; "
+            f"what it printed is in {output / 'download.log'}"
+        )
     failed = table.filter(pc.not_equal(table["status"], "success"))
     failures = failed.select(["url", "caption", "identity_id", "status", "error_message"])
     pq.write_table(failures, output / "failures.parquet")

@@ -14,7 +14,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,6 +25,7 @@ import pyarrow.parquet as pq
 from namespace.progress import progress
 
 from .matcher import NameMatcher
+from .stage_log import output_to
 
 
 @dataclass
@@ -135,8 +139,24 @@ def _captions(column: pa.ChunkedArray) -> list[str | None]:
     return captions
 
 
-def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, source: str, first_row: int):
-    """Matches one batch; returns (matched rows as MATCH_SCHEMA, counts per reason, rejected examples)."""
+def source_name(path: str) -> str:
+    """A caption file as both engines record it: a local file as its absolute path (Spark's ``file:`` URIs too),
+    any other URI (``s3a://...``) as it is."""
+    if path.startswith("file:"):
+        return url2pathname(urlparse(path).path)
+    return path if "://" in path else os.path.abspath(path)
+
+
+def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sources: pa.Array, rows: pa.Array):
+    """Matches one batch; returns (matched rows as MATCH_SCHEMA, counts per reason, rejected examples).
+
+    Args:
+        batch: caption rows with the configured columns.
+        matcher: the names to find.
+        config: the filters.
+        sources: each row's caption file (:func:`source_name`), kept in the outputs as ``source``.
+        rows: each row's index in its caption file, kept as ``row`` (it breaks ties in the URL deduplication).
+    """
     columns = config.columns
     reasons = _filter_reasons(batch, config).to_pylist()
     captions = _captions(batch[columns.text])
@@ -171,8 +191,8 @@ def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sour
             "width": column(columns.width, pa.int64()),
             "height": column(columns.height, pa.int64()),
             "similarity": column(columns.similarity, pa.float64()),
-            "source": pa.array([source] * len(kept), pa.string()),
-            "row": pa.array([first_row + i for i in kept], pa.int64()),
+            "source": sources.take(take).cast(pa.string()),
+            "row": rows.take(take).cast(pa.int64()),
         },
         schema=MATCH_SCHEMA,
     )
@@ -183,7 +203,8 @@ def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sour
             counts[reason] = counts.get(reason, 0) + 1
             if counts[reason] <= config.examples_per_reason:
                 caption = captions[i] if captions[i] is not None else repr(batch[columns.text][i].as_py())
-                examples.append({"source": source, "row": first_row + i, "reason": reason, "caption": caption})
+                source, row = sources[i].as_py(), rows[i].as_py()
+                examples.append({"source": source, "row": row, "reason": reason, "caption": caption})
     return matched, counts, examples
 
 
@@ -193,9 +214,12 @@ def match_file(path: str, matcher: NameMatcher, config: MatchConfig):
     check_columns(handle.schema_arrow.names, config.columns, path)
     wanted = [name for name in asdict(config.columns).values() if name is not None]
     tables, counts, examples, first_row, kept_examples = [], {}, [], 0, {}
+    source = source_name(path)
     for record_batch in handle.iter_batches(batch_size=config.batch_rows, columns=wanted):
         batch = pa.Table.from_batches([record_batch])
-        matched, batch_counts, batch_examples = match_batch(batch, matcher, config, path, first_row)
+        sources = pa.array([source] * batch.num_rows, pa.string())
+        rows = pa.array(np.arange(first_row, first_row + batch.num_rows, dtype=np.int64))
+        matched, batch_counts, batch_examples = match_batch(batch, matcher, config, sources, rows)
         first_row += batch.num_rows
         tables.append(matched)
         for reason, count in batch_counts.items():
@@ -289,9 +313,12 @@ def match_files(files: list[str], names: pa.Table, config: MatchConfig, output: 
 
         from .spark_match import match_files_spark
 
-        builder = SparkSession.builder.appName("magicnaming-match")
-        spark = (builder.master(config.spark_master) if config.spark_master else builder).getOrCreate()
-        return match_files_spark(spark, files, names, config, output)
+        # Spark's log goes to the stage's log file, the JVM's with it when it starts here (it keeps that file)
+        with output_to(Path(output) / "match.log"):
+            builder = SparkSession.builder.appName("magicnaming-match")
+            builder = builder.config("spark.ui.showConsoleProgress", "false")  # the build prints its own steps
+            spark = (builder.master(config.spark_master) if config.spark_master else builder).getOrCreate()
+            return match_files_spark(spark, files, names, config, output)
     if config.processes > 1:
         context = multiprocessing.get_context("spawn")
         with context.Pool(config.processes, initializer=_init_worker, initargs=(names, config)) as pool:

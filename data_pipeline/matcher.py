@@ -1,29 +1,20 @@
 """Finding names in captions with one Aho-Corasick automaton (pyahocorasick), on word boundaries.
 
 Speed comes from working on a whole batch at once: captions are joined with a separator into one string, which is
-normalised (NFKC, whitespace, case) and scanned by the automaton in C; Python only touches the rare hits.
+normalised (:func:`.normalise.normalise`, the names' own normalisation, then case) and scanned by the automaton in
+C; Python only touches the rare hits.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 import ahocorasick
 import numpy as np
 
+from .normalise import normalise
+
 SEPARATOR = "\x00"  # never in a normalised caption, not alphanumeric: a word boundary at every caption's edges
-# every whitespace character → a plain space, in one C-level str.translate (a regex over megabytes is 20× slower)
-TO_SPACE = {code: " " for code in range(0x3001) if chr(code).isspace() and code != 32}  # U+3000 is the last one
-ASCII_SPACES = [chr(code) for code in TO_SPACE if code < 128]
-
-
-def _collapse_whitespace(text: str) -> str:
-    if not text.isascii() or any(space in text for space in ASCII_SPACES):  # plain spaces only: nothing to do
-        text = text.translate(TO_SPACE)
-    while "  " in text:
-        text = text.replace("  ", " ")
-    return text
 
 
 class NameMatcher:
@@ -40,7 +31,7 @@ class NameMatcher:
         self.automaton = ahocorasick.Automaton()
         for identity_id, forms in zip(identity_ids, surfaces, strict=True):
             for form in forms:
-                key = self._normalise(form).strip()
+                key = self._normalise(form)
                 if key:
                     self.automaton.add_word(key, (int(identity_id), len(key)))
         if len(self.automaton) == 0:
@@ -48,7 +39,7 @@ class NameMatcher:
         self.automaton.make_automaton()
 
     def _normalise(self, text: str) -> str:
-        text = _collapse_whitespace(unicodedata.normalize("NFKC", text))
+        text = normalise(text)  # the names stage's function: both sides normalise alike
         return text if self.case_sensitive else text.lower()
 
     def identities(self, captions: Sequence[str]) -> dict[int, frozenset[int]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import re
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,14 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .common_words import COMMON_WORDS
+from .normalise import normalise, without_accents
 
-WHITESPACE = re.compile(r"\s+")
-TOKEN = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
-
-
-def normalise(text: str) -> str:
-    """Unicode NFKC, whitespace collapsed to single spaces, stripped."""
-    return WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+TOKEN = re.compile(r"[^\W_]+(?:['.-][^\W_]+)*", re.UNICODE)  # on normalised text: typographic apostrophes are ASCII
 
 
 def read_name_lists(paths: Iterable[str | Path], name_column: str = "name", alias_column: str | None = "aliases"):
@@ -89,11 +83,15 @@ def build_names(
     alias_column: str | None = "aliases",
     min_tokens: int = 2,
     extra_common_words: list[str] | None = None,
+    fold_accents: bool = False,
 ) -> dict:
     """Writes ``names.parquet`` and ``dropped.parquet`` into ``output``; returns counts.
 
     A name that normalises to one already seen merges into it (its aliases join). An alias claimed by two
-    identities is removed from both (it would match either person) and recorded as dropped.
+    identities is removed from both (it would match either person) and recorded as dropped. With
+    ``fold_accents``, every name and alias with accents gets its accent-folded form as one more alias ("Beyonce
+    Knowles" for "Beyoncé Knowles"); a folded form that names two people is dropped the same way, as
+    ``folded_alias_of_several_identities``.
     """
     common = COMMON_WORDS | frozenset(word.lower() for word in extra_common_words or [])
     identities: dict[str, dict] = {}  # normalised lower-case name → {"name", "aliases", "source"}
@@ -116,18 +114,8 @@ def build_names(
                 dropped.append({"name": alias, "reason": f"alias_{alias_reason}", "source": source})
             elif alias.lower() != name.lower():
                 entry["aliases"].add(alias)
-    owners: dict[str, list[str]] = {}
-    for key, entry in identities.items():
-        for alias in entry["aliases"]:
-            owners.setdefault(alias.lower(), []).append(key)
-    for key in identities:  # a surface form that is one identity's name and another's alias is ambiguous too
-        owners.setdefault(key, []).append(key)
-    for surface, keys in owners.items():
-        if len(set(keys)) > 1:
-            for key in set(keys):
-                entry = identities[key]
-                entry["aliases"] = {a for a in entry["aliases"] if a.lower() != surface}
-            dropped.append({"name": surface, "reason": "alias_of_several_identities", "source": ""})
+    folded = _accent_folded_aliases(identities, common, min_tokens, dropped) if fold_accents else {}
+    dropped += _drop_shared_surfaces(identities, folded)
     if not identities:
         raise ValueError(
             f"name_lists: none of the {total} names is usable (all too ambiguous or empty); "
@@ -149,7 +137,55 @@ def build_names(
     for row in dropped:
         reason = row["reason"].split(":")[0]
         reasons[reason] = reasons.get(reason, 0) + 1
-    return {"names_read": total, "identities": len(rows), "dropped": reasons}
+    kept_folded = sum(len(aliases) for aliases in folded.values())
+    return {"names_read": total, "identities": len(rows), "accent_folded_aliases": kept_folded, "dropped": reasons}
+
+
+def _accent_folded_aliases(identities: dict[str, dict], common, min_tokens: int, dropped: list[dict]):
+    """{identity key: accent-folded forms of its name and aliases that it does not list yet}."""
+    folded: dict[str, set[str]] = {}
+    for key, entry in identities.items():
+        forms = [entry["name"], *sorted(entry["aliases"])]
+        listed = {form.lower() for form in forms}
+        for form in forms:
+            alias = without_accents(form)
+            if alias.lower() in listed:
+                continue
+            reason = ambiguity(alias, common, min_tokens)
+            if reason:
+                dropped.append({"name": alias, "reason": f"folded_alias_{reason}", "source": entry["source"]})
+            else:
+                folded.setdefault(key, set()).add(alias)
+    return folded
+
+
+def _drop_shared_surfaces(identities: dict[str, dict], folded: dict[str, set[str]]) -> list[dict]:
+    """Removes every alias (listed or accent-folded) that names several identities; returns the dropped rows.
+
+    The folded aliases left join their identity's aliases.
+    """
+    owners: dict[str, set[str]] = {}  # lower-case surface form → the identities it names
+    listed: dict[str, set[str]] = {}  # the same without the folded aliases: who caused a collision
+    for key, entry in identities.items():
+        for surface in [key, *(alias.lower() for alias in entry["aliases"])]:
+            owners.setdefault(surface, set()).add(key)  # a name counts too: one's name, another's alias
+            listed.setdefault(surface, set()).add(key)
+        for alias in folded.get(key, ()):
+            owners.setdefault(alias.lower(), set()).add(key)
+    dropped = []
+    for surface in sorted(owners):
+        if len(owners[surface]) < 2:
+            continue
+        for key in owners[surface]:
+            entry = identities[key]
+            entry["aliases"] = {alias for alias in entry["aliases"] if alias.lower() != surface}
+            folded[key] = {alias for alias in folded.get(key, ()) if alias.lower() != surface}
+        several = len(listed.get(surface, ())) > 1
+        reason = "alias_of_several_identities" if several else "folded_alias_of_several_identities"
+        dropped.append({"name": surface, "reason": reason, "source": ""})
+    for key, aliases in folded.items():
+        identities[key]["aliases"] |= aliases
+    return dropped
 
 
 def load_names(path: Path) -> pa.Table:

@@ -1,6 +1,10 @@
 """The match stage on Spark, for LAION scale: the same batch function (:func:`.match.match_batch`) in
 ``mapInArrow``, the URL deduplication as a window, the output written by Spark.
 
+Each row's provenance comes from Parquet's hidden ``_metadata`` column (Spark ≥ 3.5): ``file_path`` and
+``row_index``, the row's index in its file however Spark splits the file into partitions and Arrow batches; the
+multiprocessing engine records the same ``source`` and ``row``.
+
     spark = SparkSession.builder.master("spark://...").getOrCreate()
     match_files_spark(spark, ["s3a://laion/part-*.parquet"], names, MatchConfig(), output)
 """
@@ -14,7 +18,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .match import EXAMPLE_SCHEMA, MATCH_SCHEMA, MatchConfig, check_columns, match_batch, matcher_from_names
+from .match import (
+    EXAMPLE_SCHEMA,
+    MATCH_SCHEMA,
+    MatchConfig,
+    check_columns,
+    match_batch,
+    matcher_from_names,
+    source_name,
+)
 
 # one output schema for everything a partition reports: matched rows (reason ""), counts, and rejected examples
 REPORT_SCHEMA = pa.schema([*MATCH_SCHEMA, ("reason", pa.string()), ("count", pa.int64())])
@@ -32,24 +44,23 @@ def _report_rows(names_json: str, config_json: str):
         matcher, config = cache["matcher"], cache["config"]
         for record_batch in batches:
             batch = pa.Table.from_batches([record_batch])
-            sources = batch["_source"].to_pylist()
-            matched, counts, examples = match_batch(batch.drop(["_source"]), matcher, config, "", 0)
-            in_batch = matched["row"].to_pylist()
-            matched = matched.set_column(
-                matched.schema.get_field_index("source"),
-                "source",
-                pa.array([sources[i] for i in in_batch], pa.string()),
-            )
+            sources, rows = _source_names(batch["_source"]), batch["_row"].combine_chunks()
+            matched, counts, examples = match_batch(batch.drop(["_source", "_row"]), matcher, config, sources, rows)
             matched = matched.append_column("reason", pa.array([""] * matched.num_rows, pa.string()))
             matched = matched.append_column("count", pa.array([0] * matched.num_rows, pa.int64()))
             yield from matched.cast(REPORT_SCHEMA).to_batches()
             report = [{"reason": reason, "count": count} for reason, count in counts.items()]
             for example in examples:
-                reason, source = f"example:{example['reason']}", sources[example["row"]]
-                report.append({"reason": reason, "count": 0, "caption": example["caption"], "source": source})
+                report.append({**example, "reason": f"example:{example['reason']}", "count": 0})
             yield from pa.Table.from_pylist(report, schema=REPORT_SCHEMA).to_batches()
 
     return run
+
+
+def _source_names(paths: pa.ChunkedArray) -> pa.Array:
+    """Spark's file URIs as :func:`.match.source_name` writes them, converting each distinct file once."""
+    encoded = paths.combine_chunks().dictionary_encode()
+    return pa.array(map(source_name, encoded.dictionary.to_pylist()), pa.string()).take(encoded.indices)
 
 
 def _config_from_json(text: str) -> MatchConfig:
@@ -70,15 +81,19 @@ def match_files_spark(spark, files: list[str], names: pa.Table, config: MatchCon
     frame = spark.read.parquet(*files)
     check_columns(frame.columns, config.columns, ", ".join(files))
     wanted = [name for name in asdict(config.columns).values() if name is not None]
-    frame = frame.select(*wanted).withColumn("_source", F.input_file_name())
+    provenance = [F.col("_metadata.file_path").alias("_source"), F.col("_metadata.row_index").alias("_row")]
+    frame = frame.select(*wanted, *provenance)
     run = _report_rows(json.dumps(names.to_pylist()), json.dumps(asdict(config)))
     report = frame.mapInArrow(run, _spark_schema(REPORT_SCHEMA)).cache()
 
     totals = report.filter("reason != '' AND reason NOT LIKE 'example:%'").groupBy("reason").agg(F.sum("count"))
     counts = {row[0]: int(row[1]) for row in totals.collect()}
     examples = [
-        {"source": row["source"], "row": -1, "reason": row["reason"][len("example:") :], "caption": row["caption"]}
-        for row in report.filter("reason LIKE 'example:%'").limit(config.examples_per_reason * 16).collect()
+        {**row.asDict(), "reason": row["reason"][len("example:") :]}
+        for row in report.filter("reason LIKE 'example:%'")
+        .select("source", "row", "reason", "caption")
+        .limit(config.examples_per_reason * 16)
+        .collect()
     ]
     matched = report.filter("reason = ''").drop("reason", "count")
     by_url = Window.partitionBy("url")

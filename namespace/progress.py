@@ -30,10 +30,11 @@ class Steps:
 
 
 def progress(iterable, **options):
-    """A tqdm progress bar over ``iterable``; off when stderr is not a terminal or MAGICNAMING_PROGRESS=0."""
+    """A tqdm progress bar over ``iterable`` on ``file`` (stderr by default); off when that stream is not a terminal
+    or MAGICNAMING_PROGRESS=0."""
     import os
 
     from tqdm.auto import tqdm
 
-    disable = os.environ.get("MAGICNAMING_PROGRESS", "") == "0" or not sys.stderr.isatty()
+    disable = os.environ.get("MAGICNAMING_PROGRESS", "") == "0" or not (options.get("file") or sys.stderr).isatty()
     return tqdm(iterable, disable=options.pop("disable", disable), **options)

@@ -194,3 +194,32 @@ def test_one_stage_at_a_time(tmp_path):
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["match", "names", "sample"]
     with pytest.raises(ValueError, match="only: expected one of sample, names"):
         build(config, tmp_path, only="everything")
+
+
+def test_img2dataset_output_goes_to_the_download_log(tmp_path, capfd):
+    config = read_config(ROOT / "configs/data/demo.yaml")
+    for stage in ("sample", "names", "match"):
+        build(config, tmp_path, only=stage)
+    capfd.readouterr()
+    summary = build(config, tmp_path, only="download")
+    out, err = capfd.readouterr()
+    assert summary["downloaded"] > 0
+    terminal = (out + err).splitlines()
+    assert terminal and all(line.startswith(("[", "      done in ")) for line in terminal), terminal  # steps only
+    assert terminal[-1] == "[4/9] download: img2dataset (its own output: work/download/download.log) ..."
+    log = (tmp_path / "work/download/download.log").read_text()
+    assert "check your bandwidth speed" in log and "images per sec" in log  # img2dataset's advice and tables
+
+
+def test_stage_log_takes_the_output_of_child_processes(tmp_path, capfd):
+    from namespace.data_pipeline.stage_log import output_to
+
+    child = "import sys; print('child out'); print('child err', file=sys.stderr)"
+    with output_to(tmp_path / "stage.log") as terminal:
+        print("parent out")
+        subprocess.run([sys.executable, "-c", child], check=True)  # as a Spark JVM or img2dataset's workers
+        print("progress", file=terminal)
+    print("after")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("after\n", "progress\n")
+    assert (tmp_path / "stage.log").read_text().split() == ["parent", "out", "child", "out", "child", "err"]

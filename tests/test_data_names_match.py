@@ -1,6 +1,7 @@
 """Stages 1–2: names and matching, on small hand-made inputs and on the embedded sample's known truth."""
 
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,6 +63,36 @@ class TestNames:
         with pytest.raises(ValueError, match="none of the 0 names is usable"):
             build_names([listing], tmp_path)
 
+    def test_typographic_punctuation_is_ascii(self):
+        assert normalise("Lupita Nyong’o") == normalise("Lupita Nyongʼo") == "Lupita Nyong'o"
+        assert (
+            normalise("Dwayne “The Rock” Johnson")
+            == normalise("Dwayne ″The Rock″ Johnson")
+            == 'Dwayne "The Rock" Johnson'
+        )
+        assert normalise("Jean‑Paul Belmondo") == "Jean-Paul Belmondo"  # a non-breaking hyphen
+
+    def test_accent_folded_aliases_and_their_collisions(self, tmp_path):
+        listing = tmp_path / "names.txt"
+        listing.write_text(
+            "Beyoncé Knowles | Beyoncé Giselle Knowles\nJosé García\nJose Garcia\nZoë Kravitz\nŁukasz Żak\n"
+            "Сергей Лазарев\nRenée Zellweger\nRenee Zellweger | Renee Z. Zellweger\n"
+        )
+        assert build_names([listing], tmp_path)["accent_folded_aliases"] == 0  # off by default
+        assert sum(map(len, load_names(tmp_path)["aliases"].to_pylist())) == 2  # the two listed aliases only
+        summary = build_names([listing], tmp_path, fold_accents=True)
+        aliases = {n["name"]: n["aliases"] for n in load_names(tmp_path).to_pylist()}
+        assert aliases["Beyoncé Knowles"] == ["Beyonce Giselle Knowles", "Beyonce Knowles", "Beyoncé Giselle Knowles"]
+        assert aliases["Zoë Kravitz"] == ["Zoe Kravitz"] and aliases["Łukasz Żak"] == ["Lukasz Zak"]
+        assert aliases["Сергей Лазарев"] == []  # Cyrillic й is not и: only Latin letters lose their accents
+        assert aliases["José García"] == [] and aliases["Jose Garcia"] == []  # the folded form names someone else
+        assert aliases["Renée Zellweger"] == [] and aliases["Renee Zellweger"] == ["Renee Z. Zellweger"]
+        dropped = {(d["name"], d["reason"]) for d in pq.read_table(tmp_path / "dropped.parquet").to_pylist()}
+        assert ("jose garcia", "folded_alias_of_several_identities") in dropped
+        assert ("renee zellweger", "folded_alias_of_several_identities") in dropped
+        assert summary["accent_folded_aliases"] == 4
+        assert summary["dropped"]["folded_alias_of_several_identities"] == 2
+
     def test_missing_column(self, tmp_path):
         (tmp_path / "n.csv").write_text("person\nAlma Quintrell\n")
         with pytest.raises(ValueError, match=r"missing column\(s\) \['name'\]; found \['person'\]"):
@@ -81,6 +112,19 @@ class TestMatcher:
             "",
         ]
         assert matcher.identities(captions) == {0: {0}, 2: {0}, 3: {2}, 4: {0, 1}}
+
+    def test_typographic_apostrophes_and_quotes_match_their_ascii_forms(self):
+        matcher = NameMatcher([0, 1, 2], [["Lupita Nyong’o"], ["Conan O'Brien"], ['Dwayne "The Rock" Johnson']])
+        captions = [
+            "Lupita Nyong'o at the Oscars",  # the name list is typographic, the caption ASCII
+            "Lupita Nyongʼo, portrait",  # a modifier-letter apostrophe
+            "Conan O’Brien on stage",  # the caption typographic, the name list ASCII
+            "Conan O‘Brien and the band",
+            "Dwayne “The Rock” Johnson signs autographs",
+            "Dwayne ″The Rock″ Johnson",
+            "Conan OBrien",  # no apostrophe at all is another word
+        ]
+        assert matcher.identities(captions) == {0: {0}, 1: {0}, 2: {1}, 3: {1}, 4: {2}, 5: {2}}
 
 
 class TestMatchStage:
@@ -137,15 +181,43 @@ class TestMatchStage:
             match_files([str(tmp_path / "other.parquet")], names, SAMPLE_MATCH, tmp_path)
 
 
+def provenance_file(path):
+    """40 caption rows naming nobody, but for a tie (one URL and caption at rows 13 and 31: row 13 must win),
+    typographic apostrophes and an unaccented name."""
+    rows = [{"URL": f"http://x/soup-{i}.jpg", "TEXT": "a bowl of soup"} for i in range(40)]
+    rows[13] = rows[31] = {"URL": "http://x/tie.jpg", "TEXT": "Lupita Nyong’o at the Oscars"}
+    rows[22] = {"URL": "http://x/beyonce.jpg", "TEXT": "Beyonce Knowles on tour"}
+    rows[27] = {"URL": "http://x/lupita.jpg", "TEXT": "Lupita Nyong'o, portrait"}
+    numbers = {"WIDTH": 512, "HEIGHT": 512, "similarity": 0.3, "punsafe": 0.0, "pwatermark": 0.0}
+    pq.write_table(pa.Table.from_pylist([{**row, **numbers} for row in rows]), path)
+    return str(path)
+
+
+def assert_rows_are_in_their_files(rows):
+    """Each row's provenance (source, row) holds its caption, and its URL for a match."""
+    files = {}
+    for row in rows:
+        table = files.setdefault(row["source"], pq.read_table(row["source"]))
+        assert table["TEXT"][row["row"]].as_py() == row["caption"], row
+        if "url" in row:
+            assert table["URL"][row["row"]].as_py() == row["url"], row
+
+
 def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypatch):
     pyspark = pytest.importorskip("pyspark")
     from namespace.data_pipeline.spark_match import match_files_spark
 
-    truth, names = sample
+    truth, _ = sample
+    (tmp_path / "names").mkdir()
+    (tmp_path / "extra.txt").write_text("Lupita Nyong'o\nBeyoncé Knowles\n")
+    build_names([truth["names_file"], tmp_path / "extra.txt"], tmp_path / "names", fold_accents=True)
+    names = load_names(tmp_path / "names")
+    files = [*truth["files"], provenance_file(tmp_path / "provenance.parquet")]
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's pyarrow
     spark = (
         pyspark.sql.SparkSession.builder.master("local[2]")
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8")  # every file spans several Arrow batches
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
@@ -153,15 +225,24 @@ def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypa
     try:
         (tmp_path / "spark").mkdir()
         (tmp_path / "local").mkdir()
-        on_spark = match_files_spark(spark, truth["files"], names, SAMPLE_MATCH, tmp_path / "spark")
+        on_spark = match_files_spark(spark, files, names, SAMPLE_MATCH, tmp_path / "spark")
     finally:
         spark.stop()
-    local = match_files(truth["files"], names, SAMPLE_MATCH, tmp_path / "local")
+    local = match_files(files, names, SAMPLE_MATCH, tmp_path / "local")
     assert on_spark["funnel"] == local["funnel"]
-    columns = ["url", "caption", "identity_id", "width", "height", "similarity"]
-    spark_rows = pq.read_table(tmp_path / "spark/matches.parquet").select(columns).sort_by("url")
-    local_rows = pq.read_table(tmp_path / "local/matches.parquet").select(columns).sort_by("url")
-    assert spark_rows.to_pylist() == local_rows.to_pylist()
+    spark_rows = pq.read_table(tmp_path / "spark/matches.parquet").sort_by("url").to_pylist()
+    local_rows = pq.read_table(tmp_path / "local/matches.parquet").sort_by("url").to_pylist()
+    assert spark_rows == local_rows  # every column, the provenance (source, row) included
+    assert_rows_are_in_their_files(spark_rows)
+    by_url = {row["url"]: row for row in spark_rows}
+    name_of = dict(zip(names["identity_id"].to_pylist(), names["name"].to_pylist(), strict=True))
+    tie = by_url["http://x/tie.jpg"]
+    assert (Path(tie["source"]).name, tie["row"]) == ("provenance.parquet", 13)  # the first of its two rows
+    found = {key: name_of[by_url[f"http://x/{key}.jpg"]["identity_id"]] for key in ("tie", "lupita", "beyonce")}
+    assert found == {"tie": "Lupita Nyong'o", "lupita": "Lupita Nyong'o", "beyonce": "Beyoncé Knowles"}
+    examples = pq.read_table(tmp_path / "spark/rejected_examples.parquet").to_pylist()
+    assert examples and all(example["row"] >= 0 for example in examples)
+    assert_rows_are_in_their_files(examples)
 
 
 def test_identity_embedders_are_pluggable_by_import_path():
