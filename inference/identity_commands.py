@@ -7,27 +7,38 @@ from pathlib import Path
 import torch
 
 from namespace import Identity
+from namespace.cli import run_command
+from namespace.images import as_image_list
+from namespace.progress import Steps
 
-from .loading import load_encoder, load_pipeline
-from .plugin import MagicNaming
+from .inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, path_list
+from .loading import load_encoder, load_naming
 
 
-def encode(encoder: str, images: list[Path], output: Path, label: str | None = None, device: str = "auto") -> Path:
+def encode(
+    encoder: str, images: list[Path] | Path, output: Path, label: str | None = None, device: str = "auto"
+) -> Path:
     """Encodes reference images of one person into an identity file (their names are averaged).
 
     Args:
         encoder: name-encoder folder or Hub id.
-        images: reference images.
+        images: reference images: one image, a folder of images, or a list.
         output: the identity file to write (.safetensors).
         label: the identity's label (default: the output file's name).
         device: auto, cpu, cuda, ...
     """
-    identity = Identity.from_images(load_encoder(encoder, device), images, label=label or Path(output).stem)
+    with InputCheck() as check:
+        check(encoder_config, encoder)
+        pictures = check(as_image_list, images, "--images")
+        check(dtype_and_device, "auto", device)
+    identity = Identity.from_images(load_encoder(encoder, device), pictures, label=label or Path(output).stem)
     identity.encoder = encoder
     return _saved(identity, output)
 
 
-def mix(identities: list[Path], output: Path, weights: list[float] | None = None, label: str | None = None) -> Path:
+def mix(
+    identities: list[Path] | Path, output: Path, weights: list[float] | None = None, label: str | None = None
+) -> Path:
     """Mixes several identity files into one (weighted mean; weights default to equal).
 
     Args:
@@ -38,15 +49,28 @@ def mix(identities: list[Path], output: Path, weights: list[float] | None = None
     """
     from namespace import mix as mix_names
 
+    identities = path_list(identities)
     if not identities:
-        raise ValueError("identities: expected at least one identity file, got none")
-    first = Identity.load(identities[0])
-    parts = [first] + [Identity.load(p, num_tokens=first.num_tokens, width=first.width) for p in identities[1:]]
+        raise ValueError("--identities: expected at least one identity file, got none")
+    first = identity_file(identities[0], None, "--identities[0]")
+    shape = first.num_tokens, first.width
+    with InputCheck() as check:
+        rest = [check(_same_shape, path, shape, f"--identities[{i}]") for i, path in enumerate(identities[1:], 1)]
+    parts = [first, *rest]
     metadata = {"parts": ",".join(part.label for part in parts), "weights": str(weights or [])}
     mixed = Identity(
         mix_names([p.embedding for p in parts], weights), label or Path(output).stem, "mix", metadata=metadata
     )
     return _saved(mixed, output)
+
+
+def _same_shape(path: Path, shape: tuple[int, int], argument: str) -> Identity:
+    identity = identity_file(path, None, argument)
+    if (identity.num_tokens, identity.width) != shape:
+        raise ValueError(
+            f"{argument}: {path} has shape (N, D) = {(identity.num_tokens, identity.width)}, the first identity {shape}"
+        )
+    return identity
 
 
 def sample(
@@ -64,6 +88,7 @@ def sample(
     """
     from namespace import NameEncoder
 
+    encoder_config(encoder)  # names --encoder if it is not an encoder folder
     model = NameEncoder.from_pretrained(encoder, load_towers=False)
     generator = torch.Generator().manual_seed(seed)
     names = model.statistics.sample(num, generator=generator, temperature=temperature)
@@ -90,8 +115,8 @@ def from_text(
     dtype: str = "auto",
     device: str = "auto",
 ) -> Path:
-    """A consistent character from a description: generate candidates, encode, cluster (faiss), keep the most
-    cohesive cluster's mean.
+    """A consistent character from a description: generate candidates, encode, cluster (faiss), keep the mean of
+    the cluster that agrees most (size and closeness of its names).
 
     Args:
         encoder: name-encoder folder or Hub id.
@@ -108,7 +133,13 @@ def from_text(
         dtype: auto, fp32, fp16 or bf16.
         device: auto, cpu, cuda, ...
     """
-    naming = MagicNaming(load_pipeline(pipeline, "text2img", dtype, device), load_encoder(encoder, device))
+    with InputCheck() as check:
+        check(encoder_config, encoder)
+        check(check_pipeline, pipeline)
+        check(dtype_and_device, dtype, device)
+    steps = Steps(total=3)
+    naming = load_naming(encoder, pipeline, steps, "text2img", dtype, device)
+    steps.start(f"drawing {num_candidates} candidates, naming and clustering them")
     identity = naming.identity_from_text(
         description,
         num_candidates=num_candidates,
@@ -121,7 +152,9 @@ def from_text(
         width=width,
     )
     identity.encoder = encoder
-    return _saved(identity, output)
+    path = identity.save(output)
+    steps.done(f"wrote {path} (cluster of {identity.metadata['cluster_size']} of {num_candidates} candidates)")
+    return path
 
 
 def _saved(identity: Identity, output: Path) -> Path:
@@ -131,7 +164,5 @@ def _saved(identity: Identity, output: Path) -> Path:
 
 
 def main(argv: list[str], prog: str = "magicnaming identity") -> int:
-    from jsonargparse import CLI
-
-    CLI([encode, mix, sample, from_text], args=argv, prog=prog, description=__doc__, as_positional=False)
+    run_command([encode, mix, sample, from_text], argv, prog, description=__doc__)
     return 0

@@ -69,8 +69,12 @@ def splice(prompt_embeds: torch.Tensor, parsed: PlaceholderPrompt, names: list[t
 
     Returns:
         (L, D) embeddings.
+
+    Raises:
+        ValueError: a name would land (partly) past position L − 1: its identity would silently be missing.
     """
     length = prompt_embeds.shape[0]
+    _check_names_fit(parsed, names, length)
     pieces, cursor = [], 0
     for position, name in zip(parsed.positions, names, strict=True):
         pieces += [prompt_embeds[cursor:position], name]
@@ -88,3 +92,20 @@ def splice(prompt_embeds: torch.Tensor, parsed: PlaceholderPrompt, names: list[t
     if spliced.shape[0] < length:  # names shorter than the filler: pad with the last (padding) position
         spliced = torch.cat([spliced, prompt_embeds[-1:].expand(length - spliced.shape[0], -1)])
     return spliced[:length]
+
+
+def _check_names_fit(parsed: PlaceholderPrompt, names: list[torch.Tensor], length: int) -> None:
+    """Refuses a prompt whose placeholder names would be cut: a person silently missing from the image is worse than
+    an error (cut plain tokens only warn, as diffusers does)."""
+    cut, shift = [], 0  # shift: how far earlier names moved this one
+    for label, position, name in zip(parsed.labels, parsed.positions, names, strict=True):
+        start, end = position + shift, position + shift + name.shape[0]
+        if end > length:
+            cut.append(f"<{label}> at positions {start}..{end - 1}")
+        shift += name.shape[0] - parsed.filler_tokens
+    if cut:
+        raise ValueError(
+            f"prompt: {'; '.join(cut)} would fall past the last position ({length - 1}) of {parsed.text!r} "
+            f"with every name spliced in, and the identity would be cut off: put the placeholder(s) earlier or "
+            "shorten the prompt"
+        )

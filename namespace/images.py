@@ -9,6 +9,7 @@ from typing import Union
 import torch
 from PIL import Image, UnidentifiedImageError
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 ImageInput = Union[Image.Image, str, Path, torch.Tensor]  # noqa: UP007 (a runtime alias, used in isinstance checks)
 
 
@@ -17,10 +18,12 @@ def as_image_list(
 ) -> list[Image.Image | torch.Tensor]:
     """Turns one image or a sequence of images into a list of RGB PIL images or (3, H, W) float tensors in [0, 1].
 
-    A (B, 3, H, W) tensor counts as B images. Paths are opened and decoded here, so an unreadable file fails now,
-    naming the file, rather than deep inside a model.
+    A (B, 3, H, W) tensor counts as B images; a folder path counts as the image files in it, sorted by name. Paths
+    are opened and decoded here, so an unreadable file fails now, naming the file, rather than deep inside a model.
     """
-    if isinstance(images, (Image.Image, str, Path)):
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        images = folder_images(Path(images), argument)
+    elif isinstance(images, (Image.Image, str, Path)):
         images = [images]
     elif isinstance(images, torch.Tensor):
         images = list(images) if images.ndim == 4 else [images]
@@ -29,6 +32,16 @@ def as_image_list(
     if not images:
         raise ValueError(f"{argument}: expected at least one image, got an empty list")
     return [_one_image(image, f"{argument}[{index}]") for index, image in enumerate(images)]
+
+
+def folder_images(folder: Path, argument: str = "images") -> list[Path]:
+    """The image files directly in ``folder`` (by suffix: .jpg, .png, ...), sorted by name; raises if there are none."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not paths:
+        raise ValueError(
+            f"{argument}: folder {str(folder)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return paths
 
 
 def _one_image(image: object, argument: str) -> Image.Image | torch.Tensor:
@@ -58,11 +71,13 @@ def load_image(path: str | Path, argument: str = "image") -> Image.Image:
         raise ValueError(f"{argument}: {str(path)!r} is not a readable image file ({error})") from error
 
 
-def image_grid(rows: Sequence[Sequence[Image.Image]]) -> Image.Image:
-    """Pastes rows of equally sized images into one grid image."""
+def image_grid(rows: Sequence[Sequence[Image.Image]], gap: int = 0) -> Image.Image:
+    """Pastes rows of equally sized images into one grid image, ``gap`` white pixels between neighbouring cells."""
     width, height = rows[0][0].size
-    grid = Image.new("RGB", (width * max(len(row) for row in rows), height * len(rows)), "white")
+    columns = max(len(row) for row in rows)
+    size = (columns * (width + gap) - gap, len(rows) * (height + gap) - gap)
+    grid = Image.new("RGB", size, "white")
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            grid.paste(image, (c * width, r * height))
+            grid.paste(image, (c * (width + gap), r * (height + gap)))
     return grid
