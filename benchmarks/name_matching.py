@@ -19,9 +19,13 @@ import pyarrow as pa
 from namespace.data_pipeline.match import MatchConfig, match_batch
 from namespace.data_pipeline.matcher import NameMatcher
 
-WORDS = (  # noqa: SIM905 (a word list reads best as text)"photo of the a in at with on red blue car house dog cat street night beautiful woman man wedding dress "
-         "portrait vintage poster logo shirt cotton summer beach city river old new black white art print design "
-         "modern style family home garden kitchen book cover wall decor canvas painting").split()  # fmt: skip
+WORDS = " ".join(  # a word list reads best as text
+    [
+        "photo of the a in at with on red blue car house dog cat street night beautiful woman man wedding dress",
+        "portrait vintage poster logo shirt cotton summer beach city river old new black white art print design",
+        "modern style family home garden kitchen book cover wall decor canvas painting",
+    ]
+).split()
 SYLLABLES = "ka lo mi ra ne tu sa vi de po ri an el os ul ya be ko ma zi fe gu ha jo ni qu we xa".split()  # noqa: SIM905
 
 
