@@ -8,7 +8,7 @@ OUTPUT ?= demo-output
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint dist
 
 install: $(VENV)/.installed
 
@@ -28,3 +28,9 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The sdist and the wheel a release uploads, checked; tests/test_packaging.py builds the same (offline) in `make test`.
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build
+	$(BIN)/twine check --strict dist/*

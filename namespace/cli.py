@@ -10,8 +10,8 @@ import importlib
 import os
 import sys
 
-# name → ("module:function" taking (argv, prog), or None while its issue is open; one-line help)
-COMMANDS: dict[str, tuple[str | None, str]] = {
+# name → ("module:function" taking (argv, prog), one-line help); tests/test_cli.py imports every one
+COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("namespace.demo:main", "run the end-to-end demo on tiny offline models"),
     "encoder": ("namespace.encoder.commands:main", "create a name-encoder folder from a config, or describe one"),
     "data": ("namespace.data_pipeline.commands:main", "build the LaionCele data set from caption parquet"),
@@ -34,6 +34,17 @@ def usage() -> str:
     )
 
 
+def run_command(components, argv: list[str], prog: str, description: str | None = None):
+    """Runs a command's typed function (or a list or dict of them, as subcommands) with jsonargparse; every
+    command's help goes through ``PlainHelpFormatter`` (docstring markup as plain text, types by name)."""
+    from jsonargparse import CLI
+
+    from .help_format import PlainHelpFormatter
+
+    options = {"description": description} if description else {}
+    return CLI(components, args=argv, prog=prog, as_positional=False, formatter_class=PlainHelpFormatter, **options)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -49,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"magicnaming: unknown command {command!r}; expected one of {', '.join(COMMANDS)}\n", file=sys.stderr)
         print(usage(), file=sys.stderr)
         return 2
-    module, help_text = COMMANDS[command]
-    if module is None:
-        print(f"magicnaming {command}: {help_text}", file=sys.stderr)
-        return 2
-    module_name, function = module.split(":")
+    module_name, function = COMMANDS[command][0].split(":")
     try:
         return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
     except (ValueError, TypeError, RuntimeError, OSError) as error:  # bad input: say what, not where

@@ -3,7 +3,10 @@
 import csv
 import json
 import re
+import shlex
+from html import unescape
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -11,6 +14,7 @@ from PIL import Image
 from namespace import Identity, NameEncoder
 from namespace.cli import main
 from namespace.demo import checks
+from namespace.demo.figures import grid_figure, gutter, retrieval_figure
 
 from .conftest import ROOT
 
@@ -23,8 +27,33 @@ FIGURES = ["funnel", "loss", "retrieval", "generation", "interpolation"]
 @pytest.fixture(scope="module")
 def demo_output(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo") / "output"
-    assert main(["demo", "--config", str(ROOT / "configs/demo.yaml"), "--output", str(output), *SMALLEST]) == 0
+    assert main(demo_args(output)) == 0
     return output
+
+
+def demo_args(output) -> list[str]:
+    return ["demo", "--config", str(ROOT / "configs/demo.yaml"), "--output", str(output), *SMALLEST]
+
+
+def shown_commands(html: str) -> list[str]:
+    """The command lines of a report's <pre> blocks, in order, as a reader copies them."""
+    lines = []
+    for pre in re.findall(r"<pre>(.*?)</pre>", html, re.S):
+        for block in pre.split("<span class='command'>")[1:]:
+            # every character of a command sits in an unbreakable argument span, but the spaces between them
+            assert re.sub(r"<span class='arg'>[^<]*</span>", "", block).strip(" ") == "</span>", block
+            lines.append(" ".join(unescape(arg) for arg in re.findall(r"<span class='arg'>([^<]*)</span>", block)))
+    return lines
+
+
+def test_report_names_the_command_as_typed_and_keeps_arguments_whole(demo_output):
+    html = (demo_output / "report.html").read_text()
+    typed, replay = shown_commands(html)[:2]
+    assert typed == shlex.join(["magicnaming", *demo_args(demo_output)])
+    config = demo_output / "work/configs/demo.yaml"  # runs it again with every setting spelled out
+    assert replay == shlex.join(["magicnaming", "demo", "--config", str(config), "--output", str(demo_output)])
+    # lines wrap between arguments only, never inside a path (`demo-o` / `utput`)
+    assert "pre .arg { white-space: nowrap; }" in html and "break-all" not in html
 
 
 def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
@@ -36,8 +65,8 @@ def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     expected = [["encoder pretrain_tiny", "data build"], ["train fit"], ["train fit", "train export"],
                 ["identity encode", "generate"], ["identity encode", "interpolate"]]  # fmt: skip
     for section, commands in zip(sections, expected, strict=True):
-        shown = re.search(r"<pre>(.*?)</pre>", section, re.S).group(1)
-        assert all(f"magicnaming {command} " in shown for command in commands), section[:80]
+        shown = shown_commands(section)
+        assert all(any(line.startswith(f"magicnaming {command} ") for line in shown) for command in commands), shown
     assert "Tiny random models produce noise images" in html
     ran = (demo_output / "work/commands.sh").read_text()
     assert [line.split()[1] for line in ran.splitlines()] == [
@@ -51,6 +80,7 @@ def test_metrics_hold_retrieval_and_chance(demo_output):
     for key in ("retrieval_top1_heldout_images", "retrieval_top1_unseen_identities", "chance"):
         assert 0.0 <= metrics[key] <= 1.0, key
     assert metrics["chance"] == pytest.approx(1 / 8)  # the sample keeps 8 people
+    assert metrics["chance_top5"] == pytest.approx(5 / 8)
     assert metrics["epochs"] == 20 and metrics["identities"] == 8
     assert metrics["retrieval_top1_heldout_images"] <= metrics["retrieval_top5_heldout_images"]
     (log,) = (demo_output / "work/training").glob("logs/version_*/metrics.csv")
@@ -75,6 +105,43 @@ def test_encoder_and_identity_files_load(demo_output):
         torch.testing.assert_close(identity.embedding, expected)
     for person in (demo_output / "work/generated").iterdir():
         assert Image.open(person / "000-00.png").size == (32, 32)
+
+
+@pytest.mark.parametrize(("names", "expected"), [(8, (1 / 8, 5 / 8)), (3, (1 / 3, 1.0))])
+def test_retrieval_figure_draws_top1_and_top5_chance(names, expected):
+    rows = [{"epoch": e, "step": 10 * e, "val_heldout/top1": 0.5, "val/chance": 1 / names} for e in range(3)]
+    (axis,) = retrieval_figure(rows).axes
+    chance = [(line.get_label(), *set(line.get_ydata())) for line in axis.lines if "chance" in line.get_label()]
+    top1, top5 = expected
+    assert chance == [(f"chance (top-1) = {top1:.3f}", pytest.approx(top1)), (f"chance (top-5) = {top5:.3f}", top5)]
+
+
+def test_image_grids_have_white_gutters_between_cells():
+    colours = [[(200, 0, 0), (0, 200, 0), (0, 0, 200)], [(90, 90, 0), (0, 90, 90), (90, 0, 90)]]
+    rows = [[Image.new("RGB", (48, 48), colour) for colour in row] for row in colours]
+    (axis,) = grid_figure(rows, ["a", "b"], ["x", "y", "z"], "title").axes
+    grid = np.asarray(axis.images[0].get_array())  # the pixels the figure draws, (H, W, 3)
+    step = 48 + gutter(48)
+    assert grid.shape == (2 * step - gutter(48), 3 * step - gutter(48), 3) and gutter(48) >= 2
+    for r, row in enumerate(colours):
+        for c, colour in enumerate(row):
+            assert (grid[r * step : r * step + 48, c * step : c * step + 48] == colour).all()
+    for c in (1, 2):  # the columns and the row between cells are the background
+        assert (grid[:, c * step - gutter(48) : c * step] == 255).all()
+    assert (grid[step - gutter(48) : step] == 255).all()
+
+
+def test_tower_pretraining_shows_progress_and_no_random_init_warning(tmp_path, capsys, caplog):
+    from namespace.testing.tower_pretraining import pretrain_tiny_towers
+
+    towers = pretrain_tiny_towers(tmp_path, steps=2, identities=4, photos=2, batch_size=4)
+    lines = capsys.readouterr().err.splitlines()
+    # open_clip's "Model initialized randomly" (a logged warning) is untrue of the written towers: they are trained
+    assert "initialized randomly" not in caplog.text + "\n".join(lines)
+    assert lines[0] == "  rendering 8 synthetic faces (4 people × 2 photos)"
+    for tower, (start, end) in zip(towers, zip(lines[1::2], lines[2::2], strict=True), strict=True):
+        assert start == f"  {tower.model}: 2 identity-classification steps from random weights"
+        assert re.fullmatch(rf"  {tower.model}: loss \d+\.\d{{3}} after 2 steps \(\d+\.\d s\)", end)
 
 
 def test_bad_input_fails_clearly_and_touches_nothing(tmp_path, capsys):

@@ -1,8 +1,12 @@
-"""Packaging: one distribution, stages under `namespace`, a light core without Lightning, the console script."""
+"""Packaging: one distribution, stages under `namespace`, a light core without Lightning, the console script; the
+sdist and the wheel a release would upload (built here, offline), their contents and metadata."""
 
 import importlib.util
+import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -69,3 +73,56 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
     assert "demo" in result.stdout and "generate" in result.stdout
     assert importlib.util.find_spec("namespace.cli") is not None
+
+
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory):
+    """The sdist and the wheel `python -m build` makes from a copy of the checkout, and the build's output."""
+    source, dist = tmp_path_factory.mktemp("source") / "magicnaming", tmp_path_factory.mktemp("dist")
+    # a copy: building writes magicnaming.egg-info next to pyproject.toml, which must not touch the checkout
+    ignored = (".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", "demo-output", "demo-sdxl")
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*ignored))
+    # --no-isolation: the build backend comes from this environment (tests are offline; CI's `make install` has it)
+    build = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source)],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    (sdist,), (wheel,) = dist.glob("*.tar.gz"), dist.glob("*.whl")
+    return sdist, wheel, build.stdout + build.stderr
+
+
+def test_the_build_emits_no_warning(distributions):
+    output = distributions[2]
+    # setuptools warns when a folder under a package (model_configs/) is not in `packages`; `build` prints WARNING
+    assert [line for line in output.splitlines() if "WARNING" in line or "absent from the `packages`" in line] == []
+
+
+def test_the_wheel_holds_namespace_and_its_model_configs_only(distributions):
+    _, wheel, _ = distributions
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        configs = {Path(name).name: archive.read(name) for name in names if "/model_configs/" in name}
+    assert {name.split("/")[0] for name in names} == {"namespace", f"{wheel.name.split('-py3')[0]}.dist-info"}
+    for stage in ("data_pipeline", "train", "inference"):  # the stages install under namespace, nowhere else
+        assert f"namespace/{stage}/__init__.py" in names
+    shipped = {path.name: path.read_bytes() for path in (ROOT / "namespace/encoder/model_configs").glob("*.json")}
+    assert configs == shipped and len(shipped) == 2
+
+
+def test_the_sdist_builds_the_same_package(distributions):
+    sdist, _, _ = distributions
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"pyproject.toml", "README.md", "namespace/encoder/model_configs/MagicNaming-Tiny-L.json"} <= names
+    assert {"data_pipeline/__init__.py", "train/__init__.py", "inference/__init__.py"} <= names
+
+
+def test_the_metadata_passes_twine_check(distributions):
+    sdist, wheel, _ = distributions
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(wheel)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count("PASSED") == 2

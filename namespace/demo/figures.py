@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .results import top_k_chance
+
+if TYPE_CHECKING:  # matplotlib comes with the [data] extra and is imported when a figure is drawn
+    from matplotlib.figure import Figure
 
 
 def _pyplot():
@@ -15,8 +21,30 @@ def _pyplot():
     return plt
 
 
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    _pyplot().close(figure)
+    return path
+
+
 def plot_loss(rows: list[dict[str, float]], path: Path) -> Path:
     """Training MSE per step, with the validation MSE of both splits at each validation."""
+    return _save(loss_figure(rows), path)
+
+
+def plot_retrieval(rows: list[dict[str, float]], path: Path) -> Path:
+    """Top-1 / top-5 retrieval of the right name per validation epoch, for both splits, against chance."""
+    return _save(retrieval_figure(rows), path)
+
+
+def plot_grid(rows: list[list], row_labels: list[str], column_labels: list[str], title: str, path: Path) -> Path:
+    """Rows of equally sized PIL images as one labelled figure (labels left and on top), white gutters between."""
+    return _save(grid_figure(rows, row_labels, column_labels, title), path)
+
+
+def loss_figure(rows: list[dict[str, float]]) -> Figure:
+    """The figure of ``plot_loss``."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 3.6))
     train = [(row["step"], row["train/loss"]) for row in rows if "train/loss" in row]
@@ -30,14 +58,11 @@ def plot_loss(rows: list[dict[str, float]], path: Path) -> Path:
     axis.set_ylabel("MSE to the name embedding")
     axis.set_title("Name-encoder training")
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return figure
 
 
-def plot_retrieval(rows: list[dict[str, float]], path: Path) -> Path:
-    """Top-1 / top-5 retrieval of the right name per validation epoch, for both splits, against chance."""
+def retrieval_figure(rows: list[dict[str, float]]) -> Figure:
+    """The figure of ``plot_retrieval``: a line per split and k, and the chance of top-1 and of top-5 retrieval."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.4))
     validations = [row for row in rows if "val_heldout/top1" in row]
@@ -49,39 +74,42 @@ def plot_retrieval(rows: list[dict[str, float]], path: Path) -> Path:
         ("val_unseen/top5", "unseen people, top-5", "s:"),
     ):
         axis.plot(epochs, [row.get(key, float("nan")) for row in validations], style, label=label)
-    chance = validations[-1]["val/chance"]
-    axis.axhline(chance, color="grey", linestyle="--", label=f"chance (top-1) = {chance:.3f}")
+    for k, style in ((1, "--"), (5, ":")):  # a random ranking of K names: top-k is right with min(k, K) / K
+        level = top_k_chance(validations[-1]["val/chance"], k)
+        axis.axhline(level, color="grey", linestyle=style, label=f"chance (top-{k}) = {level:.3f}")
     axis.set_ylim(-0.03, 1.05)
     axis.set_xlabel("epoch")
     axis.set_ylabel("retrieval accuracy")
     axis.set_title("Is the predicted name nearest to the person's own name?")
     axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return figure
 
 
-def plot_grid(rows: list[list], row_labels: list[str], column_labels: list[str], title: str, path: Path) -> Path:
-    """Rows of equally sized PIL images as one labelled figure (labels left and on top)."""
+def grid_figure(rows: list[list], row_labels: list[str], column_labels: list[str], title: str) -> Figure:
+    """The figure of ``plot_grid``: the cells are pasted ``gutter(cell width)`` pixels apart on white."""
     import numpy as np
 
     from namespace.images import image_grid
 
     plt = _pyplot()
-    grid = image_grid(rows)
     cell_width, cell_height = rows[0][0].size
+    gap = gutter(cell_width)
+    grid = image_grid(rows, gap=gap)
     columns = max(len(row) for row in rows)
     figure, axis = plt.subplots(figsize=(1.7 * columns + 1.8, 1.7 * len(rows) + 1.0))
     axis.imshow(np.asarray(grid), interpolation="nearest")
-    axis.set_xticks([cell_width * (c + 0.5) for c in range(len(column_labels))])
+    axis.set_xticks([(cell_width + gap) * c + cell_width / 2 for c in range(len(column_labels))])
     axis.set_xticklabels([textwrap.fill(label, 18) for label in column_labels], fontsize=8)
     axis.xaxis.tick_top()
-    axis.set_yticks([cell_height * (r + 0.5) for r in range(len(row_labels))])
+    axis.set_yticks([(cell_height + gap) * r + cell_height / 2 for r in range(len(row_labels))])
     axis.set_yticklabels([textwrap.fill(label, 18) for label in row_labels], fontsize=8)
     axis.tick_params(length=0)
+    for side in axis.spines.values():  # the gutters part the cells; a frame would box only the outer ones
+        side.set_visible(False)
     axis.set_title(textwrap.fill(title, 12 * columns + 24), fontsize=10, pad=30)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return figure
+
+
+def gutter(cell_width: int) -> int:
+    """Pixels between grid cells: 1/16 of a cell (at least 2), so neighbouring images never run together."""
+    return max(2, cell_width // 16)

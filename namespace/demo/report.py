@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+# Command lines wrap between arguments only, never inside one (a path, `--trainer.max_epochs`): each argument is a
+# nowrap span; one too long for the line scrolls sideways. Wrapped lines hang under their command.
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
 .note { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.6rem 0.9rem; }
 table { border-collapse: collapse; margin: 0.6rem 0; } td, th { padding: 0.25rem 0.8rem; border-bottom: 1px solid #eee;
   text-align: left; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; border: 1px solid #eee; } pre { background: #f5f5f5; padding: 0.6rem; overflow-x: auto;
-  font-size: 0.8rem; white-space: pre-wrap; word-break: break-all; } .caption { color: #444; }
+img { max-width: 100%; border: 1px solid #eee; } .caption { color: #444; }
+pre { background: #f5f5f5; padding: 0.6rem; font-size: 0.8rem; overflow-x: auto; white-space: pre-wrap; }
+pre .command { display: block; padding-left: 2em; text-indent: -2em; } pre .arg { white-space: nowrap; }
 """
 
 
@@ -34,6 +38,17 @@ class Figure:
     commands: list[str]
 
 
+def _commands(lines: list[str]) -> str:
+    """Shell lines as a <pre> block: a block per line, a nowrap span per argument (the text copies unchanged)."""
+    blocks = (
+        "<span class='command'>"
+        + " ".join(f"<span class='arg'>{escape(shlex.quote(arg))}</span>" for arg in shlex.split(line))
+        + "</span>"
+        for line in lines
+    )
+    return f"<pre>{''.join(blocks)}</pre>"
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(
         f"<tr><th>{escape(label)}</th><td class='number'>{escape(value)}</td></tr>" for label, value in rows
@@ -50,6 +65,7 @@ def _headline(metrics: dict) -> str:
             ("unseen people: top-1 retrieval", f"{m['retrieval_top1_unseen_identities']:.3f}"),
             ("top-5: held-out / unseen", f"{m['retrieval_top5_heldout_images']:.3f} / "
              f"{m['retrieval_top5_unseen_identities']:.3f}"),
+            ("top-5 chance (min(5, number of names) / number of names)", f"{m['chance_top5']:.3f}"),
             ("final training loss (MSE)", f"{m['final_train_loss']:.4f}"),
             ("identities: train / unseen", f"{m['train_identities']} / {m['unseen_identities']}"),
             ("photos: train / held-out / unseen", f"{photos['train']} / {photos['heldout']} / {photos['val']}"),
@@ -68,16 +84,31 @@ def _identities(found: dict[str, dict], people: list) -> str:
     return f"<table>{head}{cells}</table>"
 
 
-def write_report(path: Path, demo_command: str, metrics: dict, figures: list[Figure], people: list, note: str) -> Path:
-    """Writes the report; ``people`` are the demo's Person records, ``metrics`` what metrics.json holds."""
+def write_report(
+    path: Path, made_by: str | None, replay: str, metrics: dict, figures: list[Figure], people: list, note: str
+) -> Path:
+    """Writes the report.
+
+    Args:
+        path: the HTML file.
+        made_by: the command line that ran the demo, as typed; None: the demo was called from Python.
+        replay: the command line that replays the run from the settings the demo wrote.
+        metrics: what metrics.json holds.
+        figures: the figures, in order.
+        people: the demo's Person records.
+        note: what to read first.
+    """
     seconds = metrics["seconds"]
+    made = "<p>Made by a Python call to <code>namespace.demo.demo</code>.</p>"
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>MagicNaming demo</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>MagicNaming demo</h1>",
-        f"<p>Made by <code>{escape(demo_command)}</code> in {seconds['total'] / 60:.1f} minutes. Every stage ran "
-        "through its own command (listed under each figure and, in order, in <a href='work/commands.sh'>"
-        "work/commands.sh</a>).</p>",
+        made if made_by is None else "<p>Made by</p>" + _commands([made_by]),
+        f"<p>It ran in {seconds['total'] / 60:.1f} minutes. Every stage ran through its own command (listed under each "
+        "figure and, in order, in <a href='work/commands.sh'>work/commands.sh</a>). This runs it again with every "
+        "setting spelled out:</p>",
+        _commands([replay]),
         f"<p class='note'><strong>Read this first.</strong> {escape(note)}</p>",
         "<h2>Results</h2>",
         _headline(metrics),
@@ -90,12 +121,11 @@ def write_report(path: Path, demo_command: str, metrics: dict, figures: list[Fig
         "stage's output).</p>",
     ]
     for figure in figures:
-        commands = "\n".join(figure.commands)
         parts += [
             f"<h2>{escape(figure.title)}</h2>",
             f"<img src='{escape(figure.file)}' alt='{escape(figure.title)}'>",
             f"<p class='caption'>{escape(figure.caption)}</p>",
-            f"<p>Produced by:</p><pre>{escape(commands)}</pre>",
+            "<p>Produced by:</p>" + _commands(figure.commands),
         ]
     parts += [
         "<h2>Identity files from reference photos</h2>",

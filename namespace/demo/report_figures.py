@@ -65,6 +65,7 @@ def make_figures(folder: Path, inputs: dict, lines: dict, metrics: dict) -> list
     generation_grid(people, inputs["generated"], prompts, size, folder / "generation.png")
     interpolation_grid(inputs["interpolation"], people[:2], prompts, size, folder / "interpolation.png")
     top1, chance = metrics["retrieval_top1_heldout_images"], metrics["chance"]
+    top5, chance_top5 = metrics["retrieval_top5_heldout_images"], metrics["chance_top5"]
     encode = [lines["encode"][person.name] for person in people]
     return [
         Figure(
@@ -85,9 +86,11 @@ def make_figures(folder: Path, inputs: dict, lines: dict, metrics: dict) -> list
         Figure(
             "Retrieval accuracy",
             "figures/retrieval.png",
-            f"At the last validation, held-out photos of train people retrieve their own name at top-1 {top1:.3f}, "
-            f"against a chance of {chance:.3f}. The unseen people's names are arbitrary strings here, so nothing "
-            "about a new face predicts its name: their retrieval is not expected to beat chance.",
+            f"At the last validation, held-out photos of train people retrieve their own name at top-1 {top1:.3f} "
+            f"(chance {chance:.3f}: 1 / number of names) and at top-5 {top5:.3f} (chance {chance_top5:.3f}: "
+            "min(5, number of names) / number of names; the two grey lines). The unseen people's names are arbitrary "
+            "strings here, so nothing about a new face predicts its name: their retrieval is not expected to beat "
+            "chance.",
             [lines["train"], lines["export"]],
         ),
         Figure(

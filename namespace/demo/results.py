@@ -39,9 +39,16 @@ def final_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
         raise RuntimeError("the training log holds no validation or no training loss: did training validate?")
     last = validations[-1]
     metrics = {key: last[column] for key, column in RETRIEVAL.items() if column in last}
+    metrics["chance_top5"] = top_k_chance(metrics["chance"], 5)
     metrics["final_train_loss"] = losses[-1]
     metrics["epochs"] = int(max(row["epoch"] for row in rows)) + 1
     return metrics
+
+
+def top_k_chance(chance: float, k: int) -> float:
+    """The chance of top-k retrieval, min(k, K) / K, from the logged top-1 chance 1 / K (K names)."""
+    names = round(1 / chance)
+    return min(k, names) / names
 
 
 def nearest_names(laioncele: Path, identity_files: dict[int, Path]) -> dict[str, dict]:

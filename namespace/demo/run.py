@@ -10,6 +10,7 @@ identities → report.html, metrics.json and encoder/ in the output folder. With
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -51,6 +52,7 @@ def demo(
     image_size: int = 64,
     seed: int = 0,
     device: str = "auto",
+    command_line: str | None = None,
 ) -> dict:
     """Runs the whole demo into ``output`` and returns what metrics.json holds.
 
@@ -73,6 +75,8 @@ def demo(
         image_size: image side in pixels.
         seed: seeds the towers' pre-training, the tiny pipeline and the image noise (training: its config's seed).
         device: device of the identities and the images (auto, cpu, cuda, ...).
+        command_line: the command that ran the demo, as typed, for the report (``magicnaming demo`` passes it;
+            not a command-line option); None: a Python call.
     """
     started = time.perf_counter()
     output, prompts, problems = Path(output), list(DEFAULT_PROMPTS if prompts is None else prompts), []
@@ -188,8 +192,8 @@ def demo(
     figures = make_figures(output / "figures", inputs, lines, metrics)
     metrics["seconds"] = _durations(marks, started)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    demo_line = f"magicnaming demo --config {demo_config} --output {output}"
-    write_report(output / "report.html", demo_line, metrics, figures, people, metrics["note"])
+    replay = shlex.join(["magicnaming", "demo", "--config", str(demo_config), "--output", str(output)])
+    write_report(output / "report.html", command_line, replay, metrics, figures, people, metrics["note"])
     steps.done(
         f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
         f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
@@ -252,7 +256,18 @@ def _durations(marks: dict[str, float], started: float) -> dict[str, float]:
 
 
 def main(argv: list[str], prog: str = "magicnaming demo") -> int:
-    from jsonargparse import CLI
+    """Parses ``argv`` (and its ``--config`` YAMLs) against ``demo``'s signature and runs it, handing it the command
+    line as typed for the report."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
 
-    CLI(demo, args=argv, prog=prog, description=__doc__, as_positional=False)
+    from ..help_format import PlainHelpFormatter
+
+    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=PlainHelpFormatter)
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML of demo settings (later ones overlay)")
+    parser.add_function_arguments(demo, as_group=False, skip={"command_line"}, sub_configs=True)
+    # `instantiate` since jsonargparse 4.49; the older versions this package allows have `instantiate_classes`
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+    settings = instantiate(parser.parse_args(argv))
+    settings.pop("config", None)
+    demo(**settings, command_line=shlex.join([*prog.split(), *argv]))
     return 0

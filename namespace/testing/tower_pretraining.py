@@ -3,11 +3,16 @@
 Random tiny towers carry almost no identity information (1-NN identity accuracy near chance), so an encoder built on
 them cannot learn names. This trains each tiny vision tower for a few hundred steps on synthetic faces of people
 *outside* any sample (identities 10000 and up) with a cosine-softmax identity loss, and saves open_clip checkpoints
-that ``TowerConfig.pretrained`` loads as a local path. Seconds on a CPU; deterministic for a seed.
+that ``TowerConfig.pretrained`` loads as a local path. Tens of seconds on a CPU; deterministic for a seed. Progress
+goes to stderr: a line as each step starts and ends, and a bar over the training steps on a terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -15,6 +20,7 @@ from safetensors.torch import save_file
 
 from ..encoder import TowerConfig
 from ..encoder.towers import register_model_configs
+from ..progress import progress
 from ..seeding import seeded
 from .faces import synthetic_face
 from .towers import tiny_tower_configs
@@ -43,29 +49,57 @@ def pretrain_tiny_towers(
     register_model_configs()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _say(f"rendering {identities * photos} synthetic faces ({identities} people × {photos} photos)")
     faces = [
         synthetic_face(FIRST_IDENTITY + person, photo, 64) for person in range(identities) for photo in range(photos)
     ]
     labels = torch.arange(identities).repeat_interleave(photos)
     configs = []
     for tower in tiny_tower_configs():
+        started = time.perf_counter()
+        _say(f"{tower.model}: {steps} identity-classification steps from random weights")
         with seeded(seed):
-            model, _, preprocess = open_clip.create_model_and_transforms(tower.model)
+            with _quiet_random_init():
+                model, _, preprocess = open_clip.create_model_and_transforms(tower.model)
             pixels = torch.stack([preprocess(face) for face in faces])  # (P, 3, S, S)
-            _train(model.visual, pixels, labels, tower.embed_dim, steps, batch_size, seed)
+            loss = _train(model.visual, pixels, labels, tower.embed_dim, steps, batch_size, seed, tower.model)
         path = folder / f"{tower.model}.safetensors"
         save_file({key: value.contiguous() for key, value in model.state_dict().items()}, str(path))
         configs.append(TowerConfig(model=tower.model, pretrained=str(path), embed_dim=tower.embed_dim))
+        _say(f"{tower.model}: loss {loss:.3f} after {steps} steps ({time.perf_counter() - started:.1f} s)")
     return configs
 
 
-def _train(visual, pixels, labels, embed_dim: int, steps: int, batch_size: int, seed: int) -> None:
-    """Cosine-softmax identity classification (scale 16) over ``labels``; the classes are thrown away after."""
+def _say(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _quiet_random_init():
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly" warning (logged on the root
+    logger): random weights are this module's starting point, and the towers are trained right after."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+    logging.root.addFilter(keep)
+    try:
+        yield
+    finally:
+        logging.root.removeFilter(keep)
+
+
+def _train(visual, pixels, labels, embed_dim: int, steps: int, batch_size: int, seed: int, description: str) -> float:
+    """Cosine-softmax identity classification (scale 16) over ``labels``; the classes are thrown away after.
+
+    Returns:
+        The last step's loss.
+    """
     generator = torch.Generator().manual_seed(seed)
     classes = torch.nn.Parameter(0.1 * torch.randn(int(labels.max()) + 1, embed_dim, generator=generator))
     optimizer = torch.optim.Adam([*visual.parameters(), classes], lr=2e-3)
     visual.train()
-    for _ in range(steps):
+    for _ in progress(range(steps), desc=description, unit="step"):
         chosen = torch.randint(0, len(labels), (batch_size,), generator=generator)
         embeddings = torch.nn.functional.normalize(visual(pixels[chosen]), dim=1)
         logits = 16.0 * embeddings @ torch.nn.functional.normalize(classes, dim=1).T
@@ -74,3 +108,4 @@ def _train(visual, pixels, labels, embed_dim: int, steps: int, batch_size: int, 
         loss.backward()
         optimizer.step()
     visual.eval()
+    return loss.item()
