@@ -109,6 +109,7 @@ def test_the_wheel_holds_namespace_and_its_model_configs_only(distributions):
         assert f"namespace/{stage}/__init__.py" in names
     shipped = {path.name: path.read_bytes() for path in (ROOT / "namespace/encoder/model_configs").glob("*.json")}
     assert configs == shipped and len(shipped) == 2
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)  # the Apache-2.0 text travels along
 
 
 def test_the_sdist_builds_the_same_package(distributions):
