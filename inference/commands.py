@@ -11,12 +11,13 @@ from typing import Literal
 
 import torch
 
+from namespace.cli import run_command
 from namespace.files import atomic_write
-from namespace.images import image_grid
-from namespace.progress import progress
+from namespace.images import as_image_list, image_grid, load_image
+from namespace.progress import Steps
 
-from .loading import Task, load_encoder, load_pipeline
-from .plugin import MagicNaming
+from .inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, path_list
+from .loading import Task, load_naming
 
 
 def _write_image(image, path: Path, settings: dict) -> None:
@@ -25,22 +26,12 @@ def _write_image(image, path: Path, settings: dict) -> None:
     atomic_write(path.with_suffix(".json"), lambda t: t.write_text(json.dumps(settings, indent=2) + "\n"))
 
 
-def _identity(naming: MagicNaming, references: list[Path] | None, identity: Path | None):
-    if (references is None) == (identity is None):
-        raise ValueError("give either references (reference images) or identity (an identity file), not both or none")
-    if identity is not None:
-        return naming.load(str(identity))
-    if not references:
-        raise ValueError("references: expected at least one image, got an empty list")
-    return naming.identity(references, label=Path(references[0]).stem)
-
-
 def generate(
     encoder: str,
     pipeline: str,
-    prompts: list[str],
+    prompts: list[str] | str,
     output: Path = Path("generated"),
-    references: list[Path] | None = None,
+    references: list[Path] | Path | None = None,
     identity: Path | None = None,
     negative_prompt: str | None = None,
     delta: float | None = None,
@@ -64,12 +55,13 @@ def generate(
     Args:
         encoder: name-encoder folder or Hub id.
         pipeline: SDXL-family pipeline folder or Hub id.
-        prompts: prompts to draw the identity in.
+        prompts: prompts to draw the identity in (one prompt, or a list).
         output: folder for the PNGs, their settings (JSON) and the identity file used.
-        references: reference images of the person (averaged); or give ``identity``.
+        references: reference images of the person (averaged): one image, a folder of images, or a list; or give
+            --identity.
         identity: an identity file.
         negative_prompt: negative prompt for every image.
-        delta: name guidance δ (default: 1.0, names as predicted).
+        delta: name guidance δ (default: the one calibrated when the encoder was trained; 1.0: names as predicted).
         eta: name norm η (default: the encoder's mean training-name norm).
         step_window: (start, end) fractions of the steps in which the name is applied (default: all).
         num_images_per_prompt: images per prompt.
@@ -77,7 +69,7 @@ def generate(
         guidance_scale: classifier-free guidance scale.
         height: image height (default: the pipeline's).
         width: image width (default: the pipeline's).
-        task: text2img, img2img (needs ``image``) or inpaint (needs ``image`` and ``mask``).
+        task: text2img, img2img (needs --image) or inpaint (needs --image and --mask).
         image: the init image for img2img and inpainting.
         mask: the inpainting mask (white = repaint).
         strength: how much of the init image is repainted (img2img, inpaint).
@@ -85,24 +77,23 @@ def generate(
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
         device: auto, cpu, cuda, cuda:1, ...
     """
-    from namespace.images import load_image
-
-    if task != "text2img" and image is None:
-        raise ValueError(f"image: task {task!r} needs an init image")
-    if task == "inpaint" and mask is None:
-        raise ValueError("mask: task 'inpaint' needs a mask image")
-    naming = MagicNaming(load_pipeline(pipeline, task, dtype, device), load_encoder(encoder, device))
-    person = _identity(naming, references, identity)
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    person, pictures, extra = _generate_inputs(
+        encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device
+    )
+    if task != "text2img":
+        extra["strength"] = strength
+    steps = Steps(total=2 + (pictures is not None) + len(prompts))
+    naming = load_naming(encoder, pipeline, steps, task, dtype, device)
+    if pictures is not None:
+        steps.start(f"encoding {len(pictures)} reference image(s)")
+        person = naming.identity(pictures, label=path_list(references)[0].stem)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     person.save(output / "identity.safetensors")
-    extra = {}
-    if task != "text2img":
-        extra = {"image": load_image(image, "image"), "strength": strength}
-        if task == "inpaint":
-            extra["mask_image"] = load_image(mask, "mask")
     written = []
-    for p, prompt in enumerate(progress(prompts, desc="prompts", unit="prompt")):
+    for p, prompt in enumerate(prompts):
+        steps.start(f"image {p + 1}/{len(prompts)}" + (f" (×{num_images_per_prompt})" * (num_images_per_prompt > 1)))
         result = naming(
             prompt,
             person,
@@ -138,18 +129,49 @@ def generate(
             }
             _write_image(picture, path, settings)
             written.append(path)
-    print(f"wrote {len(written)} image(s) to {output}/")
+    steps.done(f"wrote {len(written)} image(s) to {output}/")
     return written
+
+
+def _generate_inputs(encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device):
+    """Checks every cheap input of ``generate`` before a model loads; returns the identity file's identity or the
+    decoded reference images, and the pipeline's extra image inputs."""
+    person = pictures = None
+    extra = {}
+    with InputCheck() as check:
+        if not prompts:
+            check.problem("--prompts: expected at least one prompt, got an empty list")
+        config = check(encoder_config, encoder)
+        if (references is None) == (identity is None):
+            found = "both" if identity is not None else "neither"
+            check.problem(f"give either --references (reference images) or --identity (an identity file), got {found}")
+        elif identity is not None:
+            person = check(identity_file, identity, config)
+        else:
+            pictures = check(as_image_list, references, "--references")
+        if task != "text2img":
+            if image is None:
+                check.problem(f"--image: --task {task} needs an init image")
+            else:
+                extra["image"] = check(load_image, image, "--image")
+        if task == "inpaint":
+            if mask is None:
+                check.problem("--mask: --task inpaint needs a mask image")
+            else:
+                extra["mask_image"] = check(load_image, mask, "--mask")
+        check(check_pipeline, pipeline)
+        check(dtype_and_device, dtype, device)
+    return person, pictures, extra
 
 
 def interpolate(
     encoder: str,
     pipeline: str,
-    identities: list[Path],
-    prompts: list[str],
+    identities: list[Path] | Path,
+    prompts: list[str] | str,
     output: Path = Path("interpolation.png"),
     steps: int = 5,
-    method: Literal["lerp", "slerp"] = "slerp",
+    method: Literal["lerp", "slerp"] = "lerp",
     delta: float | None = None,
     eta: float | None = None,
     num_inference_steps: int = 30,
@@ -166,10 +188,10 @@ def interpolate(
         encoder: name-encoder folder or Hub id.
         pipeline: SDXL-family pipeline folder or Hub id.
         identities: two identity files (t = 0 and t = 1).
-        prompts: prompts, one column each.
+        prompts: prompts, one column each (one prompt, or a list).
         output: the grid PNG; its settings go beside it as JSON.
         steps: rows of the grid, both ends included.
-        method: slerp (default) or lerp.
+        method: lerp (default, as in the paper; after eq. 5 it walks slerp's arc at another speed) or slerp.
         delta: name guidance δ.
         eta: name norm η (default: the encoder's); every step is scaled to it (eq. 5).
         num_inference_steps: denoising steps.
@@ -180,19 +202,29 @@ def interpolate(
         dtype: auto, fp32, fp16 or bf16.
         device: auto, cpu, cuda, ...
     """
-    if len(identities) != 2:
-        raise ValueError(f"identities: expected two identity files, got {len(identities)}")
-    if steps < 2:
-        raise ValueError(f"steps: expected at least 2 (both ends), got {steps}")
-    naming = MagicNaming(load_pipeline(pipeline, "text2img", dtype, device), load_encoder(encoder, device))
-    a, b = (naming.load(str(path)) for path in identities)
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    identities = path_list(identities)
+    with InputCheck() as check:
+        if len(identities) != 2:
+            check.problem(f"--identities: expected two identity files, got {len(identities)}")
+        if steps < 2:
+            check.problem(f"--steps: expected at least 2 (both ends), got {steps}")
+        if not prompts:
+            check.problem("--prompts: expected at least one prompt, got an empty list")
+        config = check(encoder_config, encoder)
+        ends = [check(identity_file, path, config, f"--identities[{i}]") for i, path in enumerate(identities)]
+        check(check_pipeline, pipeline)
+        check(dtype_and_device, dtype, device)
+    a, b = ends
+    progress = Steps(total=2 + steps * len(prompts))
+    naming = load_naming(encoder, pipeline, progress, "text2img", dtype, device)
     ts = torch.linspace(0, 1, steps).tolist()
     rows = []
-    for t in progress(ts, desc="steps", unit="step"):
+    for r, t in enumerate(ts):
         person = naming.interpolate(a, b, t, method=method)
         row = []
         for p, prompt in enumerate(prompts):
-            generator = torch.Generator().manual_seed(seed + p)
+            progress.start(f"image {r * len(prompts) + p + 1}/{steps * len(prompts)}: t = {t:.2f}, prompt {p + 1}")
             row += naming(
                 prompt,
                 person,
@@ -202,7 +234,7 @@ def interpolate(
                 guidance_scale=guidance_scale,
                 height=height,
                 width=width,
-                generator=generator,
+                generator=torch.Generator().manual_seed(seed + p),
             ).images
         rows.append(row)
     settings = {
@@ -220,19 +252,15 @@ def interpolate(
         "pipeline": pipeline,
     }
     _write_image(image_grid(rows), Path(output), settings)
-    print(f"wrote {output} ({steps} steps × {len(prompts)} prompts)")
+    progress.done(f"wrote {output} ({steps} steps × {len(prompts)} prompts)")
     return Path(output)
 
 
 def main_generate(argv: list[str], prog: str = "magicnaming generate") -> int:
-    from jsonargparse import CLI
-
-    CLI(generate, args=argv, prog=prog, as_positional=False)
+    run_command(generate, argv, prog)
     return 0
 
 
 def main_interpolate(argv: list[str], prog: str = "magicnaming interpolate") -> int:
-    from jsonargparse import CLI
-
-    CLI(interpolate, args=argv, prog=prog, as_positional=False)
+    run_command(interpolate, argv, prog)
     return 0

@@ -31,8 +31,10 @@ class MagicNaming:
     Args:
         pipe: any SDXL-family pipeline that takes prompt embeddings (text-to-image, img2img, inpainting, ControlNet,
             the refiner). It is used as it is: no module is registered on it.
-        encoder: the trained name encoder (its statistics give F_mean and the default η).
-        delta: default name guidance δ (eq. 4); 1.0 uses names as predicted.
+        encoder: the trained name encoder (its statistics give F_mean, the default η and the default δ).
+        delta: default name guidance δ (eq. 4); None: the δ calibrated when the encoder was trained
+            (``encoder.statistics.delta``: it undoes the shrinkage of predicted names towards F_mean); 1.0 uses
+            names as predicted.
         negative_name: ``"none"`` leaves the negative prompt embeddings as the pipeline made them; ``"mean"``
             prepends the mean name there, so classifier-free guidance pushes away from the average identity.
         filler: the word that stands in for a placeholder while a multi-person prompt is encoded.
@@ -42,7 +44,7 @@ class MagicNaming:
         self,
         pipe: object,
         encoder: NameEncoder,
-        delta: float = 1.0,
+        delta: float | None = None,
         negative_name: Literal["none", "mean"] = "none",
         filler: str = "person",
     ) -> None:
@@ -52,8 +54,17 @@ class MagicNaming:
             raise ValueError(f"negative_name: expected 'none' or 'mean', got {negative_name!r}")
         self.pipe, self.encoder = pipe, encoder
         self.name_slice = name_slice(pipe, encoder.config.width)
-        self.delta, self.negative_name, self.filler = float(delta), negative_name, filler
+        self.delta, self.negative_name, self.filler = delta, negative_name, filler
         self.registry: dict[str, Identity] = {}
+
+    @property
+    def delta(self) -> float:
+        """The default δ: the one given, else the encoder's calibrated ``statistics.delta`` (read at use)."""
+        return self.encoder.statistics.delta if self._delta is None else self._delta
+
+    @delta.setter
+    def delta(self, value: float | None) -> None:
+        self._delta = None if value is None else float(value)
 
     # -- identities --------------------------------------------------------------------------------------------------
 
@@ -69,9 +80,13 @@ class MagicNaming:
         return identity
 
     def interpolate(
-        self, a: Identity, b: Identity, t: float, method: Literal["lerp", "slerp"] = "slerp", label: str | None = None
+        self, a: Identity, b: Identity, t: float, method: Literal["lerp", "slerp"] = "lerp", label: str | None = None
     ) -> Identity:
-        """A fictional identity between two others (t outside [0, 1] extrapolates); η-scaling happens at use."""
+        """A fictional identity between two others (t outside [0, 1] extrapolates); η-scaling happens at use.
+
+        lerp by default, as in the paper: since every name is scaled to norm η at use (eq. 5), lerp walks the same
+        arc as slerp (at another speed) and has no degenerate case for opposite names; see ``ns.interpolate``.
+        """
         embedding = ns.interpolate(self._checked(a).embedding, self._checked(b).embedding, t, method=method)
         metadata = {"a": a.label, "b": b.label, "t": f"{t:g}", "method": method}
         return Identity(embedding, label or f"{a.label}-{b.label}-{t:g}", "interpolation", metadata=metadata)
@@ -123,13 +138,12 @@ class MagicNaming:
 
     def name(self, identity: Identity, delta: float | None = None, eta: float | None = None) -> torch.Tensor:
         """The (N, D') name this pipeline receives: eq. 4, eq. 5, then the pipeline's channels (D' = D, or 1280)."""
-        embedding = self._checked(identity).embedding.to(self.encoder.name_mean.device)
+        statistics = self.encoder.statistics  # float32 whatever the encoder's dtype, as identities are
+        embedding = self._checked(identity).embedding.to(statistics.mean.device)
         delta = self.delta if delta is None else float(delta)
         if delta != 1.0:
-            embedding = ns.guide(embedding, self.encoder.statistics.mean, delta)
-        if eta is None:
-            eta = self.encoder.statistics.norm
-        return self.name_slice(ns.normalize(embedding, eta))
+            embedding = ns.guide(embedding, statistics.mean, delta)
+        return self.name_slice(ns.normalize(embedding, statistics.norm if eta is None else eta))
 
     def prompt_embeds(
         self,

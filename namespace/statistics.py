@@ -21,6 +21,10 @@ class NameSpaceStatistics:
         components: (K, N·D) orthonormal principal directions, largest variance first.
         variances: (K,) variance of the names along each direction.
         count: number of names the statistics were fitted on.
+        delta: the default name guidance δ (eq. 4) of the encoder that keeps these statistics: how far its
+            predictions must be pushed from ``mean`` to spread like true names. An MSE-trained encoder shrinks its
+            predictions towards the mean; training calibrates δ on held-out photos (``NameEncoderModule``). 1.0
+            (eq. 4 off) for statistics fitted on names alone.
     """
 
     mean: torch.Tensor
@@ -28,6 +32,7 @@ class NameSpaceStatistics:
     components: torch.Tensor
     variances: torch.Tensor
     count: int
+    delta: float = 1.0
 
     @classmethod
     def fit(cls, names: torch.Tensor, rank: int = 64, exact_svd_limit: int = 4096) -> NameSpaceStatistics:

@@ -87,6 +87,8 @@ def test_metrics_hold_retrieval_and_chance(demo_output):
     last = [row for row in csv.DictReader(log.open()) if row["val_heldout/top1"]][-1]  # the trainer's own log
     assert metrics["retrieval_top1_heldout_images"] == float(last["val_heldout/top1"])
     assert metrics["retrieval_top1_unseen_identities"] == float(last["val_unseen/top1"])
+    exported = NameEncoder.from_pretrained(demo_output / "encoder", load_towers=False).statistics.delta
+    assert metrics["delta"] == exported == pytest.approx(float(last["val_heldout/delta"]))  # the calibrated δ
     found = metrics["identity_files"]
     assert len(found) == 3 and all(isinstance(entry["correct"], bool) for entry in found.values())
 

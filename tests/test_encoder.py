@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -188,3 +189,72 @@ def test_tower_loads_a_local_checkpoint_path(tmp_path):
     tower = ImageTower(TowerConfig(model="MagicNaming-Tiny-L", pretrained=str(checkpoint), embed_dim=16, seed=99))
     for name, tensor in clip.visual.state_dict().items():
         assert torch.equal(tower.visual.state_dict()[name], tensor), name
+
+
+def test_a_folder_with_local_tower_checkpoints_loads_after_a_move(tmp_path, images):
+    """Local tower checkpoints are copied into the folder (as safetensors, a .pt read with weights_only=True): moved,
+    with the original checkpoints deleted, the folder loads to the same encoder."""
+    import open_clip
+
+    from namespace.encoder.towers import register_model_configs
+    from namespace.testing import tiny_tower_configs
+
+    register_model_configs()
+    originals = tmp_path / "checkpoints"
+    originals.mkdir()
+    towers = []
+    for index, tower in enumerate(tiny_tower_configs()):
+        torch.manual_seed(20 + index)
+        state = {key: value.contiguous() for key, value in open_clip.create_model(tower.model).state_dict().items()}
+        if index == 0:
+            path = originals / "tiny-l.safetensors"
+            save_file(state, path)
+        else:  # a training checkpoint: a pickle, read with weights_only=True and stored as safetensors
+            path = originals / "tiny-bigg.pt"
+            torch.save({"state_dict": state, "epoch": 3}, path)
+        towers.append(dataclasses.replace(tower, pretrained=str(path)))
+    config = tiny_name_encoder_config()
+    config.towers = towers
+    encoder = ns.NameEncoder(config).eval()
+    expected = encoder.encode(images)
+    encoder.save_pretrained(tmp_path / "first" / "encoder")
+    shutil.move(tmp_path / "first", tmp_path / "moved")
+    shutil.rmtree(originals)
+    folder = tmp_path / "moved" / "encoder"
+    stored = json.loads((folder / "config.json").read_text())
+    assert stored["format_version"] == 2
+    assert [tower["pretrained"] for tower in stored["towers"]] == [
+        "towers/0-MagicNaming-Tiny-L.safetensors",
+        "towers/1-MagicNaming-Tiny-bigG.safetensors",
+    ]
+    loaded = ns.NameEncoder.from_pretrained(folder)
+    torch.testing.assert_close(loaded.encode(images), expected, rtol=0, atol=0)
+    loaded.save_pretrained(folder)  # saved over itself: the checkpoints stay
+    torch.testing.assert_close(ns.NameEncoder.from_pretrained(folder).encode(images), expected, rtol=0, atol=0)
+
+
+def test_a_version_1_folder_loads_with_delta_1(tiny_encoder, tmp_path):
+    """Folders written before δ was calibrated have no name_delta: they load with δ = 1 (eq. 4 off), as before."""
+    tiny_encoder.set_statistics(dataclasses.replace(tiny_encoder.statistics, delta=1.4))
+    folder = tiny_encoder.save_pretrained(tmp_path / "encoder")
+    assert ns.NameEncoder.from_pretrained(folder).statistics.delta == pytest.approx(1.4)
+    config = json.loads((folder / "config.json").read_text())
+    config["format_version"] = 1
+    (folder / "config.json").write_text(json.dumps(config))
+    state = load_file(folder / "model.safetensors")
+    del state["name_delta"]
+    save_file(state, folder / "model.safetensors")
+    loaded = ns.NameEncoder.from_pretrained(folder)
+    assert loaded.statistics.delta == 1.0
+    torch.testing.assert_close(loaded.statistics.mean, tiny_encoder.statistics.mean, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_statistics_stay_float32_when_the_encoder_is_cast(tiny_encoder, images, dtype):
+    mean = tiny_encoder.name_mean.clone()
+    tiny_encoder.to(dtype)
+    assert next(tiny_encoder.head.parameters()).dtype == dtype
+    assert tiny_encoder.statistics.mean.dtype == torch.float32 and torch.equal(tiny_encoder.statistics.mean, mean)
+    assert tiny_encoder.encode(images).dtype == torch.float32
+    tiny_encoder.float()
+    assert torch.equal(tiny_encoder.name_mean, mean)  # never rounded through the half dtype

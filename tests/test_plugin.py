@@ -1,6 +1,9 @@
 """The plugin: equivalence with encode_prompt + eq. 4/5/1 by hand, and with the plain pipeline fed those
 embeddings, for every SDXL-family pipeline kind; controls; bad input."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -246,15 +249,41 @@ class TestIdentities:
             for subset in combinations(range(6), size)
         )
 
-    def test_most_cohesive_cluster_finds_the_tight_group(self):
-        from namespace.inference.text_identity import most_cohesive_cluster
+    def test_a_large_agreeing_cluster_wins_over_a_tight_pair(self):
+        from namespace.inference.text_identity import most_consistent_cluster
 
         generator = seed(1)
-        center = torch.randn(8, 16, generator=generator)
-        tight = center + 0.01 * torch.randn(5, 8, 16, generator=generator)
-        loose = torch.randn(7, 8, 16, generator=generator)
-        members, cohesion = most_cohesive_cluster(torch.cat([loose, tight]), num_clusters=3, seed=0)
-        assert sorted(members.tolist()) == list(range(7, 12)) and cohesion > 0.99
+        mean = 5 * torch.randn(8, 16, generator=generator)  # raw names share it: their raw cosines are all ~0.98
+        look = lambda count, spread: (  # noqa: E731
+            mean + torch.randn(8, 16, generator=generator) + spread * torch.randn(count, 8, 16, generator=generator)
+        )
+        loose, large, pair = look(6, 1.0), look(8, 0.7), look(2, 0.01)
+        cluster = most_consistent_cluster(torch.cat([loose, large, pair]), mean, num_clusters=3, seed=0)
+        assert cluster.members.tolist() == list(range(6, 14))  # the 8 agreeing names; the pair is tighter
+        assert 0.6 < cluster.cohesion < 0.8
+        assert cluster.agreement == pytest.approx(8 * 7 * cluster.cohesion)
+
+    def test_names_are_centred_so_unrelated_names_do_not_agree(self):
+        from namespace.inference.text_identity import most_consistent_cluster
+
+        generator = seed(1)
+        mean = 5 * torch.randn(8, 16, generator=generator)
+        tight = mean + torch.randn(8, 16, generator=generator) + 0.01 * torch.randn(3, 8, 16, generator=generator)
+        unrelated = mean + torch.randn(9, 8, 16, generator=generator)  # raw cosines ~0.96, centred ~0
+        cluster = most_consistent_cluster(torch.cat([unrelated, tight]), mean, num_clusters=3, seed=0)
+        chosen = set(cluster.members.tolist())
+        assert {9, 10, 11} <= chosen and len(chosen) <= 4  # k-means may add one stray name to the tight group
+
+    def test_clustering_a_few_candidates_warns_nothing(self, capfd):
+        import warnings
+
+        from namespace.inference.text_identity import most_consistent_cluster
+
+        names = torch.randn(16, 8, 16, generator=seed(2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            most_consistent_cluster(names, torch.zeros(8, 16), num_clusters=3)
+        assert "WARNING" not in capfd.readouterr().err  # faiss prints "please provide at least N training points"
 
 
 class TestPlaceholders:
@@ -285,6 +314,13 @@ class TestPlaceholders:
         naming.register("alice", alice)
         with pytest.raises(ValueError, match=r"prompt\(s\) \[0\] name people with <placeholders>"):
             naming.prompt_embeds("<alice> at the beach", alice)
+
+    def test_a_name_past_the_last_position_is_refused(self, naming, alice):
+        naming.register("alice", alice)
+        fits = " ".join(["horse"] * 68) + " <alice>"  # the filler at position 69: the name takes 69..76, the last
+        torch.testing.assert_close(naming.prompt_embeds(fits)["prompt_embeds"][0, 69:77], naming.name(alice))
+        with pytest.raises(ValueError, match=r"<alice> at positions 70\.\.77 would fall past the last position \(76\)"):
+            naming.prompt_embeds("horse " + fits)
 
     def test_bad_label(self, naming, alice):
         with pytest.raises(ValueError, match="label: expected letters"):
@@ -321,3 +357,45 @@ class TestBadInput:
     def test_identity_count_must_match_prompts(self, naming, alice):
         with pytest.raises(ValueError, match="identity: expected one identity or 2"):
             naming.prompt_embeds(["a", "b"], [alice, alice, alice])
+
+
+class TestEncoderPrecisionAndDelta:
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+    def test_a_half_precision_encoder_works_with_every_plugin_call(self, dtype, tiny_pipe, tmp_path):
+        """The statistics stay float32 (unrounded) when the encoder is cast: names equal the fp32 encoder's."""
+        from namespace.testing import tiny_name_encoder
+
+        reference, encoder = tiny_name_encoder(tiny_pipe), tiny_name_encoder(tiny_pipe).to(dtype)
+        assert next(encoder.head.parameters()).dtype == next(encoder.towers.parameters()).dtype == dtype
+        for key in ("name_mean", "name_norm", "pca_components", "pca_variances", "name_delta"):
+            assert torch.equal(getattr(encoder, key), getattr(reference, key)), key  # float32, not rounded
+        naming = MagicNaming(tiny_pipe, encoder, delta=1.5, negative_name="mean")
+        exact = MagicNaming(tiny_pipe, reference, delta=1.5, negative_name="mean")
+        faces = [synthetic_face(1, v) for v in range(2)]
+        alice = naming.identity(faces, label="alice")
+        assert alice.embedding.dtype == torch.float32
+        torch.testing.assert_close(alice.embedding, exact.identity(faces).embedding, rtol=0.05, atol=0.05)
+        bob = naming.load(naming.identity([synthetic_face(2, 0)]).save(tmp_path / "bob.safetensors"))
+        options = {"num_inference_steps": 1, "height": 32, "width": 32}
+        people = [alice, bob, naming.interpolate(alice, bob, 0.5), naming.mix([alice, bob]), *naming.sample(1)]
+        people.append(naming.identity_from_text("a woman", num_candidates=4, num_clusters=2, **options))
+        for person in people:
+            embeds = naming.prompt_embeds("a person", person, negative_prompt="blurry")
+            expected = exact.prompt_embeds("a person", person, negative_prompt="blurry")
+            for key, value in expected.items():
+                torch.testing.assert_close(embeds[key], value, rtol=0, atol=0, msg=f"{person.label}: {key}")
+        images = naming(["a person", "a person"], [alice, people[-1]], generator=seed(), **SMALL).images
+        assert images.shape == (2, 32, 32, 3) and np.isfinite(images).all()
+
+    def test_no_delta_means_the_encoders_calibrated_delta(self, tiny_pipe, tiny_encoder, alice):
+        statistics = dataclasses.replace(tiny_encoder.statistics, delta=1.7)
+        tiny_encoder.set_statistics(statistics)
+        naming = MagicNaming(tiny_pipe, tiny_encoder)
+        assert naming.delta == tiny_encoder.statistics.delta == pytest.approx(1.7)
+        default = naming.prompt_embeds("a person", alice)["prompt_embeds"]
+        explicit = MagicNaming(tiny_pipe, tiny_encoder, delta=1.7).prompt_embeds("a person", alice)["prompt_embeds"]
+        torch.testing.assert_close(default, explicit, rtol=0, atol=0)
+        expected = by_hand(tiny_pipe, tiny_encoder, "a person", alice, 1.7, tiny_encoder.statistics.norm)[0]
+        torch.testing.assert_close(default, expected, rtol=1e-6, atol=1e-6)
+        off = MagicNaming(tiny_pipe, tiny_encoder, delta=1.0).prompt_embeds("a person", alice)["prompt_embeds"]
+        assert not torch.allclose(default, off)

@@ -2,17 +2,23 @@
 
 import csv
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import namespace as ns
 from namespace import NameEncoder
 from namespace.cli import main
 from namespace.inference import MagicNaming
 from namespace.testing import tiny_sdxl_pipeline
+from namespace.train.laioncele import read_feature_cache, read_laioncele
 
 from .conftest import ROOT
 
@@ -69,14 +75,64 @@ def test_exported_encoder_loads_in_the_plugin_with_the_data_statistics(fitted, b
     assert image.size == (32, 32)
 
 
-def test_export_from_a_checkpoint_equals_the_end_of_fit_export(fitted, tmp_path):
+def test_export_from_a_checkpoint_equals_the_end_of_fit_export(fitted, tmp_path, capsys):
     (checkpoint,) = fitted.glob("logs/*/checkpoints/last.ckpt")
     assert main(["train", "export", "--checkpoint", str(checkpoint), "--output", str(tmp_path)]) == 0
+    delta = NameEncoder.from_pretrained(tmp_path, load_towers=False).statistics.delta
+    assert f"calibrated name guidance delta = {delta:.4f}" in capsys.readouterr().out
+    assert main(["encoder", "info", "--path", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["delta"] == pytest.approx(delta)
     first, second = load_file(fitted / "encoder/model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(
         (fitted / "encoder/config.json").read_text()
     )
+
+
+def test_delta_is_calibrated_on_held_out_photos_and_gives_predictions_the_targets_spread(fitted, built):
+    """MSE shrinks predictions towards F_mean; the exported δ (eq. 4) undoes it on the held-out photos."""
+    encoder = NameEncoder.from_pretrained(fitted / "encoder", load_towers=False)
+    delta = encoder.statistics.delta
+    logged = [float(row["val_heldout/delta"]) for row in read_metrics(fitted) if row.get("val_heldout/delta")]
+    assert len(logged) == 6 and delta == pytest.approx(logged[-1], rel=1e-6)  # the last validation's δ
+    assert delta > 1.05
+    data = read_laioncele(built[0], encoder.config.num_tokens, encoder.config.width)
+    cache = read_feature_cache(data, encoder.config.feature_dim)
+    heldout = [index for index, split in enumerate(cache.splits) if split == "heldout"]
+    with torch.no_grad():
+        predicted = encoder(cache.features[heldout].float())  # (B, N, D)
+    targets = data.names[cache.name_rows[heldout]]
+    mean = encoder.statistics.mean
+
+    def spread(names):
+        return float((names - mean).square().sum().sqrt())
+
+    assert spread(predicted) < spread(targets) / 1.05
+    assert spread(ns.guide(predicted, mean, delta)) == pytest.approx(spread(targets), rel=1e-4)
+
+
+def test_a_non_interactive_fit_prints_each_info_line_once_and_a_line_per_epoch(built, tiny_towers, tmp_path):
+    """`magicnaming train fit` into a log (stdout and stderr not terminals), in a process whose root logger has a
+    handler before Lightning is imported (as after the demo's earlier stages, or a user's basicConfig)."""
+    epochs = 8
+    args = ["train", "fit", "--config", str(ROOT / "configs/train/tiny.yaml")]
+    args += ["--config", str(tower_overlay(tiny_towers, tmp_path)), "--data.data_dir", str(built[0])]
+    args += ["--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    args += ["--trainer.max_epochs", str(epochs), "--trainer.check_val_every_n_epoch", "4"]
+    program = "import logging, sys; logging.basicConfig(); from namespace.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", program, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for text in (result.stdout, result.stderr) for line in re.split(r"[\r\n]+", text) if line.strip()]
+    for message in ("Seed set to 0", "GPU available:", "`Trainer.fit` stopped"):
+        assert sum(message in line for line in lines) == 1, [line for line in lines if message in line]
+    frames = [line for line in lines if re.search(r"^\s*(Epoch|Validation|Sanity Checking)\b|it/s|%\|", line)]
+    assert not frames, frames[:5]  # TQDM's or Rich's bar, redrawn into the log
+    epoch_lines = [line for line in lines if re.match(rf"epoch \d+/{epochs}: done in", line)]
+    assert len(epoch_lines) == epochs, epoch_lines
+    assert "val_heldout/top1" in epoch_lines[3] and "val_heldout/top1" not in epoch_lines[4]
 
 
 class TestBadData:

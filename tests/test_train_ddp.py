@@ -1,12 +1,17 @@
 """Real 2-process CPU DDP runs (gloo) of `magicnaming train fit` for both DataModules, and kill-mid-epoch resume."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from safetensors.torch import load_file
+
+from namespace import NameEncoder, NameEncoderConfig
 
 from .conftest import ROOT
 
@@ -107,6 +112,30 @@ def test_uneven_shards_do_not_hang(built, tiny_towers, tmp_path):
     fit(overlay, "--trainer.devices", "2", "--trainer.strategy", "ddp", timeout=300)
     shares = keys_by_rank(tmp_path, 0, 2)
     assert sorted(len(share) for share in shares) == [16, 22]
+
+
+def test_ddp_all_reduces_the_head_gradients_and_broadcasts_nothing_per_step(built, tiny_towers, tmp_path):
+    """The (M, N, D) targets are data and the encoder's statistics are the same on every rank by construction: no
+    DDP strategy may resend them on every forward (a buffer broadcast of 2.75 GB per step at the paper's size)."""
+    settings = CACHED | {"batch_size": 4, "num_workers": 0}
+    probe = ("training_probes.CountCommunication", {"folder": tmp_path})
+    fit(
+        write_overlay(tmp_path, tiny_towers, built[0], settings, 2, [probe]),
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+    )
+    encoder = yaml.safe_load((ROOT / "configs/train/tiny.yaml").read_text())["model"]["encoder"]
+    head = NameEncoder(NameEncoderConfig.from_dict(encoder), load_towers=False).head
+    gradient_bytes = 4 * sum(parameter.numel() for parameter in head.parameters())  # float32
+    targets_bytes = load_file(built[0] / "name_embeddings.safetensors")["name_embeddings"].float().nbytes
+    for rank in range(2):
+        counts = json.loads((tmp_path / f"communication-rank{rank}.json").read_text())
+        assert counts["steps"] >= 2
+        assert counts["gradient_bytes"] == counts["steps"] * gradient_bytes  # the probe sees DDP's traffic
+        broadcast = counts["broadcast_bytes"] / counts["steps"]
+        assert counts["broadcast_bytes"] == 0, f"{broadcast:.0f} bytes broadcast per step ({targets_bytes} of targets)"
 
 
 @pytest.mark.parametrize(

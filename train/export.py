@@ -1,7 +1,8 @@
 """Export: a training checkpoint → an encoder folder (config.json + model.safetensors) the plugin loads.
 
 The folder holds the head and the dataset's name statistics (``name_mean``, ``name_norm``, PCA), which the module
-stored in the encoder's buffers when training started. Checkpoints are read with ``torch.load(weights_only=True)``.
+stored in the encoder's buffers when training started, and the name guidance δ the module calibrated at its latest
+validation (``name_delta``). Checkpoints are read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ def export(checkpoint: Path, output: Path) -> Path:
     encoder = NameEncoder(config, load_towers=False)
     prefix = "encoder."
     weights = {key[len(prefix) :]: value for key, value in state["state_dict"].items() if key.startswith(prefix)}
+    weights.setdefault("name_delta", torch.ones(()))  # a checkpoint from before δ was calibrated: eq. 4 stays off
     encoder.load_exported_state(weights, source=str(checkpoint))
     folder = encoder.save_pretrained(output)
-    print(f"wrote {folder} from {checkpoint.name}")
+    print(f"wrote {folder} from {checkpoint.name} ({describe_delta(encoder)})")
     return folder
+
+
+def describe_delta(encoder: NameEncoder) -> str:
+    """The encoder's default name guidance, for the export's output."""
+    return f"calibrated name guidance delta = {float(encoder.name_delta):.4f}"
 
 
 class ExportEncoder(L.Callback):
@@ -51,4 +58,4 @@ class ExportEncoder(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             folder = pl_module.encoder.save_pretrained(self.directory or Path(trainer.default_root_dir) / "encoder")
-            print(f"exported the encoder to {folder}")
+            print(f"exported the encoder to {folder} ({describe_delta(pl_module.encoder)})")

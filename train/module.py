@@ -1,7 +1,8 @@
 """The LightningModule: the name encoder's head learns, the CLIP towers stay frozen, MSE on (N, D) names.
 
 Validation runs on held-out photos of train identities and on photos of unseen identities: MSE, cosine, and top-1 /
-top-5 retrieval of the right name among all identities' names (faiss inner product on normalised names).
+top-5 retrieval of the right name among all identities' names (faiss inner product on normalised names), and the
+spread ratio δ that calibrates name guidance (eq. 4, see ``on_validation_epoch_end``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import faiss
 import lightning as L
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from namespace import NameEncoder, NameEncoderConfig
 
@@ -56,7 +58,9 @@ class NameEncoderModule(L.LightningModule):
         )
         # the cached-features path needs the head only; the towers made the features once, in the data pipeline
         self.encoder = NameEncoder(encoder, load_towers=False)
-        self.register_buffer("names", torch.zeros(0), persistent=False)  # (M, N, D) targets, set in setup
+        # (M, N, D) targets, set in setup: data, not model state. A plain tensor, not a buffer, so that DDP does not
+        # broadcast all M names on every step (its buffers are, with broadcast_buffers=True, DDP's default).
+        self.names = torch.zeros(0)
         self._index: faiss.IndexFlatIP | None = None
         self._sums: dict[str, torch.Tensor] = {}
 
@@ -66,10 +70,14 @@ class NameEncoderModule(L.LightningModule):
         config = self.encoder.config
         datamodule = self.trainer.datamodule
         data = datamodule.load(config.num_tokens, config.width, config.feature_dim)
-        self.names = data.names.to(self.device)
+        self.names = data.names.to(self.device)  # Lightning has set self.device to the strategy's device by now
         self.encoder.set_statistics(data.statistics)
         if getattr(datamodule, "provides", "features") == "images":
             self.encoder.attach_towers()
+        # Every buffer is the same on every rank by construction (statistics of the same data, δ from sums over all
+        # ranks, frozen towers): no DDP strategy, whatever its broadcast_buffers, may resend them on every forward.
+        buffers = [name for name, _ in self.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, buffers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.encoder(features)
@@ -98,7 +106,7 @@ class NameEncoderModule(L.LightningModule):
         candidates = nn.functional.normalize(self.names.flatten(1), dim=1).cpu().numpy()  # (M, N·D)
         self._index = faiss.IndexFlatIP(candidates.shape[1])
         self._index.add(candidates)
-        self._sums = {split: torch.zeros(5, dtype=torch.float64) for split in VAL_SPLITS}
+        self._sums = {split: torch.zeros(7, dtype=torch.float64) for split in VAL_SPLITS}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int, dataloader_idx: int = 0) -> None:
         keep = batch["weight"] > 0
@@ -107,6 +115,7 @@ class NameEncoderModule(L.LightningModule):
         predicted = self._predict(batch).float()[keep].flatten(1)  # (B, N·D)
         rows = batch["name_row"][keep]
         targets = self.names[rows].flatten(1)
+        mean = self.encoder.name_mean.flatten()  # F_mean (N·D,), float32 whatever the head's precision
         _, found = self._index.search(nn.functional.normalize(predicted, dim=1).cpu().numpy(), 5)
         hits = torch.from_numpy(found) == rows.cpu()[:, None]
         self._sums[VAL_SPLITS[dataloader_idx]] += torch.stack(
@@ -116,18 +125,33 @@ class NameEncoderModule(L.LightningModule):
                 nn.functional.cosine_similarity(predicted, targets, dim=1).sum().cpu(),
                 hits[:, 0].sum().float(),
                 hits.any(dim=1).sum().float(),
+                (targets - mean).square().sum().cpu(),  # the targets' spread around F_mean
+                (predicted - mean).square().sum().cpu(),  # the predictions' spread around F_mean
             ]
         ).double()
 
     def on_validation_epoch_end(self) -> None:
+        """Logs each split's metrics, and calibrates the encoder's default name guidance δ (eq. 4).
+
+        An encoder trained with MSE shrinks its predictions towards F_mean (towards the average name where it is
+        unsure); eq. 4 undoes that with δ > 1. We calibrate δ = sqrt(Σ‖target − F_mean‖² / Σ‖predicted − F_mean‖²)
+        over the held-out photos of train identities: eq. 4 with this δ gives the predictions the spread of the
+        true names around F_mean. It is kept in the encoder (``name_delta``), so checkpoints and exported folders
+        carry the δ of the weights they hold; the sanity check's untrained head does not set it. Unseen identities'
+        ratio is logged too (``val_unseen/delta``), for comparison.
+        """
         for split in VAL_SPLITS:
             # sums over every rank's photos (each photo is validated by exactly one rank)
-            count, mse, cosine, top1, top5 = self.trainer.strategy.reduce(
+            count, mse, cosine, top1, top5, target_spread, predicted_spread = self.trainer.strategy.reduce(
                 self._sums[split].to(self.device), reduce_op="sum"
             ).tolist()
             if count == 0:
                 continue
             metrics = {"mse": mse / count, "cosine": cosine / count, "top1": top1 / count, "top5": top5 / count}
+            if predicted_spread > 0:
+                metrics["delta"] = math.sqrt(target_spread / predicted_spread)
+                if split == "heldout" and not self.trainer.sanity_checking:
+                    self.encoder.name_delta.fill_(metrics["delta"])
             for name, value in metrics.items():
                 self.log(f"val_{split}/{name}", value, sync_dist=False)
         self.log("val/chance", 1.0 / len(self.names))
@@ -141,6 +165,8 @@ class NameEncoderModule(L.LightningModule):
         checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # checkpoints from before δ was calibrated resume with δ = 1 (eq. 4 off) until the next validation
+        checkpoint["state_dict"].setdefault("encoder.name_delta", torch.ones(()))
         if self.encoder.towers is not None:
             for key, value in self.encoder.towers.state_dict().items():
                 checkpoint["state_dict"].setdefault(f"encoder.towers.{key}", value)

@@ -51,6 +51,13 @@ def top_k_chance(chance: float, k: int) -> float:
     return min(k, names) / names
 
 
+def encoder_delta(folder: Path) -> float:
+    """The exported encoder's calibrated name guidance δ (eq. 4; the trainer's last ``val_heldout/delta``)."""
+    from namespace import NameEncoder
+
+    return NameEncoder.from_pretrained(folder, load_towers=False).statistics.delta
+
+
 def nearest_names(laioncele: Path, identity_files: dict[int, Path]) -> dict[str, dict]:
     """For each identity file (by its person's identity id): the nearest name of the data set by cosine, as the
     trainer's retrieval measures it, and whether it is the person's own name."""

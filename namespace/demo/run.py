@@ -185,7 +185,7 @@ def demo(
 
     log_file = metrics_csv(work / "training")
     rows = read_metrics(log_file)
-    metrics = _metrics(rows, laioncele, files, tiny)
+    metrics = _metrics(rows, laioncele, files, tiny, output / "encoder")
     inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
     inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
     inputs |= {"image_size": image_size, "tiny": tiny}
@@ -203,15 +203,15 @@ def demo(
     return metrics
 
 
-def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], tiny: bool) -> dict:
+def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], tiny: bool, encoder: Path) -> dict:
     """What metrics.json holds (the step timings are added last)."""
-    from .results import final_metrics, nearest_names
+    from .results import encoder_delta, final_metrics, nearest_names
 
     counts = json.loads((laioncele / "manifest.json").read_text())["counts"]
     metrics = {"format": "magicnaming-demo", "format_version": 1, **final_metrics(rows)}
     metrics |= {"identities": counts["identities"], "train_identities": counts["train_identities"]}
     metrics |= {"unseen_identities": counts["val_identities"], "photos": counts["images"]}
-    metrics |= {"identity_files": nearest_names(laioncele, files)}
+    metrics |= {"identity_files": nearest_names(laioncele, files), "delta": encoder_delta(encoder)}
     return metrics | {"note": TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE}
 
 
@@ -225,7 +225,7 @@ def _pretrain_tiny_towers(log: CommandLog, folder: Path, steps: int, seed: int) 
     log.run(["encoder", "pretrain_tiny", "--output", folder, "--steps", steps, "--seed", seed])
     towers = []
     for tower in tiny_tower_configs():
-        checkpoint = (folder / f"{tower.model}.safetensors").resolve()  # absolute: the encoder folder names it
+        checkpoint = (folder / f"{tower.model}.safetensors").resolve()  # absolute: the stages' configs name it
         if not checkpoint.is_file():
             raise RuntimeError(f"encoder pretrain_tiny did not write {checkpoint}")
         towers.append(TowerConfig(model=tower.model, pretrained=str(checkpoint), embed_dim=tower.embed_dim))

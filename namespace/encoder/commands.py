@@ -41,6 +41,7 @@ def info(path: str, load_towers: bool = False) -> dict:
         "head_parameters": _head_parameters(model),
         "statistics_count": int(model.statistics_count),
         "name_norm": float(model.name_norm),
+        "delta": float(model.name_delta),  # default name guidance δ (eq. 4), calibrated by training
     }
     print(json.dumps(summary, indent=2))
     return summary
@@ -68,9 +69,9 @@ def _head_parameters(model: NameEncoder) -> int:
 
 
 def main(argv: list[str], prog: str = "magicnaming encoder") -> int:
-    from jsonargparse import CLI
+    from ..cli import run_command
 
-    CLI([create, info, pretrain_tiny], args=argv, prog=prog, description=__doc__, as_positional=False)
+    run_command([create, info, pretrain_tiny], argv, prog, description=__doc__)
     return 0
 
 

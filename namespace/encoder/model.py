@@ -1,9 +1,11 @@
 """The name encoder: frozen CLIP image towers → three linear layers → an (N, D) name embedding, plus the
-name-space statistics (mean, mean norm, PCA) it was trained with."""
+name-space statistics (mean, mean norm, PCA, calibrated δ) it was trained with."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -19,13 +21,19 @@ from ..images import ImageInput, as_image_list
 from ..statistics import NameSpaceStatistics
 from .config import NameEncoderConfig
 from .head import NameHead
+from .tower_files import TOWERS_DIR, bundle_tower_checkpoints, resolve_tower_checkpoints
 from .towers import ImageTower
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "magicnaming-encoder"
-FORMAT_VERSION = 1
+# version 2: the calibrated δ (``name_delta``) and local tower checkpoints copied into ``towers/``; version-1
+# folders still load, with δ = 1 (eq. 4 off) and their tower paths as written
+FORMAT_VERSION = 2
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+# the name-space statistics stay float32 whatever dtype the encoder is cast to (``.half()``, ``.to(torch.bfloat16)``):
+# they meet float32 identities in eq. 4 and 5, and fp16 would round F_mean and the PCA for nothing
+FP32_BUFFERS = ("name_mean", "name_norm", "pca_components", "pca_variances", "name_delta")
 
 
 class NameEncoder(nn.Module):
@@ -47,6 +55,17 @@ class NameEncoder(nn.Module):
         self.register_buffer("pca_components", torch.zeros(config.pca_rank, num_tokens * width))
         self.register_buffer("pca_variances", torch.zeros(config.pca_rank))
         self.register_buffer("statistics_count", torch.zeros((), dtype=torch.long))  # 0: not fitted yet
+        self.register_buffer("name_delta", torch.ones(()))  # default δ, eq. 4: calibrated by training (1: off)
+
+    def _apply(self, fn, recurse: bool = True) -> NameEncoder:
+        """Moves and casts like any module, but the statistics buffers keep float32 (see ``FP32_BUFFERS``)."""
+        kept = {name: self._buffers[name] for name in FP32_BUFFERS}
+        super()._apply(fn, recurse)
+        for name, before in kept.items():
+            after = self._buffers[name]
+            if after.dtype != before.dtype:  # a cast: take the device move only, from the unrounded values
+                self._buffers[name] = before.to(after.device)
+        return self
 
     # -- inference -------------------------------------------------------------------------------------------------
 
@@ -88,13 +107,13 @@ class NameEncoder(nn.Module):
             batch_size: images per tower forward pass.
 
         Returns:
-            (B, N, D) float32 names on the encoder's device.
+            (B, N, D) float32 names on the encoder's device (a half-precision head's output is cast up).
         """
         images = as_image_list(images)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
         chunks = [self(self.image_features(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
-        return torch.cat(chunks)
+        return torch.cat(chunks).float()
 
     def _require_towers(self) -> nn.ModuleList:
         if self.towers is None:
@@ -119,6 +138,7 @@ class NameEncoder(nn.Module):
             components=self.pca_components[:rank],
             variances=self.pca_variances[:rank],
             count=count,
+            delta=float(self.name_delta),
         )
 
     def set_statistics(self, statistics: NameSpaceStatistics) -> None:
@@ -128,6 +148,8 @@ class NameEncoder(nn.Module):
             raise ValueError(
                 f"statistics: mean has shape {tuple(statistics.mean.shape)}, the encoder expects {expected}"
             )
+        if not (math.isfinite(statistics.delta) and statistics.delta > 0):
+            raise ValueError(f"statistics: delta must be a positive finite number, got {statistics.delta}")
         rank = statistics.components.shape[0]
         if rank > self.config.pca_rank:
             raise ValueError(
@@ -141,6 +163,7 @@ class NameEncoder(nn.Module):
             self.pca_components[:rank].copy_(statistics.components)
             self.pca_variances[:rank].copy_(statistics.variances)
             self.statistics_count.fill_(statistics.count)
+            self.name_delta.fill_(statistics.delta)
 
     # -- files -----------------------------------------------------------------------------------------------------
 
@@ -149,10 +172,14 @@ class NameEncoder(nn.Module):
         return {name: tensor for name, tensor in self.state_dict().items() if not name.startswith("towers.")}
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Writes ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
+        """Writes ``config.json`` and ``model.safetensors`` into ``directory``, each atomically, and copies local
+        tower checkpoints into ``directory/towers/`` (named there by folder-relative paths: the folder loads from
+        anywhere)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        towers = bundle_tower_checkpoints(self.config.towers, directory)
         config = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.config.to_dict()}
+        config["towers"] = [dataclasses.asdict(tower) for tower in towers]
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.exported_state().items()}
         atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata={"format": FORMAT}))
         atomic_write(directory / CONFIG_NAME, lambda path: path.write_text(json.dumps(config, indent=2) + "\n"))
@@ -170,9 +197,12 @@ class NameEncoder(nn.Module):
                 raise FileNotFoundError(
                     f"path_or_id: {str(directory)!r} has no {required.name} (not an encoder folder)"
                 )
-        config = read_config(config_path)
+        config, version = _read_config(config_path)
         encoder = cls(config, load_towers=load_towers)
-        encoder.load_exported_state(load_file(str(weights_path)), source=str(weights_path))
+        state = load_file(str(weights_path))
+        if version < 2:  # written before δ was calibrated: eq. 4 stays off, as it was
+            state.setdefault("name_delta", torch.ones(()))
+        encoder.load_exported_state(state, source=str(weights_path))
         return encoder
 
     def load_exported_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
@@ -195,7 +225,13 @@ class NameEncoder(nn.Module):
 
 
 def read_config(path: Path) -> NameEncoderConfig:
-    """Reads an encoder ``config.json``, refusing other formats and newer format versions."""
+    """Reads an encoder ``config.json``, refusing other formats and newer format versions; tower checkpoints kept in
+    the folder come back as absolute paths."""
+    return _read_config(path)[0]
+
+
+def _read_config(path: Path) -> tuple[NameEncoderConfig, int]:
+    """The config of a ``config.json`` and its format version."""
     data = json.loads(path.read_text())
     found_format, version = data.pop("format", None), data.pop("format_version", None)
     if found_format != FORMAT:
@@ -204,7 +240,9 @@ def read_config(path: Path) -> NameEncoderConfig:
         raise ValueError(
             f"{path}: format_version {version!r} is not supported (this version reads up to {FORMAT_VERSION})"
         )
-    return NameEncoderConfig.from_dict(data)
+    config = NameEncoderConfig.from_dict(data)
+    config.towers = resolve_tower_checkpoints(config.towers, path.parent)
+    return config, version
 
 
 def _resolve_directory(path_or_id: str | os.PathLike, revision: str | None) -> Path:
@@ -216,4 +254,5 @@ def _resolve_directory(path_or_id: str | os.PathLike, revision: str | None) -> P
         return path
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(str(path_or_id), revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+    patterns = [CONFIG_NAME, WEIGHTS_NAME, f"{TOWERS_DIR}/*"]
+    return Path(snapshot_download(str(path_or_id), revision=revision, allow_patterns=patterns))
