@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from namespace.encoder import TowerConfig
-from namespace.progress import progress
+from namespace.progress import library_progress_bars_off, progress
 
 from .embedders import clip_features, l2_normalise, resolve_embedder
 
@@ -61,7 +61,7 @@ def load_sdxl(pipeline: str, device: str, text_only: bool = False):
 
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     skip = {"unet": None, "vae": None} if text_only else {}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), library_progress_bars_off():  # the stage prints its own progress line
         # recent diffusers renamed torch_dtype to dtype; older releases know only torch_dtype
         warnings.filterwarnings("ignore", message=".*torch_dtype.* is deprecated", category=FutureWarning)
         pipe = StableDiffusionXLPipeline.from_pretrained(pipeline, torch_dtype=dtype, **skip)

@@ -8,15 +8,13 @@ nested, they leave blank lines in a terminal and carriage-return noise in a log.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import torch
 
 from namespace import NameEncoder
 from namespace.encoder.towers import DTYPES
-from namespace.progress import Steps
+from namespace.progress import Steps, library_progress_bars_off
 
 from .plugin import MagicNaming
 
@@ -39,24 +37,6 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"--dtype: expected auto, {', '.join(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
-
-
-@contextmanager
-def library_progress_bars_off() -> Iterator[None]:
-    """Turns diffusers' and transformers' progress bars off inside the block and restores them after."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    modules = [diffusers_logging, transformers_logging]
-    enabled = [module.is_progress_bar_enabled() for module in modules]
-    for module in modules:
-        module.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for module, was_enabled in zip(modules, enabled, strict=True):
-            if was_enabled:
-                module.enable_progress_bar()
 
 
 def load_pipeline(pipeline: str, task: Task = "text2img", dtype: str = "auto", device: str = "auto"):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from namespace import Identity, NameEncoder
 from namespace.cli import main
+from namespace.data_pipeline.stage_log import output_to
 from namespace.demo import checks
 from namespace.demo.figures import grid_figure, gutter, retrieval_figure
 
@@ -27,8 +28,18 @@ FIGURES = ["funnel", "loss", "retrieval", "generation", "interpolation"]
 @pytest.fixture(scope="module")
 def demo_output(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo") / "output"
-    assert main(demo_args(output)) == 0
+    # what a person sees in the terminal (file descriptors 1 and 2, the libraries' output too), kept beside it
+    with output_to(output.parent / "terminal.txt"):
+        assert main(demo_args(output)) == 0
     return output
+
+
+def test_the_terminal_shows_the_steps_and_no_library_chatter(demo_output):
+    lines = re.split(r"[\r\n]+", (demo_output.parent / "terminal.txt").read_text())
+    chatter = ("%|", "Loading pipeline components", "Writing model shards", "INFO:", "Trainable params", "deprecated")
+    assert not [line for line in lines if any(word in line for word in chatter)]
+    assert next(line for line in lines if line.startswith("[")).startswith("[1/8] pre-training the tiny CLIP towers")
+    assert any(line.startswith("Lightning's messages: ") for line in lines)  # where Lightning's INFO lines went
 
 
 def demo_args(output) -> list[str]:

@@ -111,7 +111,7 @@ def test_delta_is_calibrated_on_held_out_photos_and_gives_predictions_the_target
     assert spread(ns.guide(predicted, mean, delta)) == pytest.approx(spread(targets), rel=1e-4)
 
 
-def test_a_non_interactive_fit_prints_each_info_line_once_and_a_line_per_epoch(built, tiny_towers, tmp_path):
+def test_a_non_interactive_fit_logs_each_info_line_once_and_prints_a_line_per_epoch(built, tiny_towers, tmp_path):
     """`magicnaming train fit` into a log (stdout and stderr not terminals), in a process whose root logger has a
     handler before Lightning is imported (as after the demo's earlier stages, or a user's basicConfig)."""
     epochs = 8
@@ -126,8 +126,12 @@ def test_a_non_interactive_fit_prints_each_info_line_once_and_a_line_per_epoch(b
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for text in (result.stdout, result.stderr) for line in re.split(r"[\r\n]+", text) if line.strip()]
-    for message in ("Seed set to 0", "GPU available:", "`Trainer.fit` stopped"):
-        assert sum(message in line for line in lines) == 1, [line for line in lines if message in line]
+    logged = (tmp_path / "lightning.log").read_text().splitlines()
+    assert f"Lightning's messages: {tmp_path / 'lightning.log'}" in lines
+    for message in ("Seed set to 0", "GPU available:", "Trainable params", "`Trainer.fit` stopped"):  # once each
+        assert sum(message in line for line in logged) == 1, [line for line in logged if message in line]
+        assert not [line for line in lines if message in line]  # and not on the terminal
+    assert not [line for line in lines if "args parameter" in line or "is deprecated" in line]  # no advice to us
     frames = [line for line in lines if re.search(r"^\s*(Epoch|Validation|Sanity Checking)\b|it/s|%\|", line)]
     assert not frames, frames[:5]  # TQDM's or Rich's bar, redrawn into the log
     epoch_lines = [line for line in lines if re.match(rf"epoch \d+/{epochs}: done in", line)]

@@ -21,6 +21,8 @@ from namespace import NameEncoder, NameEncoderConfig
 VAL_SPLITS = ("heldout", "unseen")
 # the frozen towers (streaming images) are in eval mode on purpose: no dropout, fixed norm statistics
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+# Lightning's own use of a torch API that recent torch deprecates: nothing a user of this trainer can act on
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class NameEncoderModule(L.LightningModule):

@@ -32,13 +32,10 @@ class CommandLog:
         line = shlex.join(["magicnaming", *map(str, args)])
         print(f"  $ {line}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        argv, sys.argv = sys.argv, ["magicnaming"]  # LightningCLI gets its arguments from `args`, not from sys.argv
         try:
             status = main([str(arg) for arg in args])
         except SystemExit as exit_info:  # argument parsers exit on bad input
             status = exit_info.code if isinstance(exit_info.code, int) else 1
-        finally:
-            sys.argv = argv
         if status:
             raise RuntimeError(f"this step failed (exit status {status}; its error is printed above):\n  {line}")
         self.lines.append(line)

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..encoder.config import TowerConfig
-from ..progress import Steps
+from ..progress import Steps, library_progress_bars_off
 from . import checks
 from .commands import CommandLog, write_overlay
 
@@ -235,7 +235,8 @@ def _pretrain_tiny_towers(log: CommandLog, folder: Path, steps: int, seed: int) 
 def _save_tiny_pipeline(folder: Path, seed: int) -> str:
     from ..testing import tiny_sdxl_pipeline
 
-    tiny_sdxl_pipeline(seed=seed).save_pretrained(folder)
+    with library_progress_bars_off():  # transformers' "Writing model shards" bars, one per text encoder
+        tiny_sdxl_pipeline(seed=seed).save_pretrained(folder)
     print(f"  wrote {folder} (tiny SDXL, random weights)", file=sys.stderr)
     return str(folder)
 
