@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from namespace import Identity
 from namespace.cli import run_command
 from namespace.images import as_image_list
@@ -90,14 +88,8 @@ def sample(
 
     encoder_config(encoder)  # names --encoder if it is not an encoder folder
     model = NameEncoder.from_pretrained(encoder, load_towers=False)
-    generator = torch.Generator().manual_seed(seed)
-    names = model.statistics.sample(num, generator=generator, temperature=temperature)
-    paths = []
-    for k, name in enumerate(names):
-        metadata = {"seed": str(seed), "index": str(k), "temperature": str(temperature)}
-        identity = Identity(name, f"{label}-{k}", "sampling", encoder=encoder, metadata=metadata)
-        paths.append(_saved(identity, Path(output) / f"{label}-{k}.safetensors"))
-    return paths
+    identities = Identity.sampled(model.statistics, num, seed, temperature, label, encoder_id=encoder)
+    return [_saved(identity, Path(output) / f"{label}-{k}.safetensors") for k, identity in enumerate(identities)]
 
 
 def from_text(

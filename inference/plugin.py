@@ -101,15 +101,8 @@ class MagicNaming:
         return Identity(embedding, label, "mix", metadata=metadata)
 
     def sample(self, num: int = 1, seed: int = 0, temperature: float = 1.0, label: str = "sampled") -> list[Identity]:
-        """New identities drawn from the encoder's name-space statistics (mean + low-rank Gaussian)."""
-        generator = torch.Generator().manual_seed(seed)
-        names = self.encoder.statistics.sample(num, generator=generator, temperature=temperature).cpu()
-        return [
-            Identity(
-                name, f"{label}-{i}" if num > 1 else label, "sampling", metadata={"seed": str(seed), "index": str(i)}
-            )
-            for i, name in enumerate(names)
-        ]
+        """New identities drawn from the encoder's name-space statistics; see :meth:`Identity.sampled`."""
+        return Identity.sampled(self.encoder.statistics, num, seed=seed, temperature=temperature, label=label)
 
     def identity_from_text(self, description: str, **options) -> Identity:
         """A consistent character from words alone; see :func:`namespace.inference.text_identity.identity_from_text`."""

@@ -18,6 +18,7 @@ from .files import atomic_write
 if TYPE_CHECKING:
     from .encoder import NameEncoder
     from .images import ImageInput
+    from .statistics import NameSpaceStatistics
 
 Source = Literal["images", "interpolation", "mix", "sampling", "text"]
 SOURCES = get_args(Source)
@@ -72,6 +73,41 @@ class Identity:
         names = encoder.encode(images)  # (K, N, D)
         metadata = {"num_references": str(names.shape[0])}
         return cls(names.mean(0).cpu(), label=label, source="images", encoder=encoder_id, metadata=metadata)
+
+    @classmethod
+    def sampled(
+        cls,
+        statistics: NameSpaceStatistics,
+        num: int = 1,
+        seed: int = 0,
+        temperature: float = 1.0,
+        label: str = "sampled",
+        encoder_id: str = "",
+    ) -> list[Identity]:
+        """New, fictional identities drawn from name-space statistics (mean + low-rank Gaussian).
+
+        An identity holds a name as the encoder predicts it, before guidance (eq. 4); the encoder's calibrated δ
+        then gives it the spread of true names. A sample already has that spread, so it is stored shrunk towards
+        F_mean by 1/δ: the default guidance gives back the sample itself, as it gives an encoded photo its spread.
+
+        Returns:
+            ``num`` identities, each (N, D), labelled ``label`` (one) or ``label-k`` (several).
+        """
+        from .name_space import guide
+
+        generator = torch.Generator().manual_seed(seed)
+        names = statistics.sample(num, generator=generator, temperature=temperature)  # (num, N, D), norm η
+        names = guide(names, statistics.mean, 1.0 / statistics.delta).cpu()
+        return [
+            cls(
+                name,
+                f"{label}-{k}" if num > 1 else label,
+                "sampling",
+                encoder=encoder_id,
+                metadata={"seed": str(seed), "index": str(k), "temperature": f"{temperature:g}"},
+            )
+            for k, name in enumerate(names)
+        ]
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes the identity file (atomically): one ``name_embedding`` tensor plus string metadata."""

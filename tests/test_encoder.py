@@ -258,3 +258,13 @@ def test_statistics_stay_float32_when_the_encoder_is_cast(tiny_encoder, images, 
     assert tiny_encoder.encode(images).dtype == torch.float32
     tiny_encoder.float()
     assert torch.equal(tiny_encoder.name_mean, mean)  # never rounded through the half dtype
+
+
+def test_statistics_set_back_from_the_encoders_own_views_keep_their_pca(tiny_pipe):
+    """``encoder.statistics`` are views of its buffers; setting an edited copy back must not zero the PCA."""
+    encoder = tiny_name_encoder(tiny_pipe)
+    before = encoder.statistics
+    variances = before.variances.clone()
+    encoder.set_statistics(dataclasses.replace(before, delta=1.5))
+    torch.testing.assert_close(encoder.statistics.variances, variances)
+    assert float(encoder.statistics.variances.min()) > 0 and encoder.statistics.delta == 1.5

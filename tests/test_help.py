@@ -31,5 +31,8 @@ def test_help_of_every_command_and_subcommand_is_plain_text(command, capsys):
 
 
 def test_plain_text_of_rest_markup():
-    assert plain_text("``a`` and :class:`~x.y.Z`, :func:`f`, `docs <https://a.b>`_") == "a and Z, f, docs (https://a.b)"
+    assert (
+        plain_text("``a`` and :class:`~x.y.Z`, :func:`f`, `docs <https://example.org>`_")
+        == "a and Z, f, docs (https://example.org)"
+    )
     assert plain_text("type: <class 'pathlib.Path'>, Optional[<class 'Path'>]") == "type: Path, Optional[Path]"

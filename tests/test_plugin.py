@@ -387,6 +387,15 @@ class TestEncoderPrecisionAndDelta:
         images = naming(["a person", "a person"], [alice, people[-1]], generator=seed(), **SMALL).images
         assert images.shape == (2, 32, 32, 3) and np.isfinite(images).all()
 
+    def test_a_sampled_identity_under_the_default_delta_is_the_sample_itself(self, tiny_pipe, tiny_encoder):
+        """Identities hold names before guidance: a sample of the name space, guided by the calibrated δ, comes back
+        as drawn (not pushed δ times further from F_mean)."""
+        tiny_encoder.set_statistics(dataclasses.replace(tiny_encoder.statistics, delta=1.7))
+        naming = MagicNaming(tiny_pipe, tiny_encoder)
+        drawn = tiny_encoder.statistics.sample(2, generator=torch.Generator().manual_seed(5))  # (2, N, D), norm η
+        for k, identity in enumerate(naming.sample(2, seed=5)):
+            torch.testing.assert_close(naming.name(identity), drawn[k], rtol=1e-5, atol=1e-5)
+
     def test_no_delta_means_the_encoders_calibrated_delta(self, tiny_pipe, tiny_encoder, alice):
         statistics = dataclasses.replace(tiny_encoder.statistics, delta=1.7)
         tiny_encoder.set_statistics(statistics)

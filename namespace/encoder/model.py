@@ -155,13 +155,15 @@ class NameEncoder(nn.Module):
             raise ValueError(
                 f"statistics: {rank} PCA components, the encoder keeps at most pca_rank={self.config.pca_rank}"
             )
+        # copies first: `statistics` may be views of these very buffers (``encoder.statistics``, edited and set back)
+        components, variances = statistics.components.clone(), statistics.variances.clone()
         with torch.no_grad():
             self.name_mean.copy_(statistics.mean)
             self.name_norm.fill_(statistics.norm)
             self.pca_components.zero_()
             self.pca_variances.zero_()
-            self.pca_components[:rank].copy_(statistics.components)
-            self.pca_variances[:rank].copy_(statistics.variances)
+            self.pca_components[:rank].copy_(components)
+            self.pca_variances[:rank].copy_(variances)
             self.statistics_count.fill_(statistics.count)
             self.name_delta.fill_(statistics.delta)
 
