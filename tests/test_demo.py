@@ -100,6 +100,11 @@ def test_metrics_hold_retrieval_and_chance(demo_output):
     assert metrics["retrieval_top1_unseen_identities"] == float(last["val_unseen/top1"])
     exported = NameEncoder.from_pretrained(demo_output / "encoder", load_towers=False).statistics.delta
     assert metrics["delta"] == exported == pytest.approx(float(last["val_heldout/delta"]))  # the calibrated δ
+    html = (demo_output / "report.html").read_text()  # and the report's results table shows it
+    assert (
+        f"calibrated name guidance δ (eq. 4, the plugin&#x27;s default)</th><td class='number'>{metrics['delta']:.3f}"
+        in html
+    )
     found = metrics["identity_files"]
     assert len(found) == 3 and all(isinstance(entry["correct"], bool) for entry in found.values())
 

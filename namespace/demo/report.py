@@ -67,6 +67,7 @@ def _headline(metrics: dict) -> str:
              f"{m['retrieval_top5_unseen_identities']:.3f}"),
             ("top-5 chance (min(5, number of names) / number of names)", f"{m['chance_top5']:.3f}"),
             ("final training loss (MSE)", f"{m['final_train_loss']:.4f}"),
+            ("calibrated name guidance δ (eq. 4, the plugin's default)", f"{m['delta']:.3f}"),
             ("identities: train / unseen", f"{m['train_identities']} / {m['unseen_identities']}"),
             ("photos: train / held-out / unseen", f"{photos['train']} / {photos['heldout']} / {photos['val']}"),
         ]
