@@ -238,7 +238,7 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
             folder,
             config.probe,
             config.pipeline,
-            config.clean.identity_embedder,
+            config.probe.embedder or config.clean.identity_embedder,
             config.features.towers,
         ),
     )

@@ -5,10 +5,13 @@ Any callable ``embed(images: list[PIL.Image]) -> np.ndarray`` can be dropped in 
 (``"package.module:function"``), e.g. a face-recognition model. Two pixel embedders serve the embedded sample,
 whose tiny random CLIP towers cannot tell people apart: ``thumbnail`` (a 16×16 colour thumbnail, for near
 duplicates) and ``face_colors`` (hue–saturation histogram of the image centre: the synthetic people's identity).
+``judge:FOLDER`` is a miniature world's identity judge (``namespace.miniature``), with its calibrated
+``same_person_threshold``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -54,15 +57,35 @@ PIXEL_EMBEDDERS: dict[str, Callable[[list[Image.Image]], np.ndarray]] = {
 }
 
 
+@functools.lru_cache(maxsize=4)
+def judge_embedder(folder: str) -> Callable[[list[Image.Image]], np.ndarray]:
+    """A miniature world's identity judge as an embedder; ``.same_person_threshold`` is its calibrated threshold."""
+    from namespace.miniature.judge import IdentityJudge
+
+    judge = IdentityJudge.load(folder)
+
+    def embed(images: list[Image.Image]) -> np.ndarray:
+        return judge.embed(list(images)).numpy()
+
+    embed.same_person_threshold = judge.same_person_threshold
+    return embed
+
+
 def resolve_embedder(name: str) -> Callable[[list[Image.Image]], np.ndarray] | None:
-    """``"clip"`` → None (use the feature cache); a built-in pixel embedder; or ``"module:function"``."""
+    """``"clip"`` → None (use the feature cache); a built-in pixel embedder; ``"judge:FOLDER"``; or
+    ``"module:function"``."""
     if name == "clip":
         return None
     if name in PIXEL_EMBEDDERS:
         return PIXEL_EMBEDDERS[name]
+    if name.startswith("judge:"):
+        return judge_embedder(name.removeprefix("judge:"))
     module, _, function = name.partition(":")
     if not module or not function:
-        raise ValueError(f"embedder: expected 'clip', {', '.join(PIXEL_EMBEDDERS)} or 'module:function', got {name!r}")
+        raise ValueError(
+            f"embedder: expected 'clip', {', '.join(PIXEL_EMBEDDERS)}, 'judge:FOLDER' or 'module:function', "
+            f"got {name!r}"
+        )
     try:
         return getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError) as error:

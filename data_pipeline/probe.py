@@ -32,23 +32,27 @@ class ProbeConfig:
         enabled: run the probe (off: every name passes and no probe embedding is stored).
         images_per_name: images drawn per name (4 in the paper).
         prompt: the template; ``{name}`` is replaced.
-        min_consistency: smallest accepted mean pairwise cosine of a name's probe images.
+        min_consistency: smallest accepted mean pairwise cosine of a name's probe images; None: the identity
+            embedder's own calibrated ``same_person_threshold`` (the miniature world's judge has one: the cosine
+            where it falsely accepts as often as it falsely rejects).
         num_inference_steps: denoising steps per probe image.
         image_size: probe image side.
         guidance_scale: classifier-free guidance scale.
         devices: one process per device.
         seed: probe image k of every name uses seed + k.
+        embedder: the identity embedder of the probe images (None: the clean stage's ``identity_embedder``).
     """
 
     enabled: bool = True
     images_per_name: int = 4
     prompt: str = "a photo of {name}"
-    min_consistency: float = 0.5
+    min_consistency: float | None = 0.5
     num_inference_steps: int = 25
     image_size: int = 1024
     guidance_scale: float = 5.0
     devices: list[str] = field(default_factory=lambda: ["cpu"])
     seed: int = 0
+    embedder: str | None = None
 
 
 def load_sdxl(pipeline: str, device: str, text_only: bool = False):
@@ -140,6 +144,7 @@ def probe_names(
         raise ValueError(
             f"probe.images_per_name: expected at least 2 (consistency compares images), got {config.images_per_name}"
         )
+    threshold, source = _threshold(config, embedder)  # before any image is drawn
     world = len(config.devices)
     if world == 1:
         rows, centroids = _probe(pairs, config, pipeline, embedder, towers, config.devices[0])
@@ -154,8 +159,22 @@ def probe_names(
         order = sorted(range(len(rows)), key=lambda i: rows[i]["identity_id"])
         rows, centroids = [rows[i] for i in order], [centroids[i] for i in order]
     for row in rows:
-        row["passed"] = row["consistency"] >= config.min_consistency
+        row["passed"] = row["consistency"] >= threshold
     pq.write_table(pa.Table.from_pylist(rows), output / "probe.parquet")
     np.save(output / "centroids.npy", np.stack(centroids), allow_pickle=False)
     passed = sum(row["passed"] for row in rows)
-    return {"enabled": True, "names": len(rows), "passed": passed, "failed": len(rows) - passed}
+    summary = {"enabled": True, "names": len(rows), "passed": passed, "failed": len(rows) - passed}
+    return summary | {"min_consistency": threshold, "min_consistency_source": source}
+
+
+def _threshold(config: ProbeConfig, embedder: str) -> tuple[float, str]:
+    """The consistency threshold and where it came from (the config, or the embedder's calibration)."""
+    if config.min_consistency is not None:
+        return float(config.min_consistency), "probe.min_consistency"
+    calibrated = getattr(resolve_embedder(embedder), "same_person_threshold", None)
+    if calibrated is None:
+        raise ValueError(
+            f"probe.min_consistency: null asks for the embedder's calibrated threshold, but embedder {embedder!r} "
+            "has no same_person_threshold; set a number"
+        )
+    return float(calibrated), f"{embedder} same_person_threshold"

@@ -20,14 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from namespace.testing import synthetic_face
+from namespace.testing.people import cast_names
 
 from .embedders import face_colors
 
-FIRST = ["Alma", "Boris", "Cleo", "Dario", "Edda", "Faisal", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mira",
-         "Nils", "Oona", "Pavel", "Quinn", "Rosa", "Sven", "Tala"]  # fmt: skip
-LAST = ["Quintrell", "Vantanen", "Marchetti", "Okonkwo", "Lindqvist", "Brennan", "Oyelaran", "Castellane",
-        "Morrowind", "Pelletier", "Aldenhoven", "Ferreira", "Szabo", "Haugen", "Ivanova", "Delacroix", "Nakamura",
-        "Ekwueme", "Rasmussen", "Tavares"]  # fmt: skip
 TEMPLATES = [
     "{name} at the film festival premiere",
     "Portrait of {name}, 2019",
@@ -47,7 +43,10 @@ class SampleConfig:
     """Size of the embedded sample.
 
     Attributes:
-        num_identities: people with enough clean photos to survive the ≥5 rule.
+        num_identities: people with enough clean photos to survive the ≥5 rule (cast identities 0 … n − 1: the
+            people a miniature world with as many ``famous`` people knows by name).
+        unknown_identities: people with as many photos, whom no miniature world knows (the probe's work: it must
+            drop them); their ``truth.json`` entry has ``"famous": false``.
         few_image_identities: people with only 3–4 photos (dropped by the ≥5 rule).
         min_images: fewest clean photos of a surviving person.
         max_images: most clean photos of a surviving person.
@@ -58,6 +57,7 @@ class SampleConfig:
     """
 
     num_identities: int = 8
+    unknown_identities: int = 0
     few_image_identities: int = 2
     min_images: int = 6
     max_images: int = 8
@@ -94,13 +94,12 @@ def generate_sample(folder: str | Path, base_url: str, config: SampleConfig | No
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     base_url = base_url.rstrip("/") + "/"
-    people = [
-        f"{first} {last}"
-        for first, last in zip(rng.sample(FIRST, len(FIRST)), rng.sample(LAST, len(LAST)), strict=True)
-    ]
-    total_people = config.num_identities + config.few_image_identities
+    people = cast_names(rng)
+    total_people = config.num_identities + config.unknown_identities + config.few_image_identities
     if total_people + 2 > len(people):
-        raise ValueError(f"num_identities + few_image_identities: at most {len(people) - 2}, got {total_people}")
+        raise ValueError(
+            f"num_identities + unknown_identities + few_image_identities: at most {len(people) - 2}, got {total_people}"
+        )
     people, outsiders = people[:total_people], people[total_people:]
     rows, truth = [], {"identities": {}, "rows": {}, "broken_urls": {}, "exact_duplicates": [], "near_duplicates": []}
     truth["off_identity"] = []
@@ -115,7 +114,7 @@ def generate_sample(folder: str | Path, base_url: str, config: SampleConfig | No
         return base_url + file
 
     for index, name in enumerate(people):
-        surviving = index < config.num_identities
+        surviving = index < config.num_identities + config.unknown_identities
         count = rng.randint(config.min_images, config.max_images) if surviving else rng.randint(3, 4)
         alias = f"{name.split()[0][0]}. {name.split()[1]}" if index % 3 == 0 else None
         clean_urls = []
@@ -125,6 +124,7 @@ def generate_sample(folder: str | Path, base_url: str, config: SampleConfig | No
             add("matched", url=url, text=rng.choice(TEMPLATES).format(name=shown))
             clean_urls.append(url)
         truth["identities"][name] = {"alias": alias, "clean_urls": clean_urls, "survives": surviving}
+        truth["identities"][name]["famous"] = index < config.num_identities
         if index % 2 == 0:  # an exact duplicate: the same bytes at another URL
             copy_url = base_url + f"{index:03d}-00-copy.jpg"
             (images / f"{index:03d}-00-copy.jpg").write_bytes((images / f"{index:03d}-00.jpg").read_bytes())

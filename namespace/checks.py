@@ -37,3 +37,23 @@ def check_finite(tensor: torch.Tensor, argument: str) -> None:
     if not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).sum())
         raise ValueError(f"{argument}: expected finite values, found {bad} NaN/inf entries of {tensor.numel()}")
+
+
+def check_state_fits(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str, what: str) -> None:
+    """Raises unless ``state`` has exactly ``expected``'s keys and shapes; the error lists every difference.
+
+    Args:
+        expected: the module's own state (names → tensors).
+        state: the state read from ``source`` (a file).
+        what: what the state should fit, for the message (e.g. "this encoder config").
+    """
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{source} does not fit {what}: missing {missing}, unexpected {unexpected}, wrong shapes {wrong}"
+        )

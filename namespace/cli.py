@@ -12,8 +12,16 @@ import sys
 
 # name → ("module:function" taking (argv, prog), one-line help); tests/test_cli.py imports every one
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("namespace.demo:main", "run the end-to-end demo on tiny offline models"),
+    "demo": ("namespace.demo:main", "run the end-to-end demo on the miniature world (offline)"),
     "encoder": ("namespace.encoder.commands:main", "create a name-encoder folder from a config, or describe one"),
+    "miniature": (
+        "namespace.miniature.commands:main",
+        "build the miniature world: a tiny SDXL that knows the sample's people by name",
+    ),
+    "likeness": (
+        "namespace.inference.likeness:main",
+        "measure likeness, prompt following and interpolation on a miniature world",
+    ),
     "data": ("namespace.data_pipeline.commands:main", "build the LaionCele data set from caption parquet"),
     "train": ("namespace.train.commands:main", "train the name encoder with Lightning (fit, validate, export)"),
     "generate": ("namespace.inference.commands:main_generate", "draw one identity in prompts with any SDXL pipeline"),

@@ -1,4 +1,4 @@
-"""``magicnaming demo``: MagicNaming end to end on tiny offline models (or full-size ones), with a report.
+"""``magicnaming demo``: MagicNaming end to end on the miniature world (or full-size models), with a report.
 
 The demo runs every stage through its own ``magicnaming`` command, in-process, and reads their outputs through the
 file formats, so the core imports no stage.

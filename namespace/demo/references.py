@@ -34,7 +34,7 @@ class Person:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
 
-def _validation_samples(laioncele: Path) -> list[dict]:
+def validation_samples(laioncele: Path) -> list[dict]:
     """Every sample of the ``val-*.tar`` shards: its metadata plus the JPEG bytes under ``jpg``."""
     samples: dict[str, dict] = {}
     for shard in sorted(laioncele.glob("val-*.tar")):
@@ -53,7 +53,7 @@ def write_references(laioncele: Path, folder: Path, train: int, unseen: int, per
     """Writes up to ``per_person`` photos of the first ``train`` train and ``unseen`` unseen people into
     ``folder/<name>/``; raises ValueError when the directory holds fewer people than asked for."""
     by_person: dict[tuple[str, int], list[dict]] = {}
-    for sample in _validation_samples(laioncele):
+    for sample in validation_samples(laioncele):
         kind = {"heldout": "train", "val": "unseen"}.get(sample["split"])
         if kind:
             by_person.setdefault((kind, int(sample["identity_id"])), []).append(sample)

@@ -1,9 +1,11 @@
 """``magicnaming demo``: MagicNaming end to end, every stage through its own command.
 
-Tiny CLIP towers pre-trained on synthetic people → the embedded LaionCele sample built by the real data pipeline
-(local HTTP server, img2dataset, faiss cleaning, targets) → the name encoder trained by the real trainer and
-exported → identities from held-out reference photos → images through the plugin → an interpolation between two
-identities → report.html, metrics.json and encoder/ in the output folder. With the full-size configs
+Tiny CLIP towers pre-trained on synthetic people → the miniature world (a tiny SDXL that knows the sample's famous
+people by name, with an identity judge and attribute detectors; built once and cached) → the embedded LaionCele
+sample built by the real data pipeline (local HTTP server, img2dataset, the probe on the tiny SDXL and the judge,
+faiss cleaning, targets) → the name encoder trained by the real trainer and exported → identities from held-out
+reference photos → images through the plugin → an interpolation between two identities → the likeness figures,
+scored by the judge → report.html, metrics.json and encoder/ in the output folder. With the full-size configs
 (configs/demo-sdxl.yaml) the same steps run on SDXL and the full-size CLIP towers.
 """
 
@@ -17,10 +19,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..encoder.config import TowerConfig
+from ..miniature.world import MiniatureWorldConfig
 from ..progress import Steps, library_progress_bars_off
 from . import checks
 from .commands import CommandLog, write_overlay
 
+MINIATURE_NOTE = (
+    "The miniature world: a tiny SDXL (the same diffusers classes and prompt encoding as SDXL, 16-pixel images) "
+    "trained here on drawn synthetic people, so that it knows the sample's famous people by name, as SDXL knows "
+    "celebrities; an identity judge and attribute detectors trained on other synthetic people score every image. "
+    "It shows the method doing its real job on models small enough for a CPU: it is not a face model, its people "
+    "are coloured drawings, and its figures say nothing about likeness on real photos with SDXL."
+)
 TINY_MODELS_NOTE = (
     "Tiny random models produce noise images: the generation and interpolation grids show the machinery "
     "(identities from photos, names prepended into the prompt embeddings, interpolation), not likenesses. Real "
@@ -40,7 +50,9 @@ def demo(
     data_configs: list[Path] | None = None,
     train_configs: list[Path] | None = None,
     train_args: list[str] | None = None,
-    pipeline: str = "tiny",
+    pipeline: str = "miniature",
+    miniature: MiniatureWorldConfig | None = None,
+    miniature_cache: Path | None = None,
     towers: list[TowerConfig] | None = None,
     tower_pretraining_steps: int = 400,
     num_train_identities: int = 2,
@@ -49,6 +61,7 @@ def demo(
     prompts: list[str] | None = None,
     interpolation_steps: int = 5,
     num_inference_steps: int = 4,
+    guidance_scale: float = 5.0,
     image_size: int = 64,
     seed: int = 0,
     device: str = "auto",
@@ -61,8 +74,13 @@ def demo(
         data_configs: ``magicnaming data build`` configs, applied in order (default: configs/data/demo.yaml).
         train_configs: ``magicnaming train fit`` configs, applied in order (default: configs/train/tiny.yaml).
         train_args: extra ``train fit`` arguments, e.g. ``["--trainer.max_epochs", "30"]``.
-        pipeline: the SDXL pipeline of the targets and the images (Hub id or folder); ``tiny``: the offline tiny
-            pipeline of ``namespace.testing`` (random weights), saved into the output.
+        pipeline: the SDXL pipeline of the targets and the images (Hub id or folder); ``miniature``: the miniature
+            world's tiny SDXL that knows the sample's famous people (built once and cached, with its identity judge:
+            the probe uses the judge, and the likeness figures are measured); ``tiny``: the offline tiny pipeline of
+            ``namespace.testing`` (random weights), saved into the output.
+        miniature: the miniature world's settings (``pipeline: miniature``); None: the defaults.
+        miniature_cache: where miniature worlds are cached (None: ``$MAGICNAMING_CACHE/miniature`` or
+            ``~/.cache/magicnaming/miniature``).
         towers: the CLIP image towers of the feature cache and the encoder; None: tiny towers pre-trained here.
         tower_pretraining_steps: optimisation steps per tiny tower (when ``towers`` is None).
         num_train_identities: train people made into identities from held-out photos (the first two are
@@ -72,6 +90,7 @@ def demo(
         prompts: prompts every identity is drawn in.
         interpolation_steps: identities on the path between the first two (both ends included).
         num_inference_steps: denoising steps per image.
+        guidance_scale: classifier-free guidance scale of the images.
         image_size: image side in pixels.
         seed: seeds the towers' pre-training, the tiny pipeline and the image noise (training: its config's seed).
         device: device of the identities and the images (auto, cpu, cuda, ...).
@@ -89,7 +108,7 @@ def demo(
         for i, path in enumerate(train_configs or ["configs/train/tiny.yaml"])
     ]
     numbers = {"num_train_identities": (num_train_identities, 2), "num_unseen_identities": (num_unseen_identities, 0)}
-    numbers |= {"references_per_identity": (references_per_identity, 1), "image_size": (image_size, 32)}
+    numbers |= {"references_per_identity": (references_per_identity, 1), "image_size": (image_size, 8)}
     numbers |= {"interpolation_steps": (interpolation_steps, 2), "num_inference_steps": (num_inference_steps, 1)}
     numbers |= {"tower_pretraining_steps": (tower_pretraining_steps, 1 if towers is None else 0)}
     checks.check_numbers(numbers, problems)
@@ -99,6 +118,12 @@ def demo(
         problems.append("prompts: expected at least one prompt, got an empty list")
     if towers is not None and not towers:
         problems.append("towers: expected at least one tower (or null to pre-train the tiny ones), got none")
+    mini, tiny = pipeline == "miniature", pipeline == "tiny"
+    world_config = miniature or MiniatureWorldConfig()
+    if mini:
+        problems += [f"miniature.{problem}" for problem in world_config.check()]
+        if image_size != world_config.image_size:
+            problems.append(f"image_size: expected the miniature world's {world_config.image_size}, got {image_size}")
     checks.check_output(output, problems)
     checks.check_installed(problems)
     checks.raise_problems(problems)
@@ -107,13 +132,17 @@ def demo(
     work = output / "work"
     arguments = {"data_configs": [str(p) for p in data_configs], "train_configs": [str(p) for p in train_configs]}
     arguments |= {"train_args": list(train_args or []), "pipeline": pipeline}
+    arguments |= {"miniature": asdict(world_config) if mini else None}
+    arguments |= {"miniature_cache": None if miniature_cache is None else str(miniature_cache)}
     arguments |= {"towers": None if towers is None else [asdict(t) for t in towers]}
     arguments |= {"tower_pretraining_steps": tower_pretraining_steps, "prompts": prompts, "seed": seed}
-    arguments |= {key: value for key, (value, _) in numbers.items()} | {"device": device}
+    arguments |= {key: value for key, (value, _) in numbers.items()}
+    arguments |= {"guidance_scale": guidance_scale, "device": device}
     demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
-    tiny = pipeline == "tiny"
-    print(f"magicnaming demo → {output}/\n{TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE}\n", file=sys.stderr)
-    log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=8 if towers is None else 7), {}
+    note = MINIATURE_NOTE if mini else TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE
+    print(f"magicnaming demo → {output}/\n{note}\n", file=sys.stderr)
+    total = 7 + (towers is None) + (2 if mini else 0)
+    log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=total), {}
 
     def step(key: str, description: str) -> None:
         steps.start(description)
@@ -124,6 +153,10 @@ def demo(
         step("towers", "pre-training the tiny CLIP towers on synthetic people outside the sample")
         towers = _pretrain_tiny_towers(log, work / "towers", tower_pretraining_steps, seed)
         lines["towers"] = log.lines[-1:]
+    if mini:
+        step("world", "the miniature world: a tiny SDXL that learns the sample's famous people by name")
+        world = _miniature_world(log, work / "configs/miniature.yaml", world_config, miniature_cache)
+        pipeline, lines["world"] = str(world / "pipeline"), log.lines[-1:]
     if tiny:
         step("pipeline", "saving the tiny SDXL pipeline (random weights)")
         pipeline = _save_tiny_pipeline(work / "models/tiny-sdxl", seed)
@@ -132,6 +165,10 @@ def demo(
     step("data", "building LaionCele with the data pipeline")
     laioncele = work / "laioncele"
     overlay = {"data": {"pipeline": pipeline, "features": {"towers": tower_settings}}}
+    if mini:  # the sample names the world's famous people; the probe judges with the world's identity judge
+        sample = {"num_identities": world_config.famous, "seed": world_config.cast_seed}
+        overlay["data"]["source"] = {"sample": sample}
+        overlay["data"]["probe"] = {"embedder": f"judge:{world / 'judge'}", "image_size": world_config.image_size}
     overlay = write_overlay(work / "configs/data.yaml", overlay)
     lines["data"] = log.run(["data", "build", *_configs(data_configs, overlay), "--output", laioncele])
 
@@ -165,7 +202,7 @@ def demo(
 
     images = ["--encoder", output / "encoder", "--pipeline", pipeline, "--prompts", json.dumps(prompts)]
     images += ["--num_inference_steps", num_inference_steps, "--height", image_size, "--width", image_size]
-    images += ["--seed", seed, "--device", device]
+    images += ["--guidance_scale", guidance_scale, "--seed", seed, "--device", device]
     step("generate", f"drawing {len(people)} identities in {len(prompts)} prompt(s) through the plugin")
     lines["generate"] = [
         log.run(["generate", *images, "--identity", files[p.identity_id], "--output", work / "generated" / p.slug])
@@ -178,6 +215,13 @@ def demo(
     interpolate = ["interpolate", *images, "--identities", pair, "--steps", interpolation_steps]
     lines["interpolate"] = log.run([*interpolate, "--output", interpolation])
 
+    if mini:
+        step("likeness", "likeness, prompt following and interpolation, scored by the world's identity judge")
+        likeness = ["likeness", "--world", world, "--encoder", output / "encoder", "--laioncele", laioncele]
+        likeness += ["--output", work / "likeness", "--probe_names", json.dumps(_probed_names(laioncele))]
+        likeness += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
+        lines["likeness"] = log.run([*likeness, "--device", device])
+
     step("report", "figures, metrics.json and report.html")
     from .report import write_report
     from .report_figures import make_figures
@@ -185,17 +229,30 @@ def demo(
 
     log_file = metrics_csv(work / "training")
     rows = read_metrics(log_file)
-    metrics = _metrics(rows, laioncele, files, tiny, output / "encoder")
+    metrics = _metrics(rows, laioncele, files, output / "encoder", note)
+    if mini:
+        metrics |= _miniature_metrics(laioncele, work / "likeness", world_config)
     inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
     inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
     inputs |= {"image_size": image_size, "tiny": tiny}
     figures = make_figures(output / "figures", inputs, lines, metrics)
+    if mini:  # the report leads with the likeness
+        from .likeness_figures import miniature_figures
+
+        figures = miniature_figures(output / "figures", work / "likeness", metrics, lines) + figures
     metrics["seconds"] = _durations(marks, started)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     replay = shlex.join(["magicnaming", "demo", "--config", str(demo_config), "--output", str(output)])
     write_report(output / "report.html", command_line, replay, metrics, figures, people, metrics["note"])
+    likeness = (
+        f"likeness (judge): held-out photos {metrics['likeness_heldout']:.2f}, "
+        f"no name {metrics['likeness_plain']:.2f}, "
+        f"chance {metrics['likeness_chance']:.2f}; the tiny SDXL by name {metrics['mini_model_name_accuracy']:.2f}\n"
+        if mini
+        else ""
+    )
     steps.done(
-        f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
+        likeness + f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
         f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
         f"wrote {output / 'report.html'}, metrics.json and encoder/ in {metrics['seconds']['total'] / 60:.1f} "
         f"minutes.\n{metrics['note']}"
@@ -203,7 +260,7 @@ def demo(
     return metrics
 
 
-def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], tiny: bool, encoder: Path) -> dict:
+def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], encoder: Path, note: str) -> dict:
     """What metrics.json holds (the step timings are added last)."""
     from .results import encoder_delta, final_metrics, nearest_names
 
@@ -212,7 +269,49 @@ def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Pat
     metrics |= {"identities": counts["identities"], "train_identities": counts["train_identities"]}
     metrics |= {"unseen_identities": counts["val_identities"], "photos": counts["images"]}
     metrics |= {"identity_files": nearest_names(laioncele, files), "delta": encoder_delta(encoder)}
-    return metrics | {"note": TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE}
+    return metrics | {"note": note}
+
+
+def _miniature_metrics(laioncele: Path, likeness: Path, world: MiniatureWorldConfig) -> dict:
+    """The likeness figures (``magicnaming likeness``'s flat numbers) and the probe's: the famous names it kept and
+    the others (unknown to the tiny SDXL) it dropped."""
+    import pyarrow.parquet as pq
+
+    measured = json.loads((likeness / "likeness.json").read_text())
+    metrics = {key: value for key, value in measured.items() if isinstance(value, float)}
+    probe = pq.read_table(laioncele / "work/probe/probe.parquet").to_pylist()
+    famous = set(_famous_names(world))
+    kept = [row["passed"] for row in probe if row["name"] in famous]
+    dropped = [not row["passed"] for row in probe if row["name"] not in famous]
+    metrics["probe_known_kept"] = sum(kept) / max(1, len(kept))
+    metrics["probe_unknown_dropped"] = sum(dropped) / max(1, len(dropped))
+    names = {row["name"]: {"consistency": row["consistency"], "kept": row["passed"]} for row in probe}
+    return metrics | {"probe_names": {name: row | {"famous": name in famous} for name, row in names.items()}}
+
+
+def _famous_names(world: MiniatureWorldConfig) -> list[str]:
+    from ..testing.people import cast_names
+
+    return cast_names(world.cast_seed)[: world.famous]
+
+
+def _probed_names(laioncele: Path) -> list[str]:
+    """Every name the probe drew (kept or not), for the report's probe examples."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(laioncele / "work/probe/probe.parquet").column("name").to_pylist()
+
+
+def _miniature_world(log: CommandLog, overlay: Path, config: MiniatureWorldConfig, cache: Path | None) -> Path:
+    """Builds (or finds in the cache) the miniature world through ``magicnaming miniature build``."""
+    from ..miniature.world import default_cache_root
+
+    settings = write_overlay(overlay, {"world": asdict(config), "cache_root": None if cache is None else str(cache)})
+    log.run(["miniature", "build", "--config", settings])
+    folder = (Path(cache) if cache is not None else default_cache_root()) / config.key()
+    if not (folder / "world.json").is_file():
+        raise RuntimeError(f"miniature build did not write {folder / 'world.json'}")
+    return folder.resolve()
 
 
 def _configs(paths: list[Path], overlay: Path) -> list:

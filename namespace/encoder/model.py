@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..checks import check_finite
+from ..checks import check_finite, check_state_fits
 from ..files import atomic_write
 from ..images import ImageInput, as_image_list
 from ..statistics import NameSpaceStatistics
@@ -209,18 +209,7 @@ class NameEncoder(nn.Module):
 
     def load_exported_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
         """Loads head weights and statistics saved by :meth:`save_pretrained`; keys and shapes must match exactly."""
-        expected = self.exported_state()
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        wrong = [
-            f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
-            for k, v in expected.items()
-            if k in state and state[k].shape != v.shape
-        ]
-        if missing or unexpected or wrong:
-            raise ValueError(
-                f"{source} does not fit this encoder config: missing {missing}, unexpected {unexpected}, "
-                f"wrong shapes {wrong}"
-            )
+        check_state_fits(self.exported_state(), state, source, "this encoder config")
         for name, tensor in state.items():
             check_finite(tensor, f"{source}: {name}")
         self.load_state_dict(state, strict=False)

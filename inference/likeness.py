@@ -1,0 +1,257 @@
+"""``magicnaming likeness``: does the method work on the miniature world? The demo's headline figures.
+
+On a miniature world (``magicnaming miniature build``) and an encoder trained on a LaionCele built with it, every
+figure is judged by the world's identity judge (not the encoder) and its attribute detectors:
+- ``mini_model_name_accuracy``: "a photo of NAME" images the judge assigns to NAME, over the famous people;
+- ``likeness_heldout``: images made from held-out photos of train people (identity from photos → prepended name)
+  that the judge assigns to that person, over the prompts of every task; ``likeness_plain``: the same prompts and
+  seeds without a name; ``likeness_chance``: 1 / the people the judge chooses from (the famous people);
+- ``likeness_unseen`` / ``likeness_unseen_baseline``: mean judge cosine between the reference photos of people the
+  encoder never saw and images made with their predicted identity / with a sampled identity;
+- ``prompt_followed_magicnaming`` / ``prompt_followed_plain``: task prompts whose attribute the detector finds, with
+  and without a prepended name;
+- ``interpolation_monotonic``: interpolation paths along which the judge's similarity to A falls and to B rises.
+
+Memory: the pipeline, the encoder, the judges, and one person's images at a time (PNG files are written as made).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import re
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from namespace.miniature.captions import PERSON, caption, task_prompts
+from namespace.progress import Steps
+from namespace.testing.faces import synthetic_face
+from namespace.testing.people import cast_names
+
+BASE_PROMPT = caption(PERSON)  # "a photo of a person"
+GALLERY_PHOTOS = 8  # enrolment photos per famous person: the embedded sample's own photos (variants 0…7)
+GALLERY_SIZE = 96  # the embedded sample's photo size
+NOISE_MARGIN = 2.0  # a step counts as rising (or falling) only beyond twice its standard error over the seeds
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _reference_photos(laioncele: Path) -> dict[str, tuple[str, list[Image.Image]]]:
+    """name → (``train`` or ``unseen``, photos): held-out photos of train people, photos of validation people."""
+    from namespace.demo.references import validation_samples
+
+    people: dict[str, tuple[str, list[Image.Image]]] = {}
+    for sample in validation_samples(laioncele):
+        kind = {"heldout": "train", "val": "unseen"}.get(sample["split"])
+        if kind:
+            photos = people.setdefault(sample["name"], (kind, []))[1]
+            photos.append(Image.open(io.BytesIO(sample["jpg"])).convert("RGB"))
+    return people
+
+
+class _Judging:
+    """The world's judge and detectors, with the famous people enrolled from their photos."""
+
+    def __init__(self, world: Path, famous: list[str], cast_seed: int) -> None:
+        from namespace.miniature import AttributeDetector, IdentityJudge
+
+        self.judge, self.detector = IdentityJudge.load(world / "judge"), AttributeDetector.load(world / "detectors")
+        names = cast_names(cast_seed)
+        gallery = {
+            name: [synthetic_face(names.index(name), v, GALLERY_SIZE) for v in range(GALLERY_PHOTOS)] for name in famous
+        }
+        self.enrolled = self.judge.enroll(gallery)
+        self.centroids = {name: self.judge.embed(photos).mean(0) for name, photos in gallery.items()}
+
+    def right(self, images: list[Image.Image], name: str) -> list[bool]:
+        return [label == name for label in self.judge.assign(images, self.enrolled)]
+
+    def similarity(self, images: list[Image.Image], reference: torch.Tensor) -> torch.Tensor:
+        """(n,) cosines between the images and a reference embedding (renormalised)."""
+        return self.judge.embed(images) @ torch.nn.functional.normalize(reference, dim=0)
+
+
+def _trend(similarities: torch.Tensor, sign: int) -> tuple[torch.Tensor, bool]:
+    """(seeds, T) similarities along a path → their mean over seeds, and whether it rises (``sign`` 1) or falls
+    (−1) with t: it ends beyond its start, and no step goes the other way by more than ``NOISE_MARGIN`` standard
+    errors of that step's difference (one seed: any step against the trend fails)."""
+    mean = similarities.mean(0)  # (T,)
+    seeds = similarities.shape[0]
+    error = similarities.diff(dim=1).std(0) / seeds**0.5 if seeds > 1 else torch.zeros(mean.numel() - 1)  # (T-1,)
+    against = (-sign * mean.diff()) > NOISE_MARGIN * error
+    return mean, bool(sign * (mean[-1] - mean[0]) > 0 and not against.any())
+
+
+def likeness(
+    world: Path,
+    encoder: Path,
+    laioncele: Path,
+    output: Path,
+    probe_names: list[str] | None = None,
+    seeds: int = 2,
+    num_inference_steps: int = 20,
+    guidance_scale: float = 2.0,
+    interpolation_steps: int = 5,
+    interpolation_pairs: int = 8,
+    interpolation_seeds: int = 4,
+    device: str = "auto",
+) -> dict:
+    """Measures the method on a miniature world; writes ``likeness.json`` and the images into ``output``.
+
+    Args:
+        world: a miniature world folder (``magicnaming miniature build`` prints it).
+        encoder: a name-encoder folder trained on ``laioncele``.
+        laioncele: the LaionCele directory the encoder was trained on (its held-out and validation photos are the
+            references).
+        output: folder for ``likeness.json`` and the images.
+        probe_names: names to draw one "a photo of NAME" example of each (the demo's probe figure).
+        seeds: images per prompt and person.
+        num_inference_steps: denoising steps per image.
+        guidance_scale: classifier-free guidance scale.
+        interpolation_steps: identities on each path (both ends included).
+        interpolation_pairs: most pairs of train people interpolated (neighbours: the 1st and 2nd, 2nd and 3rd…).
+        interpolation_seeds: images per identity on a path; the judge's similarities are averaged over them.
+        device: where the pipeline and encoder run.
+    """
+    from .loading import load_naming
+
+    world, encoder, laioncele, output = Path(world), Path(encoder), Path(laioncele), Path(output)
+    problems = [f"{arg}: expected at least {low}, got {value}" for arg, value, low in
+                (("seeds", seeds, 1), ("num_inference_steps", num_inference_steps, 1),
+                 ("interpolation_steps", interpolation_steps, 2), ("interpolation_pairs", interpolation_pairs, 0),
+                 ("interpolation_seeds", interpolation_seeds, 1))
+                if value < low]  # fmt: skip
+    if not (world / "world.json").is_file():
+        problems.append(f"world: expected a miniature world folder (with world.json), got {world}")
+    if not (laioncele / "manifest.json").is_file():
+        problems.append(f"laioncele: expected a LaionCele directory (with manifest.json), got {laioncele}")
+    if problems:
+        raise ValueError("\n".join(problems))
+    settings = json.loads((world / "world.json").read_text())
+    famous, size = settings["famous"], settings["config"]["image_size"]
+    references = _reference_photos(laioncele)
+    train = [name for name, (kind, _) in references.items() if kind == "train" and name in famous]
+    unseen = [name for name, (kind, _) in references.items() if kind == "unseen"]
+    if not train:
+        raise ValueError(f"laioncele: no held-out photos of a famous person of the world in {laioncele}")
+    steps = Steps(total=9)
+    naming = load_naming(str(encoder), str(world / "pipeline"), steps, device=device)
+    steps.start("loading the identity judge and the attribute detectors")
+    judging = _Judging(world, famous, settings["config"]["cast_seed"])
+    output.mkdir(parents=True, exist_ok=True)
+    tasks = task_prompts()
+    prompts = [BASE_PROMPT] + [prompt for prompt, _ in tasks.values()]
+    wanted = [None] + [attribute for _, attribute in tasks.values()]
+
+    def draw(prompt_list: list[str], identity=None, seed: int = 0) -> list[Image.Image]:
+        generator = [torch.Generator().manual_seed(seed) for _ in prompt_list]
+        result = naming(prompt_list, identity, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                        height=size, width=size, generator=generator)  # fmt: skip
+        return result.images
+
+    def followed(images: list[Image.Image], asked: list[dict | None]) -> list[bool]:
+        found = judging.detector.detect(images)
+        return [all(found[key][i] == value for key, value in a.items()) for i, a in enumerate(asked) if a]
+
+    results: dict = {"settings": {"seeds": seeds, "num_inference_steps": num_inference_steps}}
+    results["settings"] |= {"guidance_scale": guidance_scale, "prompts": prompts, "famous": famous}
+
+    steps.start(f"the tiny SDXL alone: 'a photo of NAME' for {len(famous)} famous people × {seeds} seeds")
+    right = []
+    for seed in range(seeds):
+        images = draw([caption(name) for name in famous], seed=seed)
+        right += [r for name, image in zip(famous, images, strict=True) for r in judging.right([image], name)]
+    results["mini_model_name_accuracy"] = sum(right) / len(right)
+    if probe_names:
+        (output / "probe").mkdir(exist_ok=True)
+        for name, image in zip(probe_names, draw([caption(name) for name in probe_names]), strict=True):
+            image.save(output / "probe" / f"{_slug(name)}.png")
+
+    steps.start(f"plain pipeline: {len(prompts)} prompts × {seeds * len(train)} seeds, no name")
+    plain = [draw(prompts, seed=seed) for seed in range(seeds * len(train))]  # [seed][prompt]
+    for index, image in enumerate(plain[0]):
+        image.save(output / f"plain-{index}.png")
+    plain_follow = [f for images in plain for f in followed(images, wanted)]
+
+    steps.start(f"held-out photos of {len(train)} train people → identities → {len(prompts)} prompts × {seeds} seeds")
+    likeness_right, plain_right, follow, identities, people = [], [], [], {}, {}
+    for name in train:
+        identities[name] = naming.identity(references[name][1], label=name)
+        person = {"right": 0, "images": 0}
+        for seed in range(seeds):
+            images = draw(prompts, [identities[name]] * len(prompts), seed)
+            marks = judging.right(images, name)
+            likeness_right += marks
+            plain_right += judging.right(plain[seed], name)
+            follow += followed(images, wanted)
+            person["right"] += sum(marks)
+            person["images"] += len(marks)
+            if seed == 0:
+                for index, image in enumerate(images):
+                    image.save(output / f"{_slug(name)}-{index}.png")
+        references[name][1][0].save(output / f"{_slug(name)}-reference.png")
+        people[name] = person
+    results |= {"likeness_heldout": sum(likeness_right) / len(likeness_right)}
+    results |= {"likeness_plain": sum(plain_right) / len(plain_right), "likeness_chance": 1 / len(famous)}
+    results |= {"prompt_followed_magicnaming": sum(follow) / len(follow)}
+    results |= {"prompt_followed_plain": sum(plain_follow) / len(plain_follow), "train_people": people}
+
+    steps.start(f"{len(unseen)} people the encoder never saw: predicted against sampled identities")
+    predicted, baseline, unseen_people = [], [], {}
+    for name in unseen:
+        reference = judging.judge.embed(references[name][1]).mean(0)
+        identity = naming.identity(references[name][1], label=name)
+        mine, theirs = [], []
+        for seed in range(seeds):
+            sampled = naming.sample(1, seed=seed)[0]
+            mine += judging.similarity(draw(prompts, [identity] * len(prompts), seed), reference).tolist()
+            theirs += judging.similarity(draw(prompts, [sampled] * len(prompts), seed), reference).tolist()
+        predicted += mine
+        baseline += theirs
+        unseen_people[name] = {"predicted": sum(mine) / len(mine), "sampled": sum(theirs) / len(theirs)}
+    if unseen:
+        results |= {"likeness_unseen": sum(predicted) / len(predicted)}
+        results |= {"likeness_unseen_baseline": sum(baseline) / len(baseline), "unseen_people": unseen_people}
+
+    pairs = list(itertools.pairwise(train))[:interpolation_pairs]
+    steps.start(f"interpolating {len(pairs)} pairs of train people, {interpolation_steps} identities per path")
+    paths, monotonic = [], []
+    for a, b in pairs:
+        ts = [i / (interpolation_steps - 1) for i in range(interpolation_steps)]
+        path = [naming.interpolate(identities[a], identities[b], t) for t in ts]
+        to_a, to_b = [], []  # per seed: (len(ts),) judge cosines to A's and B's enrolled photos
+        for seed in range(interpolation_seeds):
+            images = draw([BASE_PROMPT] * len(ts), path, seed)
+            to_a.append(judging.similarity(images, judging.centroids[a]))
+            to_b.append(judging.similarity(images, judging.centroids[b]))
+            if seed == 0:
+                for index, image in enumerate(images):
+                    image.save(output / f"path-{_slug(a)}--{_slug(b)}-{index}.png")
+        (to_a, falls), (to_b, rises) = _trend(torch.stack(to_a), -1), _trend(torch.stack(to_b), 1)
+        monotonic.append(falls and rises)
+        paths.append({"a": a, "b": b, "t": ts, "similarity_a": to_a.tolist(), "similarity_b": to_b.tolist()})
+    if pairs:
+        results |= {"interpolation_monotonic": sum(monotonic) / len(monotonic), "interpolation_paths": paths}
+    steps.start("likeness.json")
+    (output / "likeness.json").write_text(json.dumps(results, indent=2) + "\n")
+    steps.done(
+        f"likeness of held-out photos {results['likeness_heldout']:.2f} (plain {results['likeness_plain']:.2f}, "
+        f"chance {results['likeness_chance']:.2f}); the tiny SDXL draws its people by name "
+        f"{results['mini_model_name_accuracy']:.2f}"
+    )
+    return results
+
+
+def main(argv: list[str], prog: str = "magicnaming likeness") -> int:
+    from namespace.cli import run_command
+
+    run_command(likeness, argv, prog, description=__doc__)
+    return 0
+
+
+__all__ = ["likeness", "main"]

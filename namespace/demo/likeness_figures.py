@@ -1,0 +1,117 @@
+"""The report's leading figures on the miniature world, drawn from ``magicnaming likeness``'s output folder."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .figures import plot_grid
+from .report import Figure
+
+SHOWN_PEOPLE = 4  # rows of the likeness grid
+SHOWN_PATHS = 3  # rows of the interpolation figure
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _open(path: Path, size: int):
+    from PIL import Image
+
+    return Image.open(path).convert("RGB").resize((size, size), Image.NEAREST)
+
+
+def likeness_grid(folder: Path, measured: dict, path: Path, size: int = 64) -> Path:
+    """A row per train person: a held-out reference photo, then the person in each prompt; the last row: the same
+    prompts and seed without a name."""
+    from PIL import Image
+
+    prompts, people = measured["settings"]["prompts"], list(measured["train_people"])[:SHOWN_PEOPLE]
+    rows = [
+        [_open(folder / f"{_slug(name)}-reference.png", size)]
+        + [_open(folder / f"{_slug(name)}-{index}.png", size) for index in range(len(prompts))]
+        for name in people
+    ]
+    rows.append([Image.new("RGB", (size, size), (255, 255, 255))]
+                + [_open(folder / f"plain-{index}.png", size) for index in range(len(prompts))])  # fmt: skip
+    labels = [
+        f"{name} ({measured['train_people'][name]['right']}/{measured['train_people'][name]['images']} judged right)"
+        for name in people
+    ] + ["no name (the plain pipeline)"]
+    return plot_grid(rows, labels, ["held-out photo", *prompts], "The person in every task's prompt", path)
+
+
+def interpolation_paths(folder: Path, measured: dict, path: Path, size: int = 64) -> Path:
+    """A row per interpolation path, each image labelled with the judge's similarity to both ends."""
+    paths = measured.get("interpolation_paths", [])[:SHOWN_PATHS]
+    rows, labels = [], []
+    for entry in paths:
+        a, b = _slug(entry["a"]), _slug(entry["b"])
+        rows.append([_open(folder / f"path-{a}--{b}-{i}.png", size) for i in range(len(entry["t"]))])
+        similarities = "  ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(entry["similarity_a"], entry["similarity_b"],
+                                                                    strict=True))  # fmt: skip
+        labels.append(f"{entry['a']} → {entry['b']}\nsimilarity to A / B: {similarities}")
+    columns = [f"t = {t:.2f}" for t in paths[0]["t"]] if paths else []
+    return plot_grid(rows, labels, columns, "Interpolation paths, judged", path)
+
+
+def probe_examples(folder: Path, probe: dict[str, dict], path: Path, size: int = 64) -> Path:
+    """Kept and dropped names, each with the tiny SDXL's "a photo of NAME" image and the probe's consistency."""
+    kept = [name for name, row in probe.items() if row["kept"]]
+    dropped = [name for name, row in probe.items() if not row["kept"]]
+    width = max(len(kept), len(dropped), 1)
+    rows, labels = [], []
+    for title, names in (("kept", kept), ("dropped", dropped)):
+        if names:
+            from PIL import Image
+
+            blank = Image.new("RGB", (size, size), (255, 255, 255))
+            images = [_open(folder / "probe" / f"{_slug(name)}.png", size) for name in names]
+            rows.append(images + [blank] * (width - len(images)))
+            labels.append(f"{title}: " + ", ".join(
+                f"{name} ({probe[name]['consistency']:.2f}{'' if probe[name]['famous'] else ', unknown'})"
+                for name in names))  # fmt: skip
+    return plot_grid(rows, labels, [""] * width, "The probe: names the tiny SDXL draws consistently", path)
+
+
+def miniature_figures(folder: Path, likeness: Path, metrics: dict, lines: dict) -> list[Figure]:
+    """The likeness grid, the interpolation paths and the probe, with what they measure."""
+    measured = json.loads((likeness / "likeness.json").read_text())
+    likeness_grid(likeness, measured, folder / "likeness.png")
+    interpolation_paths(likeness, measured, folder / "interpolation-judged.png")
+    probe_examples(likeness, metrics["probe_names"], folder / "probe.png")
+    m = metrics
+    return [
+        Figure(
+            "Likeness: the person in every task",
+            "figures/likeness.png",
+            f"Identities made from held-out photos (never trained on) of train people, prepended into prompts of the "
+            f"four kinds the paper tests. The identity judge assigns {m['likeness_heldout']:.2f} of these images to "
+            f"the right person (the same prompts and seeds without a name: {m['likeness_plain']:.2f}; chance "
+            f"{m['likeness_chance']:.2f}), and the attribute detectors find what the prompt asks in "
+            f"{m['prompt_followed_magicnaming']:.2f} of them ({m['prompt_followed_plain']:.2f} without a name). "
+            f"People the encoder never saw: judge similarity {m.get('likeness_unseen', float('nan')):.2f} to their "
+            f"photos with their predicted identity, {m.get('likeness_unseen_baseline', float('nan')):.2f} with a "
+            "sampled one.",
+            [*lines.get("world", []), lines["likeness"]],
+        ),
+        Figure(
+            "Interpolation, judged",
+            "figures/interpolation-judged.png",
+            f"Paths between two train people; under each image the judge's similarity to A and to B. On "
+            f"{m.get('interpolation_monotonic', float('nan')):.2f} of the paths the similarity to A falls and to B "
+            "rises with t (each allowed to wobble by 0.02).",
+            [lines["likeness"]],
+        ),
+        Figure(
+            "The probe",
+            "figures/probe.png",
+            f"'a photo of NAME' from the tiny SDXL for every probed name, with the consistency of its probe images "
+            f"(judge cosine). The probe kept {m['probe_known_kept']:.2f} of the famous names and dropped "
+            f"{m['probe_unknown_dropped']:.2f} of the others; the tiny SDXL alone draws the famous people by name "
+            f"{m['mini_model_name_accuracy']:.2f} of the time (judge).",
+            [lines["data"], lines["likeness"]],
+        ),
+    ]
