@@ -58,22 +58,16 @@ def interpolation_paths(folder: Path, measured: dict, path: Path, size: int = 64
 
 
 def probe_examples(folder: Path, probe: dict[str, dict], path: Path, size: int = 64) -> Path:
-    """Kept and dropped names, each with the tiny SDXL's "a photo of NAME" image and the probe's consistency."""
-    kept = [name for name, row in probe.items() if row["kept"]]
-    dropped = [name for name, row in probe.items() if not row["kept"]]
-    width = max(len(kept), len(dropped), 1)
-    rows, labels = [], []
-    for title, names in (("kept", kept), ("dropped", dropped)):
-        if names:
-            from PIL import Image
-
-            blank = Image.new("RGB", (size, size), (255, 255, 255))
-            images = [_open(folder / "probe" / f"{_slug(name)}.png", size) for name in names]
-            rows.append(images + [blank] * (width - len(images)))
-            labels.append(f"{title}: " + ", ".join(
-                f"{name} ({probe[name]['consistency']:.2f}{'' if probe[name]['famous'] else ', unknown'})"
-                for name in names))  # fmt: skip
-    return plot_grid(rows, labels, [""] * width, "The probe: names the tiny SDXL draws consistently", path)
+    """Every probed name's "a photo of NAME" image, by falling consistency, each labelled with its consistency and
+    whether the probe kept it (and whether the name is one the tiny SDXL does not know)."""
+    names = sorted(probe, key=lambda name: -probe[name]["consistency"])
+    row = [_open(folder / "probe" / f"{_slug(name)}.png", size) for name in names]
+    columns = [
+        f"{name} {probe[name]['consistency']:.2f} {'kept' if probe[name]['kept'] else 'dropped'}"
+        + ("" if probe[name]["famous"] else " (unknown)")
+        for name in names
+    ]
+    return plot_grid([row], ["a photo of NAME"], columns, "The probe: names the tiny SDXL draws consistently", path)
 
 
 def miniature_figures(folder: Path, likeness: Path, metrics: dict, lines: dict) -> list[Figure]:

@@ -168,7 +168,8 @@ def demo(
     if mini:  # the sample names the world's famous people; the probe judges with the world's identity judge
         sample = {"num_identities": world_config.famous, "seed": world_config.cast_seed}
         overlay["data"]["source"] = {"sample": sample}
-        overlay["data"]["probe"] = {"embedder": f"judge:{world / 'judge'}", "image_size": world_config.image_size}
+        probe = {"embedder": f"judge:{world / 'judge'}", "min_consistency": None}  # the judge's calibrated threshold
+        overlay["data"]["probe"] = probe | {"image_size": world_config.image_size}
     overlay = write_overlay(work / "configs/data.yaml", overlay)
     lines["data"] = log.run(["data", "build", *_configs(data_configs, overlay), "--output", laioncele])
 

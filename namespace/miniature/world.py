@@ -8,6 +8,9 @@ What it trains (the same diffusers classes and ``encode_prompt`` path as SDXL; o
   (``denoiser.py``), saved as a diffusers SDXL pipeline folder any code loads with ``from_pretrained``;
 - the identity judge and the attribute detectors (``judge.py``, ``detectors.py``), on people outside everything.
 
+The cache key is a hash of the settings and ``FORMAT_VERSION``: bump it when a change to the training code would
+make another world from the same settings.
+
 Memory: the photos as float tensors (famous × photos_per_person + generic_people images of 3 × S × S) and the
 models (a few MB). Results are cached by the settings: a folder per settings hash under the cache root.
 """
