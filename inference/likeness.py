@@ -20,12 +20,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import re
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from namespace.demo.references import slug, validation_samples
 from namespace.miniature.captions import PERSON, caption, task_prompts
 from namespace.progress import Steps
 from namespace.testing.faces import synthetic_face
@@ -37,14 +37,8 @@ GALLERY_SIZE = 96  # the embedded sample's photo size
 NOISE_MARGIN = 2.0  # a step counts as rising (or falling) only beyond twice its standard error over the seeds
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 def _reference_photos(laioncele: Path) -> dict[str, tuple[str, list[Image.Image]]]:
     """name → (``train`` or ``unseen``, photos): held-out photos of train people, photos of validation people."""
-    from namespace.demo.references import validation_samples
-
     people: dict[str, tuple[str, list[Image.Image]]] = {}
     for sample in validation_samples(laioncele):
         kind = {"heldout": "train", "val": "unseen"}.get(sample["split"])
@@ -66,7 +60,7 @@ class _Judging:
             name: [synthetic_face(names.index(name), v, GALLERY_SIZE) for v in range(GALLERY_PHOTOS)] for name in famous
         }
         self.enrolled = self.judge.enroll(gallery)
-        self.centroids = {name: self.judge.embed(photos).mean(0) for name, photos in gallery.items()}
+        self.centroids = dict(zip(self.enrolled.labels, self.enrolled.embeddings, strict=True))  # name → (dim,)
 
     def right(self, images: list[Image.Image], name: str) -> list[bool]:
         return [label == name for label in self.judge.assign(images, self.enrolled)]
@@ -170,7 +164,7 @@ def likeness(
     if probe_names:
         (output / "probe").mkdir(exist_ok=True)
         for name, image in zip(probe_names, draw([caption(name) for name in probe_names]), strict=True):
-            image.save(output / "probe" / f"{_slug(name)}.png")
+            image.save(output / "probe" / f"{slug(name)}.png")
 
     steps.start(f"plain pipeline: {len(prompts)} prompts × {seeds * len(train)} seeds, no name")
     plain = [draw(prompts, seed=seed) for seed in range(seeds * len(train))]  # [seed][prompt]
@@ -193,8 +187,8 @@ def likeness(
             person["images"] += len(marks)
             if seed == 0:
                 for index, image in enumerate(images):
-                    image.save(output / f"{_slug(name)}-{index}.png")
-        references[name][1][0].save(output / f"{_slug(name)}-reference.png")
+                    image.save(output / f"{slug(name)}-{index}.png")
+        references[name][1][0].save(output / f"{slug(name)}-reference.png")
         people[name] = person
     results |= {"likeness_heldout": sum(likeness_right) / len(likeness_right)}
     results |= {"likeness_plain": sum(plain_right) / len(plain_right), "likeness_chance": 1 / len(famous)}
@@ -231,7 +225,7 @@ def likeness(
             to_b.append(judging.similarity(images, judging.centroids[b]))
             if seed == 0:
                 for index, image in enumerate(images):
-                    image.save(output / f"path-{_slug(a)}--{_slug(b)}-{index}.png")
+                    image.save(output / f"path-{slug(a)}--{slug(b)}-{index}.png")
         (to_a, falls), (to_b, rises) = _trend(torch.stack(to_a), -1), _trend(torch.stack(to_b), 1)
         monotonic.append(falls and rises)
         paths.append({"a": a, "b": b, "t": ts, "similarity_a": to_a.tolist(), "similarity_b": to_b.tolist()})

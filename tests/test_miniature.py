@@ -44,8 +44,8 @@ def test_the_world_is_an_sdxl_pipeline_that_draws_its_famous_people_by_name(smal
     untrained = StableDiffusionXLPipeline.from_pretrained(small_world / "pipeline")
     untrained.set_progress_bar_config(disable=True)
     with torch.no_grad():
-        for parameter, generator in zip(untrained.unet.parameters(), range(10**6), strict=False):
-            parameter.copy_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(generator)) * 0.05)
+        for seed, parameter in enumerate(untrained.unet.parameters()):
+            parameter.copy_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(seed)) * 0.05)
     assert accuracy >= 0.5, accuracy
     assert _name_accuracy(untrained, judge, world["famous"]) <= 0.34
 

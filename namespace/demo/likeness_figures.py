@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from .figures import plot_grid
+from .references import slug
 from .report import Figure
 
 SHOWN_PEOPLE = 4  # rows of the likeness grid
 SHOWN_PATHS = 3  # rows of the interpolation figure
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _open(path: Path, size: int):
@@ -30,8 +26,8 @@ def likeness_grid(folder: Path, measured: dict, path: Path, size: int = 64) -> P
 
     prompts, people = measured["settings"]["prompts"], list(measured["train_people"])[:SHOWN_PEOPLE]
     rows = [
-        [_open(folder / f"{_slug(name)}-reference.png", size)]
-        + [_open(folder / f"{_slug(name)}-{index}.png", size) for index in range(len(prompts))]
+        [_open(folder / f"{slug(name)}-reference.png", size)]
+        + [_open(folder / f"{slug(name)}-{index}.png", size) for index in range(len(prompts))]
         for name in people
     ]
     rows.append([Image.new("RGB", (size, size), (255, 255, 255))]
@@ -48,7 +44,7 @@ def interpolation_paths(folder: Path, measured: dict, path: Path, size: int = 64
     paths = measured.get("interpolation_paths", [])[:SHOWN_PATHS]
     rows, labels = [], []
     for entry in paths:
-        a, b = _slug(entry["a"]), _slug(entry["b"])
+        a, b = slug(entry["a"]), slug(entry["b"])
         rows.append([_open(folder / f"path-{a}--{b}-{i}.png", size) for i in range(len(entry["t"]))])
         similarities = "  ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(entry["similarity_a"], entry["similarity_b"],
                                                                     strict=True))  # fmt: skip
@@ -61,7 +57,7 @@ def probe_examples(folder: Path, probe: dict[str, dict], path: Path, size: int =
     """Every probed name's "a photo of NAME" image, by falling consistency, each labelled with its consistency and
     whether the probe kept it (and whether the name is one the tiny SDXL does not know)."""
     names = sorted(probe, key=lambda name: -probe[name]["consistency"])
-    row = [_open(folder / "probe" / f"{_slug(name)}.png", size) for name in names]
+    row = [_open(folder / "probe" / f"{slug(name)}.png", size) for name in names]
     columns = [
         f"{name} {probe[name]['consistency']:.2f} {'kept' if probe[name]['kept'] else 'dropped'}"
         + ("" if probe[name]["famous"] else " (unknown)")

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def slug(name: str) -> str:
+    """A name as a file name: ``"Alma Quintrell"`` → ``"alma-quintrell"``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 @dataclass
 class Person:
     """A person of the sample with the reference photos written for them.
@@ -31,7 +36,7 @@ class Person:
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+        return slug(self.name)
 
 
 def validation_samples(laioncele: Path) -> list[dict]:

@@ -85,8 +85,9 @@ def train_denoiser(
     time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)  # original size, crop, target
     alphas = new_scheduler().alphas_cumprod  # (T,)
     texts = [pipe.text_encoder, pipe.text_encoder_2]
-    parameters = list(unet.parameters()) + [p for t in texts for p in t.parameters()] * train_text_encoders
-    for module in [unet] + texts * train_text_encoders:
+    trained = [unet, *texts] if train_text_encoders else [unet]
+    parameters = [parameter for module in trained for parameter in module.parameters()]
+    for module in trained:
         module.train()
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
     generator, losses = torch.Generator().manual_seed(seed), []

@@ -180,7 +180,8 @@ def build_miniature_world(folder: str | Path, config: MiniatureWorldConfig | Non
     components.update(unet=new_unet(config.seed), vae=vae, scheduler=new_scheduler())
     pipe = StableDiffusionXLPipeline(**components)
     distinct = sorted(set(captions))
-    rows = torch.tensor([distinct.index(text) for text in captions])
+    row_of = {text: row for row, text in enumerate(distinct)}
+    rows = torch.tensor([row_of[text] for text in captions])
     loss = train_denoiser(
         pipe, encode_images(vae, images), distinct, rows, config.denoiser_steps, config.train_text_encoders,
         seed=config.seed,
