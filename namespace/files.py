@@ -17,3 +17,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def cache_dir(name: str) -> Path:
+    """``$MAGICNAMING_CACHE/<name>``, else ``$XDG_CACHE_HOME/magicnaming/<name>`` (``~/.cache`` by default)."""
+    if os.environ.get("MAGICNAMING_CACHE"):
+        return Path(os.environ["MAGICNAMING_CACHE"]) / name
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "magicnaming" / name

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, cache_dir
 from ..testing.faces import synthetic_face
 from ..testing.people import CAST_SIZE, cast_names
 from .captions import PERSON, caption, random_attributes
@@ -110,9 +110,7 @@ class MiniatureWorldConfig:
 
 def default_cache_root() -> Path:
     """``$MAGICNAMING_CACHE/miniature``, else ``$XDG_CACHE_HOME/magicnaming/miniature`` (``~/.cache`` by default)."""
-    if os.environ.get("MAGICNAMING_CACHE"):
-        return Path(os.environ["MAGICNAMING_CACHE"]) / "miniature"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "magicnaming" / "miniature"
+    return cache_dir("miniature")
 
 
 def _say(line: str) -> None:
