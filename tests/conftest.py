@@ -86,3 +86,19 @@ def small_world(worlds):
     from namespace.miniature.world import MiniatureWorldConfig, miniature_world
 
     return miniature_world(MiniatureWorldConfig(**SMALL_WORLD), worlds)
+
+
+@pytest.fixture(scope="session")
+def real_faces():
+    """The real photos of the face_recognition 1.3.0 sdist (fetched once into the cache): (folder, {file: person})."""
+    from namespace.testing.real_faces import PHOTOS, real_face_photos
+
+    return real_face_photos(), dict(PHOTOS)
+
+
+@pytest.fixture(scope="session")
+def face_stack():
+    """The default (dlib) face embedder, loaded once per session."""
+    from namespace.faces import load_face_embedder
+
+    return load_face_embedder()
