@@ -33,8 +33,9 @@ class InsightFaceEmbedder(FaceEmbedder):
                 "files there). Its models are for non-commercial research only and are not downloaded here: place "
                 "them yourself, or use backend: dlib"
             )
-        app_module = require("insightface.app", "the insightface face backend")
-        self._face_align = require("insightface.utils.face_align", "the insightface face backend")
+        install = "pip install insightface onnxruntime (or onnxruntime-gpu)"
+        app_module = require("insightface.app", "the insightface face backend", install)
+        self._face_align = require("insightface.utils.face_align", "the insightface face backend", install)
         self._app = app_module.FaceAnalysis(
             name=config.model_name,
             root=str(pack.parent.parent),

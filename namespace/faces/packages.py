@@ -17,12 +17,13 @@ class FaceStackMissing(ImportError):
     """The face stack (or a backend's package) is not installed."""
 
 
-def require(module: str, purpose: str) -> ModuleType:
-    """Imports ``module`` or raises FaceStackMissing naming what to install for ``purpose``."""
+def require(module: str, purpose: str, install: str | None = None) -> ModuleType:
+    """Imports ``module`` or raises FaceStackMissing naming what to install for ``purpose`` (``install``: the pip
+    command for a module outside the faces extra)."""
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        advice = f"{EXTRA} (installs {', '.join(PACKAGES.values())})" if module in PACKAGES else f"pip install {module}"
+        advice = f"{EXTRA} (installs {', '.join(PACKAGES.values())})" if module in PACKAGES else install
         message = f"{purpose} needs the Python package {module!r}, which is not installed: {advice}"
         raise FaceStackMissing(message) from error
 
