@@ -87,13 +87,16 @@ def test_align_turns_a_tilted_face_upright(real_faces, face_stack):
     assert abs(upright[0, 1] - upright[2, 1]) < 8
 
 
-def test_no_face_gives_a_nan_row_with_its_reason(real_faces, face_stack):
+def test_no_face_gives_a_nan_row_with_its_reason_or_an_error_when_asked(real_faces, face_stack, tmp_path):
     folder, _ = real_faces
     blank = Image.new("RGB", (300, 300), (120, 130, 140))
     analysis = face_stack.analyse([folder / "obama.jpg", blank])
     assert not np.isnan(analysis.embeddings[0]).any() and np.isnan(analysis.embeddings[1]).all()
     assert analysis.reasons[0] is None and analysis.reasons[1].startswith("no face found (dlib hog detector")
     assert analysis.faces[1] == [] and analysis.sizes[1] == (300, 300)
+    blank.save(tmp_path / "wall.png")
+    with pytest.raises(ValueError, match=r"images\[1\] \('.*wall.png'\): no face found \(dlib hog detector"):
+        face_stack.embed([folder / "obama.jpg", tmp_path / "wall.png"], missing="raise")
 
 
 def test_batches_tensors_paths_and_images_give_the_same_rows(real_faces, face_stack):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -81,12 +83,19 @@ class FaceEmbedder(ABC):
         return Image.fromarray(self._align(_pixels(as_image_list(image, "image")[0]), face, size))
 
     def analyse(
-        self, images: ImageInput | Sequence[ImageInput], batch_size: int = 32, argument: str = "images"
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        batch_size: int = 32,
+        argument: str = "images",
+        missing: Literal["nan", "raise"] = "nan",
     ) -> FaceAnalysis:
         """Detects and embeds the largest face of every image; see ``FaceAnalysis``. A progress bar runs on long
-        lists; an unreadable file raises, naming it (``images[7]: ...``)."""
+        lists; an unreadable file raises, naming it (``images[7]: ...``). ``missing="raise"``: an image without a
+        face raises ValueError naming it, instead of a NaN row."""
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
+        if missing not in ("nan", "raise"):
+            raise ValueError(f"missing: expected 'nan' or 'raise', got {missing!r}")
         listed = _listed(images)
         rows, faces, sizes, reasons = [], [], [], []
         batches = range(0, len(listed), batch_size)
@@ -94,6 +103,11 @@ class FaceEmbedder(ABC):
             batch = listed[start : start + batch_size]
             decoded = [_pixels(as_image_list(item, f"{argument}[{start + k}]")[0]) for k, item in enumerate(batch)]
             found = [self._faces(pixels) for pixels in decoded]
+            for k, image_faces in enumerate(found):
+                if not image_faces and missing == "raise":
+                    item = batch[k]
+                    what = f" ({str(item)!r})" if isinstance(item, (str, Path)) else ""
+                    raise ValueError(f"{argument}[{start + k}]{what}: no face found ({self.description})")
             with_face = [k for k, image_faces in enumerate(found) if image_faces]
             vectors = np.full((len(decoded), self.dim), np.nan, dtype=np.float32)
             if with_face:
@@ -106,10 +120,15 @@ class FaceEmbedder(ABC):
         embeddings = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
         return FaceAnalysis(embeddings, faces, sizes, reasons)
 
-    def embed(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 32) -> np.ndarray:
+    def embed(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        batch_size: int = 32,
+        missing: Literal["nan", "raise"] = "nan",
+    ) -> np.ndarray:
         """(n, d) float32 unit rows, one per image (its largest face); a NaN row where no face is found (``analyse``
-        says why)."""
-        return self.analyse(images, batch_size).embeddings
+        says why), or a ValueError naming the image with ``missing="raise"``."""
+        return self.analyse(images, batch_size, missing=missing).embeddings
 
     def _faces(self, pixels: np.ndarray) -> list[Face]:
         return sorted(self._detect(pixels), key=lambda face: face.area, reverse=True)
