@@ -10,6 +10,8 @@ import importlib
 import os
 import sys
 
+from .faces.packages import FaceStackMissing  # light: imports nothing of the face stack
+
 # name → ("module:function" taking (argv, prog), one-line help); tests/test_cli.py imports every one
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("namespace.demo:main", "run the end-to-end demo on the miniature world (offline)"),
@@ -22,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "namespace.inference.likeness:main",
         "measure likeness, prompt following and interpolation on a miniature world",
     ),
+    "faces": ("namespace.faces.commands:main", "find, compare and calibrate real faces (the face stack)"),
     "data": ("namespace.data_pipeline.commands:main", "build the LaionCele data set from caption parquet"),
     "train": ("namespace.train.commands:main", "train the name encoder with Lightning (fit, validate, export)"),
     "generate": ("namespace.inference.commands:main_generate", "draw one identity in prompts with any SDXL pipeline"),
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, function = COMMANDS[command][0].split(":")
     try:
         return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
-    except (ValueError, TypeError, RuntimeError, OSError) as error:  # bad input: say what, not where
+    except (ValueError, TypeError, RuntimeError, OSError, FaceStackMissing) as error:  # bad input: say what, not where
         if os.environ.get("MAGICNAMING_DEBUG"):
             raise
         print(f"magicnaming {command}: error: {error}\n(set MAGICNAMING_DEBUG=1 for the traceback)", file=sys.stderr)

@@ -175,3 +175,36 @@ def _importable(module):
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_the_faces_command_checks_compares_and_calibrates(real_faces, tmp_path, capsys):
+    import shutil
+
+    from namespace.cli import main
+
+    folder, people = real_faces
+    Image.new("RGB", (240, 240), (90, 90, 90)).save(tmp_path / "wall.png")
+    assert main(["faces", "check", "--images", f"[{folder / 'obama_partial_face.jpg'},{tmp_path / 'wall.png'}]"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "faces=1" in lines[0] and "visible_fraction=0.77" in lines[0]
+    assert "faces=0" in lines[1] and "no face found" in lines[1]
+    main(["faces", "compare", "--images", f"[{folder / 'obama.jpg'},{folder / 'obama3.jpg'},{folder / 'biden.jpg'}]"])
+    out = capsys.readouterr().out
+    assert "same person at cosine >= 0.890" in out
+    assert "same person       obama.jpg  obama3.jpg" in out and "different people  obama.jpg  biden.jpg" in out
+    for name, person in people.items():
+        (tmp_path / "people" / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / name, tmp_path / "people" / person / name)
+    main(["faces", "calibrate", "--photos", str(tmp_path / "people")])
+    assert capsys.readouterr().out.startswith("threshold 0.889  (same person >= 0.950 over 15 pairs")
+    assert main(["faces", "compare", "--images", str(folder / "obama.jpg")]) == 1
+    assert "--images: expected at least two photos to compare, got 1" in capsys.readouterr().err
+
+
+def test_the_faces_command_names_the_extra_when_the_stack_is_missing(real_faces, monkeypatch, capsys):
+    from namespace.cli import main
+
+    folder, _ = real_faces
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    assert main(["faces", "check", "--images", str(folder / "obama.jpg")]) == 1
+    assert 'pip install "magicnaming[faces]"' in capsys.readouterr().err
