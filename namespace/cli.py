@@ -10,8 +10,6 @@ import importlib
 import os
 import sys
 
-from .faces.packages import FaceStackMissing  # light: imports nothing of the face stack
-
 # name → ("module:function" taking (argv, prog), one-line help); tests/test_cli.py imports every one
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("namespace.demo:main", "run the end-to-end demo on the miniature world (offline)"),
@@ -74,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, function = COMMANDS[command][0].split(":")
     try:
         return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
-    except (ValueError, TypeError, RuntimeError, OSError, FaceStackMissing) as error:  # bad input: say what, not where
+    except (ValueError, TypeError, RuntimeError, OSError) as error:  # bad input: say what, not where
         if os.environ.get("MAGICNAMING_DEBUG"):
             raise
         print(f"magicnaming {command}: error: {error}\n(set MAGICNAMING_DEBUG=1 for the traceback)", file=sys.stderr)

@@ -13,8 +13,9 @@ PACKAGES = {
 }
 
 
-class FaceStackMissing(ImportError):
-    """The face stack (or a backend's package) is not installed."""
+class FaceStackMissing(ImportError, RuntimeError):
+    """The face stack (or a backend's package) is not installed. Also a RuntimeError, so the ``magicnaming`` command
+    reports it as an error message (naming the extra to install) instead of a traceback."""
 
 
 def require(module: str, purpose: str, install: str | None = None) -> ModuleType:
