@@ -4,6 +4,11 @@ Output (the feature cache): ``keys.parquet`` (key, url, identity_id, caption, sh
 tower, fp16, row-aligned with the keys. Cleaning reuses it, and the trainer's fast path trains from it. Work is
 sharded across processes (one per GPU when several are given): process r takes shards r, r + P, ...; the parts are
 merged in shard order, so the result does not depend on the number of processes.
+
+Each photo is cropped to its face first when ``reference_crop`` says so (the encoder's crop, see
+``namespace.encoder.reference_crop``); the stage's summary and the manifest record it, and the cached-feature trainer
+checks it against the encoder's. Memory per process: one batch of decoded photos (and their crops) and the features
+so far (fp16, E_i values per photo and tower).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import pyarrow.parquet as pq
 import torch
 
 from namespace.encoder import NameEncoderConfig, TowerConfig
+from namespace.encoder.reference_crop import check_crop_mode, check_face_stack, crop_references
+from namespace.faces import CropMode
 from namespace.progress import progress
 
 from .shards import read_samples
@@ -41,14 +48,18 @@ class FeatureConfig:
         towers: the image towers (the name encoder's; ``configs/encoder/*.yaml`` hold both recipes).
         batch_size: images per forward pass.
         devices: one process per device (``["cuda:0", "cuda:1"]``); ``["cpu"]`` runs in this process.
+        reference_crop: crop each photo to its face before the towers: none (the paper's whole portraits, the
+            default), loose or aligned. It must be the ``reference_crop`` of the encoder trained on the cache.
     """
 
     towers: list[TowerConfig] = field(default_factory=lambda: NameEncoderConfig().towers)
     batch_size: int = 64
     devices: list[str] = field(default_factory=lambda: ["cpu"])
+    reference_crop: CropMode = "none"
 
     def __post_init__(self) -> None:
         self.towers = [TowerConfig(**t) if isinstance(t, dict) else t for t in self.towers]
+        check_crop_mode(self.reference_crop, "features.reference_crop")
 
 
 def _extract(shards: list[str], config: FeatureConfig, device: str, output: Path, part: int) -> None:
@@ -60,8 +71,9 @@ def _extract(shards: list[str], config: FeatureConfig, device: str, output: Path
     batch: list = []
 
     def flush() -> None:
+        images = crop_references([sample["jpg"] for sample in batch], config.reference_crop, "features.reference_crop")
         for index, tower in enumerate(towers):
-            pixels = tower.pixels([sample["jpg"] for sample in batch]).to(device)
+            pixels = tower.pixels(images).to(device)
             features[index].append(tower(pixels).cpu().half().numpy())
         batch.clear()
 
@@ -92,6 +104,7 @@ def extract_features(shards: list[str], output: Path, config: FeatureConfig) -> 
     output = Path(output)
     if not shards:
         raise ValueError("shards: no downloaded shard to embed")
+    check_face_stack(config.reference_crop, "features.reference_crop")  # before any tower loads
     world = len(config.devices)
     if world == 1:
         _extract(shards, config, config.devices[0], output, 0)
@@ -112,7 +125,8 @@ def extract_features(shards: list[str], output: Path, config: FeatureConfig) -> 
         for index in range(len(config.towers)):
             os.remove(output / f"tower_{index}.part{r}.npy")
     towers = [f"{t.model}/{t.pretrained or 'random'}" for t in config.towers]
-    return {"images": keys.num_rows, "towers": towers, "dims": [t.embed_dim for t in config.towers]}
+    dims = [t.embed_dim for t in config.towers]
+    return {"images": keys.num_rows, "towers": towers, "dims": dims, "reference_crop": config.reference_crop}
 
 
 def load_features(folder: Path) -> tuple[pa.Table, list[np.ndarray]]:

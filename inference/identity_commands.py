@@ -6,30 +6,47 @@ from pathlib import Path
 
 from namespace import Identity
 from namespace.cli import run_command
+from namespace.encoder.reference_crop import check_crop_mode, check_face_stack
+from namespace.faces import CropMode
 from namespace.images import as_image_list
 from namespace.progress import Steps
 
 from .inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, path_list
 from .loading import load_encoder, load_naming
+from .plugin import reference_identity
 
 
 def encode(
-    encoder: str, images: list[Path] | Path, output: Path, label: str | None = None, device: str = "auto"
+    encoder: str,
+    images: list[Path] | Path,
+    output: Path,
+    label: str | None = None,
+    crop: CropMode | None = None,
+    check_faces: bool = True,
+    device: str = "auto",
 ) -> Path:
-    """Encodes reference images of one person into an identity file (their names are averaged).
+    """Encodes reference images of one person into an identity file (their names are averaged). With the face
+    stack installed, a reference with no face or several faces is warned about.
 
     Args:
         encoder: name-encoder folder or Hub id.
         images: reference images: one image, a folder of images, or a list.
         output: the identity file to write (.safetensors).
         label: the identity's label (default: the output file's name).
+        crop: crop each reference to its face first: none, loose or aligned (default: the encoder's
+            reference_crop, what it was trained with).
+        check_faces: warn about references with no face or several (false: no check, e.g. for synthetic people).
         device: auto, cpu, cuda, ...
     """
     with InputCheck() as check:
-        check(encoder_config, encoder)
+        config = check(encoder_config, encoder)
         pictures = check(as_image_list, images, "--images")
+        if crop is not None:
+            check(check_crop_mode, crop, "--crop")
         check(dtype_and_device, "auto", device)
-    identity = Identity.from_images(load_encoder(encoder, device), pictures, label=label or Path(output).stem)
+    check_face_stack(crop or config.reference_crop, "--crop")  # before the encoder loads
+    model = load_encoder(encoder, device)
+    identity = reference_identity(model, pictures, label or Path(output).stem, crop, "--images", check_faces)
     identity.encoder = encoder
     return _saved(identity, output)
 

@@ -175,7 +175,7 @@ def likeness(
     steps.start(f"held-out photos of {len(train)} train people → identities → {len(prompts)} prompts × {seeds} seeds")
     likeness_right, plain_right, follow, identities, people = [], [], [], {}, {}
     for name in train:
-        identities[name] = naming.identity(references[name][1], label=name)
+        identities[name] = naming.identity(references[name][1], label=name, check_faces=False)
         person = {"right": 0, "images": 0}
         for seed in range(seeds):
             images = draw(prompts, [identities[name]] * len(prompts), seed)
@@ -199,7 +199,7 @@ def likeness(
     predicted, baseline, unseen_people = [], [], {}
     for name in unseen:
         reference = judging.judge.embed(references[name][1]).mean(0)
-        identity = naming.identity(references[name][1], label=name)
+        identity = naming.identity(references[name][1], label=name, check_faces=False)
         mine, theirs = [], []
         for seed in range(seeds):
             sampled = naming.sample(1, seed=seed)[0]

@@ -16,7 +16,9 @@ import torch
 
 import namespace as ns
 from namespace import Identity, NameEncoder
-from namespace.images import ImageInput
+from namespace.encoder.reference_crop import check_crop_mode, checked_references
+from namespace.faces import CropMode
+from namespace.images import ImageInput, as_image_list
 
 from . import placeholders
 from .step_window import StepWindowCallback, check_window, in_window
@@ -68,9 +70,24 @@ class MagicNaming:
 
     # -- identities --------------------------------------------------------------------------------------------------
 
-    def identity(self, images: ImageInput | Sequence[ImageInput], label: str = "identity") -> Identity:
-        """An identity from one or several reference images (their names are averaged)."""
-        return Identity.from_images(self.encoder, images, label=label)
+    def identity(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        label: str = "identity",
+        crop: CropMode | None = None,
+        check_faces: bool = True,
+    ) -> Identity:
+        """An identity from one or several reference images (their names are averaged); see ``reference_identity``.
+
+        Args:
+            images: reference photos of one person (PIL images, files, a folder, tensors).
+            label: the identity's label.
+            crop: crop each reference to its face first: none, loose or aligned (None: the encoder's
+                ``reference_crop``, what it was trained with; another crop is allowed, with a warning).
+            check_faces: with the face stack installed, warn about a reference with no face or several (False:
+                no check, e.g. for drawings or synthetic people a face detector does not know).
+        """
+        return reference_identity(self.encoder, images, label, crop, check_faces=check_faces)
 
     def load(self, path: str, label: str | None = None) -> Identity:
         """An identity from an identity file made for this encoder's (N, D)."""
@@ -291,3 +308,35 @@ class MagicNaming:
             pipeline_kwargs["callback_on_step_end"] = callback_on_step_end
             pipeline_kwargs["callback_on_step_end_tensor_inputs"] = tensor_inputs or ["latents"]
         return self.pipe(**named, num_images_per_prompt=num_images_per_prompt, **pipeline_kwargs)
+
+
+def reference_identity(
+    encoder: NameEncoder,
+    images: ImageInput | Sequence[ImageInput],
+    label: str = "identity",
+    crop: CropMode | None = None,
+    argument: str = "images",
+    check_faces: bool = True,
+) -> Identity:
+    """An identity from reference photos: each checked for faces (with the face stack installed, a UserWarning names
+    a reference with no face or several of comparable size) and cropped by ``crop``, with one detection per photo.
+
+    Used by ``MagicNaming.identity`` and ``magicnaming identity encode``; ``argument`` names the images in warnings.
+    """
+    trained = encoder.config.reference_crop
+    mode = trained if crop is None else crop
+    check_crop_mode(mode, "crop")
+    if mode != trained:
+        warnings.warn(
+            f"crop={mode!r}: this encoder was trained on references cropped {trained!r}; other crops give it "
+            "inputs it has not seen (crop=None uses its own)",
+            UserWarning,
+            stacklevel=3,
+        )
+    references = as_image_list(images, argument)
+    if check_faces or mode != "none":
+        references = checked_references(references, mode, argument, warn=check_faces)
+    identity = Identity.from_images(encoder, references, label=label, reference_crop="none")  # cropped just now
+    if mode != "none":
+        identity.metadata["reference_crop"] = mode
+    return identity

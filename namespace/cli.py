@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 2
     module_name, function = COMMANDS[command][0].split(":")
+    _plain_warnings(f"magicnaming {command}")
     try:
         return getattr(importlib.import_module(module_name), function)(rest, prog=f"magicnaming {command}") or 0
     except (ValueError, TypeError, RuntimeError, OSError) as error:  # bad input: say what, not where
@@ -81,3 +82,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _plain_warnings(prog: str) -> None:
+    """Our warnings (plain ``UserWarning``: a reference without a face, a prompt cut short) as one line each,
+    ``magicnaming generate: warning: ...``, instead of Python's file-and-line form; other categories unchanged."""
+    import warnings
+
+    original = getattr(warnings.formatwarning, "python_format", warnings.formatwarning)  # main() may run again
+
+    def one_line(message, category, filename, lineno, line=None):
+        if category is UserWarning:
+            return f"{prog}: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    one_line.python_format = original
+    warnings.formatwarning = one_line

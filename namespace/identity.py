@@ -68,9 +68,11 @@ class Identity:
         images: ImageInput | Sequence[ImageInput],
         label: str = "identity",
         encoder_id: str = "",
+        reference_crop: str | None = None,
     ) -> Identity:
-        """Encodes one or several reference images of one person and averages their names."""
-        names = encoder.encode(images)  # (K, N, D)
+        """Encodes one or several reference images of one person and averages their names; ``reference_crop``
+        overrides the encoder's face crop (``NameEncoder.encode``)."""
+        names = encoder.encode(images, reference_crop=reference_crop)  # (K, N, D)
         metadata = {"num_references": str(names.shape[0])}
         return cls(names.mean(0).cpu(), label=label, source="images", encoder=encoder_id, metadata=metadata)
 

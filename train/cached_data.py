@@ -84,11 +84,13 @@ class CachedFeatureDataModule(ResumableDataModule):
         self.data: LaionCele | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
 
-    def load(self, num_tokens: int, width: int, feature_dim: int) -> LaionCele:
-        """Reads and checks the directory against the encoder (called by the module before training)."""
+    def load(self, num_tokens: int, width: int, feature_dim: int, reference_crop: str = "none") -> LaionCele:
+        """Reads and checks the directory against the encoder (called by the module before training): (N, D), the
+        features' width and the face crop they were made with."""
         if self.data is None:
-            self.data = read_laioncele(self.data_dir, num_tokens, width)
-            cache = read_feature_cache(self.data, feature_dim)
+            data = read_laioncele(self.data_dir, num_tokens, width)
+            cache = read_feature_cache(data, feature_dim, reference_crop)
+            self.data = data
             for split in ("train", "heldout", "val"):
                 rows = [i for i, s in enumerate(cache.splits) if s == split]
                 index = torch.tensor(rows, dtype=torch.long)

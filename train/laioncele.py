@@ -27,6 +27,7 @@ class LaionCele:
         identity_rows: identity_id → row of ``names``.
         identity_split: identity_id → "train" or "val".
         statistics: mean, mean norm and PCA of the train identities' names.
+        reference_crop: how the feature cache's photos were cropped to the face (none, loose or aligned).
     """
 
     folder: Path
@@ -34,6 +35,7 @@ class LaionCele:
     identity_rows: dict[int, int]
     identity_split: dict[int, str]
     statistics: NameSpaceStatistics
+    reference_crop: str = "none"
 
     @property
     def num_tokens(self) -> int:
@@ -84,7 +86,16 @@ def read_laioncele(folder: str | Path, num_tokens: int | None = None, width: int
         identity_rows={row["identity_id"]: row["row"] for row in identities},
         identity_split={row["identity_id"]: row["split"] for row in identities},
         statistics=statistics,
+        reference_crop=cached_reference_crop(manifest),
     )
+
+
+def cached_reference_crop(manifest: dict) -> str:
+    """The face crop the feature cache was made with: what the features stage reports, else its config (builds from
+    before the crop existed: none)."""
+    stage = manifest.get("stages", {}).get("features", {})
+    configured = manifest.get("config", {}).get("features", {}).get("reference_crop", "none")
+    return stage.get("reference_crop", configured)
 
 
 @dataclass
@@ -97,9 +108,15 @@ class FeatureCache:
     keys: list[str]
 
 
-def read_feature_cache(data: LaionCele, feature_dim: int) -> FeatureCache:
-    """Reads ``features/``; checks row alignment and the encoder's input width."""
+def read_feature_cache(data: LaionCele, feature_dim: int, reference_crop: str = "none") -> FeatureCache:
+    """Reads ``features/``; checks the encoder's face crop, row alignment and the encoder's input width."""
     folder = data.folder / "features"
+    if data.reference_crop != reference_crop:
+        raise ValueError(
+            f"data_dir: the feature cache of {data.folder} was made with features.reference_crop="
+            f"{data.reference_crop!r}, but the encoder config says reference_crop={reference_crop!r}: set the "
+            "encoder's reference_crop to match, rebuild the features with the encoder's crop, or stream images"
+        )
     if not (folder / "keys.parquet").is_file():
         raise FileNotFoundError(f"data_dir: {data.folder} has no features/keys.parquet (build it with features on)")
     keys = pq.read_table(folder / "keys.parquet")

@@ -71,7 +71,7 @@ class NameEncoderModule(L.LightningModule):
         the frozen towers when the datamodule streams images instead of cached features."""
         config = self.encoder.config
         datamodule = self.trainer.datamodule
-        data = datamodule.load(config.num_tokens, config.width, config.feature_dim)
+        data = datamodule.load(config.num_tokens, config.width, config.feature_dim, config.reference_crop)
         self.names = data.names.to(self.device)  # Lightning has set self.device to the strategy's device by now
         self.encoder.set_statistics(data.statistics)
         if getattr(datamodule, "provides", "features") == "images":

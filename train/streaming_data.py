@@ -6,7 +6,9 @@ their photo counts (``epoch_plan.deal_shards``), so each photo is read by exactl
 shards a slot reads is fixed for the run (every epoch then has the same number of batches per rank) and their order
 and the order of photos in the slot's shuffle buffer change every epoch. Ranks with fewer photos get padding batches
 at the end of an epoch, so no rank waits forever in DDP. Corrupt photos (undecodable image, broken metadata, unknown
-identity, truncated shard) are skipped and counted in ``train/skipped_samples``.
+identity, truncated shard) are skipped and counted in ``train/skipped_samples``. Each photo is cropped to its face
+before augmentation when the encoder's ``reference_crop`` says so, exactly as the feature cache and inference crop it
+(``decode_photo``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import pyarrow.parquet as pq
 import torch
 import webdataset as wds
 from PIL import Image
+
+from namespace.encoder.reference_crop import check_crop_mode, check_face_stack, crop_references
+from namespace.faces import CropMode
 
 from .augment import augment, centre
 from .epoch_plan import EpochPlan, deal_shards, epoch_random, plan_epoch
@@ -54,6 +59,13 @@ def count_shard_photos(data: LaionCele, shards: list[str]) -> dict[str, Counter]
     return counts
 
 
+def decode_photo(data: bytes, reference_crop: CropMode) -> Image.Image:
+    """A photo's bytes → the RGB image augmentation starts from: cropped to its face as the encoder's
+    ``reference_crop`` says (the crop of the feature cache and of inference)."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    return crop_references([image], reference_crop, "encoder.reference_crop")[0]
+
+
 class ShardImageStream(SlotStream):
     """The photos of one split, read from webdataset shards: (3, S, S) uint8 images, name rows and keys.
 
@@ -66,6 +78,7 @@ class ShardImageStream(SlotStream):
         shuffle_buffer: photos held in each slot's shuffle buffer.
         crop_scale: the random crop covers this fraction of the photo's area.
         layout: batch size, seed, rank and workers (``SlotLayout``).
+        reference_crop: the encoder's face crop, applied to each photo before augmentation.
     """
 
     def __init__(
@@ -79,11 +92,12 @@ class ShardImageStream(SlotStream):
         shuffle_buffer: int,
         crop_scale: tuple[float, float],
         layout: SlotLayout,
+        reference_crop: CropMode = "none",
     ) -> None:
         super().__init__(layout)
         self.shards, self.counts, self.split, self.identity_rows = shards, counts, split, identity_rows
         self.train, self.image_size, self.shuffle_buffer = train, image_size, shuffle_buffer
-        self.crop_scale = crop_scale
+        self.crop_scale, self.reference_crop = crop_scale, reference_crop
         # fixed for the run, so every epoch has the same number of batches per rank
         self.dealt = deal_shards(counts, self.ranks * self.workers, self.seed, epoch=0, shuffle=train)
 
@@ -101,7 +115,7 @@ class ShardImageStream(SlotStream):
                 return OTHER_SPLIT
             name_row = self.identity_rows[int(metadata["identity_id"])]
             data = next(raw[extension] for extension in IMAGE_EXTENSIONS if extension in raw)
-            image = Image.open(io.BytesIO(data)).convert("RGB")
+            image = decode_photo(data, self.reference_crop)
             pixels = (
                 augment(image, self.image_size, self.seed, epoch, key, scale=self.crop_scale)
                 if self.train
@@ -182,9 +196,14 @@ class StreamingImageDataModule(ResumableDataModule):
         self.data: LaionCele | None = None
         self.shards: dict[str, list[str]] = {}
         self.counts: dict[str, Counter] = {}
+        self.reference_crop: CropMode = "none"
 
-    def load(self, num_tokens: int, width: int, feature_dim: int) -> LaionCele:
-        """Reads and checks the directory against the encoder and checks that every listed shard exists."""
+    def load(self, num_tokens: int, width: int, feature_dim: int, reference_crop: CropMode = "none") -> LaionCele:
+        """Reads and checks the directory against the encoder and checks that every listed shard exists; photos
+        will be cropped to the face as the encoder's ``reference_crop`` says."""
+        check_crop_mode(reference_crop, "encoder.reference_crop")
+        check_face_stack(reference_crop, "encoder.reference_crop")
+        self.reference_crop = reference_crop
         if self.data is None:
             data = read_laioncele(self.data_dir, num_tokens, width)
             manifest = json.loads((data.folder / "manifest.json").read_text())
@@ -214,6 +233,7 @@ class StreamingImageDataModule(ResumableDataModule):
             self.shuffle_buffer,
             tuple(self.crop_scale),
             self.slot_layout(self.batch_size, self.num_workers, self.seed),
+            self.reference_crop,
         )
         return self.planned_loader(stream, self.num_workers, self.seed, train)
 

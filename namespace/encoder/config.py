@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ..faces.crop import CROP_MODES, CropMode
+
 Precision = Literal["fp32", "fp16", "bf16"]
 Activation = Literal["gelu", "relu", "silu"]
 
@@ -57,6 +59,10 @@ class NameEncoderConfig:
         normalize_features: L2-normalise each tower's embedding before concatenation, so neither tower dominates
             by scale (CLIP embeddings are compared by cosine).
         pca_rank: principal directions of the name space kept for sampling new identities.
+        reference_crop: what the towers see of a reference photo: ``none`` (the whole photo), ``loose`` (a square
+            around the face with hair and chin) or ``aligned`` (the face stack's upright chip); see
+            ``namespace.encoder.reference_crop``. The same crop is applied in the feature cache, in streaming
+            training and at inference. The paper feeds whole portraits, so ``none`` is the default.
     """
 
     towers: list[TowerConfig] = field(default_factory=_sdxl_towers)
@@ -67,6 +73,8 @@ class NameEncoderConfig:
     dropout: float = 0.0
     normalize_features: bool = True
     pca_rank: int = 64
+    # the paper's choice (whole portraits): cropping is opt-in, and an encoder trained on crops must get crops
+    reference_crop: CropMode = "none"
 
     def __post_init__(self) -> None:
         self.towers = [TowerConfig(**tower) if isinstance(tower, dict) else tower for tower in self.towers]
@@ -89,6 +97,8 @@ class NameEncoderConfig:
             problems.append(f"activation: expected gelu, relu or silu, got {self.activation!r}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        if self.reference_crop not in CROP_MODES:
+            problems.append(f"reference_crop: expected one of {', '.join(CROP_MODES)}, got {self.reference_crop!r}")
         if problems:
             raise ValueError("invalid NameEncoderConfig:\n  " + "\n  ".join(problems))
 

@@ -16,11 +16,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..checks import check_finite, check_state_fits
+from ..faces.crop import CropMode
 from ..files import atomic_write
 from ..images import ImageInput, as_image_list
 from ..statistics import NameSpaceStatistics
 from .config import NameEncoderConfig
 from .head import NameHead
+from .reference_crop import crop_references
 from .tower_files import TOWERS_DIR, bundle_tower_checkpoints, resolve_tower_checkpoints
 from .towers import ImageTower
 
@@ -78,16 +80,24 @@ class NameEncoder(nn.Module):
             )
         return self.head(features.to(self.head.layers[0].weight.dtype))
 
-    def image_features(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
-        """Runs the frozen towers: images → (B, F) float32 concatenated embeddings (no gradient)."""
+    def image_features(
+        self, images: ImageInput | Sequence[ImageInput], reference_crop: CropMode | None = None
+    ) -> torch.Tensor:
+        """Runs the frozen towers: images → (B, F) float32 concatenated embeddings (no gradient).
+
+        Each image is first cropped to its face as the encoder was trained (``config.reference_crop``; a tensor is
+        made a PIL image for it); ``reference_crop`` overrides that (``"none"`` for references already cropped).
+        """
         towers = self._require_towers()
-        images = as_image_list(images)
+        mode = self.config.reference_crop if reference_crop is None else reference_crop
+        images = crop_references(as_image_list(images), mode)
         device = self.name_mean.device
         return torch.cat([tower(tower.pixels(images).to(device)) for tower in towers], dim=-1)
 
     def pixel_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """A (B, 3, H, W) batch in [0, 1] → (B, F) float32 embeddings; each tower resizes, crops and normalises the
-        whole batch at once (the streaming trainer's path)."""
+        whole batch at once (the streaming trainer's path: its photos were cropped to the face, if at all, before
+        augmentation, so nothing is cropped here)."""
         towers = self._require_towers()
         if pixels.ndim != 4 or pixels.shape[1] != 3:
             raise ValueError(f"pixels: expected a (B, 3, H, W) batch, got shape {tuple(pixels.shape)}")
@@ -99,12 +109,16 @@ class NameEncoder(nn.Module):
             self.towers = nn.ModuleList([ImageTower(tower) for tower in self.config.towers]).to(self.name_mean.device)
 
     @torch.no_grad()
-    def encode(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16) -> torch.Tensor:
+    def encode(
+        self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16, reference_crop: CropMode | None = None
+    ) -> torch.Tensor:
         """Encodes images into names.
 
         Args:
             images: PIL images, image file paths, (3, H, W) tensors in [0, 1], or a (B, 3, H, W) tensor.
             batch_size: images per tower forward pass.
+            reference_crop: crop each image to its face first: none, loose or aligned (None: the encoder's
+                ``config.reference_crop``, what it was trained with).
 
         Returns:
             (B, N, D) float32 names on the encoder's device (a half-precision head's output is cast up).
@@ -112,7 +126,10 @@ class NameEncoder(nn.Module):
         images = as_image_list(images)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive number, got {batch_size}")
-        chunks = [self(self.image_features(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        chunks = [
+            self(self.image_features(images[i : i + batch_size], reference_crop))
+            for i in range(0, len(images), batch_size)
+        ]
         return torch.cat(chunks).float()
 
     def _require_towers(self) -> nn.ModuleList:

@@ -11,6 +11,7 @@ from typing import Literal
 from PIL import Image
 
 from .embedder import FaceEmbedder
+from .face import Face
 
 CropMode = Literal["none", "loose", "aligned"]
 CROP_MODES: tuple[str, ...] = ("none", "loose", "aligned")
@@ -20,11 +21,14 @@ LOOSE_MARGIN = 0.6
 ALIGNED_SIZE = 448
 
 
-def crop_to_face(image: Image.Image, mode: CropMode, faces: FaceEmbedder | None) -> Image.Image:
+def crop_to_face(
+    image: Image.Image, mode: CropMode, faces: FaceEmbedder | None, found: list[Face] | None = None
+) -> Image.Image:
     """The image cropped to its largest face, or the image itself for ``mode="none"`` or when no face is found.
 
     ``loose``: a square around the face box grown by ``LOOSE_MARGIN`` of its side (clipped to the image);
-    ``aligned``: the face stack's aligned chip (upright, eyes level), ``ALIGNED_SIZE`` pixels.
+    ``aligned``: the face stack's aligned chip (upright, eyes level), ``ALIGNED_SIZE`` pixels. ``found``: the faces
+    ``faces.detect(image)`` already returned (largest first), so a caller that inspected them does not detect twice.
     """
     if mode == "none":
         return image
@@ -32,7 +36,7 @@ def crop_to_face(image: Image.Image, mode: CropMode, faces: FaceEmbedder | None)
         raise ValueError(f"reference_crop: expected one of {', '.join(CROP_MODES)}, got {mode!r}")
     if faces is None:
         raise ValueError(f"reference_crop: {mode!r} needs a face stack, got none")
-    found = faces.detect(image)
+    found = faces.detect(image) if found is None else found
     if not found:
         return image
     face = found[0]
