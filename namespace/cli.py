@@ -54,6 +54,22 @@ def run_command(components, argv: list[str], prog: str, description: str | None 
     return CLI(components, args=argv, prog=prog, as_positional=False, formatter_class=PlainHelpFormatter, **options)
 
 
+def _plain_warnings(prog: str) -> None:
+    """Our warnings (plain ``UserWarning``: a reference without a face, a prompt cut short) as one line each,
+    ``magicnaming generate: warning: ...``, instead of Python's file-and-line form; other categories unchanged."""
+    import warnings
+
+    original = getattr(warnings.formatwarning, "python_format", warnings.formatwarning)  # main() may run again
+
+    def one_line(message, category, filename, lineno, line=None):
+        if category is UserWarning:
+            return f"{prog}: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    one_line.python_format = original
+    warnings.formatwarning = one_line
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -82,19 +98,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _plain_warnings(prog: str) -> None:
-    """Our warnings (plain ``UserWarning``: a reference without a face, a prompt cut short) as one line each,
-    ``magicnaming generate: warning: ...``, instead of Python's file-and-line form; other categories unchanged."""
-    import warnings
-
-    original = getattr(warnings.formatwarning, "python_format", warnings.formatwarning)  # main() may run again
-
-    def one_line(message, category, filename, lineno, line=None):
-        if category is UserWarning:
-            return f"{prog}: warning: {message}\n"
-        return original(message, category, filename, lineno, line)
-
-    one_line.python_format = original
-    warnings.formatwarning = one_line
