@@ -24,17 +24,17 @@ from namespace.files import atomic_write
 from namespace.progress import Steps
 
 from .assemble import FORMAT, FORMAT_VERSION, AssembleConfig, assemble
-from .clean import CleanConfig, clean
+from .clean import CleanConfig, clean, thresholds
 from .download import DownloadConfig, download, shard_paths
-from .embedders import clip_features, resolve_embedder
+from .embedders import clip_features
 from .features import FeatureConfig, extract_features, load_features
 from .local_server import serve_folder
 from .match import MatchConfig, match_files
 from .names import build_names, load_names
 from .plots import plot_funnel, plot_images_per_identity
-from .probe import ProbeConfig, probe_names
+from .probe import ProbeConfig, consistency_threshold, probe_names
 from .sample import SampleConfig, generate_sample
-from .shards import read_samples
+from .shard_embeddings import embed_shards
 from .stage_dirs import finished
 from .stage_dirs import run_stage as run_stage_folder
 from .targets import TargetsConfig, compute_targets
@@ -121,15 +121,12 @@ def _expand(patterns: list[str], argument: str) -> list[str]:
     return files
 
 
-def _pixel_embeddings(name: str, shards: list[str], keys: pa.Table) -> np.ndarray:
-    """Runs a pixel/face embedder over the downloaded photos, row-aligned with the feature keys."""
-    embed = resolve_embedder(name)
-    by_key = {}
-    for shard in shards:
-        for sample in read_samples(shard):
-            by_key[sample["key"]] = sample["jpg"]
-    images = [by_key[key] for key in keys["key"].to_pylist()]
-    return np.concatenate([embed(images[i : i + 256]) for i in range(0, len(images), 256)])
+def _check_thresholds(config: DataConfig) -> None:
+    """Every threshold taken from an embedder's calibration exists: raises before the first stage, not after the
+    download."""
+    thresholds(config.clean)
+    if config.probe.enabled:
+        consistency_threshold(config.probe, config.probe.embedder or config.clean.identity_embedder, config.clean.face)
 
 
 class _StopAfter(Exception):
@@ -158,6 +155,7 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
     source = config.source
     if source.sample is None and (not source.captions or not source.name_lists):
         raise ValueError("source: give captions and name_lists, or sample (the embedded sample)")
+    _check_thresholds(config)
     steps = Steps(total=len(STAGES))
     stages: dict[str, dict] = {}
 
@@ -240,21 +238,38 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
             config.pipeline,
             config.probe.embedder or config.clean.identity_embedder,
             config.features.towers,
+            config.clean.face,
         ),
     )
 
-    steps.start("clean: near duplicates, identity checks, the at-least-N rule")
+    face_rules = "face rules, " if config.clean.identity_embedder == "face" else ""
+    steps.start(f"clean: near duplicates, {face_rules}identity checks, the at-least-N rule")
 
     def run_clean(folder: Path) -> dict:
-        embeddings = {}
-        for name in {config.clean.duplicate_embedder, config.clean.identity_embedder}:
-            embeddings[name] = (
-                clip_features(tower_features) if name == "clip" else _pixel_embeddings(name, shards, keys)
-            )
+        """Holds the keys, each embedder's (n, d) rows and the face facts (a few numbers per photo); the photos
+        themselves stream (``embed_shards``: one batch decoded at a time)."""
+        # clip reuses the feature cache; the others stream over the shards (one face analysis per photo gives the
+        # face embedder's rows and the face rules' facts)
+        embeddings, facts = {}, None
+        for name in sorted({config.clean.duplicate_embedder, config.clean.identity_embedder}):
+            if name == "clip":
+                embeddings[name] = clip_features(tower_features)
+            else:
+                embeddings[name], found = embed_shards(
+                    name, shards, keys, config.clean.face, processes=config.clean.processes
+                )
+                facts = found if name == config.clean.identity_embedder else facts
         probe_table = pq.read_table(work / "probe" / "probe.parquet") if config.probe.enabled else None
         centroids = np.load(work / "probe" / "centroids.npy") if config.probe.enabled else None
         duplicates, identities = embeddings[config.clean.duplicate_embedder], embeddings[config.clean.identity_embedder]
-        return clean(keys, duplicates, identities, probe_table, centroids, config.clean, folder)
+        summary = clean(keys, duplicates, identities, probe_table, centroids, config.clean, folder, facts)
+        if "min_consistency" in stages["probe"]:  # the probe's threshold, beside the clean stage's own
+            probe = stages["probe"]
+            summary["thresholds"]["min_consistency"] = {
+                "value": probe["min_consistency"],
+                "source": probe["min_consistency_source"],
+            }
+        return summary
 
     stages["clean"] = run_stage(work, "clean", run_clean)
     kept = pq.read_table(work / "clean" / "kept.parquet")

@@ -1,26 +1,39 @@
-"""Stage 6, clean: near duplicates out, photos of someone else out, then the at-least-N-images rule.
+"""Stage 6, clean: near duplicates out, photos without one clear face out, photos of someone else out, then the
+at-least-N-images rule.
 
 1. Near duplicates (faiss range search on normalised embeddings, cosine ≥ ``duplicate_threshold``, clip-retrieval's
    0.94 by default): each group keeps its smallest key.
-2. Names that failed the probe lose all their photos.
-3. Identity check per photo, with the identity embedder: against the name's probe images (cosine to their mean ≥
-   ``probe_threshold``, when set) and against the name's own majority cluster (cosine to the centroid of the
-   photo with the most look-alikes and its look-alikes ≥ ``cluster_threshold``); a name with no majority cluster
-   (fewer than ``majority_fraction`` of its photos agree) loses all of them.
-4. Identities with fewer than ``min_images`` photos left are dropped.
+2. Face rules, only when the identity embedder is ``face`` (their facts come from the same face analysis as its
+   embeddings, see ``face_rules.py``): ``no_face``, ``several_faces``, ``face_too_small``, ``partial_face``. Any
+   other photo the identity embedder gives no embedding (a NaN row) is ``no_face`` too.
+3. Names that failed the probe lose all their photos.
+4. Identity check per photo, with the identity embedder; a photo that fails it is ``other_person``: against the
+   name's probe images (cosine to their mean ≥ ``probe_threshold``, when set) and against the name's own majority
+   cluster (cosine to the centroid of the photo with the most look-alikes and its look-alikes ≥
+   ``cluster_threshold``); a name with no majority cluster (fewer than ``majority_fraction`` of its photos agree)
+   loses all of them.
+5. Identities with fewer than ``min_images`` photos left are dropped.
 
-Every dropped photo is a row of ``dropped.parquet`` with its reason; ``kept.parquet`` holds the rest.
+Every dropped photo is a row of ``dropped.parquet`` with its reason and detail; ``kept.parquet`` holds the rest,
+``faces.parquet`` the face facts of every photo (face embedder only). Memory: the keys, both (n, d) embedding arrays,
+the facts and a reason per dropped photo, all growing linearly with the photos; the identity check holds one name's
+(k, k) similarities at a time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from namespace.faces import FaceConfig
+
+from .embedders import calibrated_threshold
+from .face_rules import FACTS_SCHEMA, FaceRules, broken_face_rules
 
 
 @dataclass
@@ -29,21 +42,68 @@ class CleanConfig:
 
     Attributes:
         duplicate_embedder: embedder for near duplicates (``clip``, ``thumbnail``, or ``module:function``).
-        identity_embedder: embedder for the identity checks (``clip``, ``face_colors``, a face model ...).
+        identity_embedder: embedder for the identity checks: ``face`` (the default, the face stack set by ``face``;
+            it also turns the face rules on), ``clip``, ``face_colors``, ``judge:FOLDER``, ``module:function``.
         duplicate_threshold: cosine at or above which two photos are one (clip-retrieval uses 0.94).
-        cluster_threshold: smallest cosine of a photo to its name's majority cluster.
+        cluster_threshold: smallest cosine of a photo to its name's majority cluster (None: the identity
+            embedder's calibrated same-person threshold; ``face``: ``face.threshold``).
         majority_fraction: the majority cluster must hold at least this share of a name's photos.
         probe_threshold: smallest cosine of a photo to its name's probe images (None: no probe check).
         min_images: fewest photos an identity keeps (the paper: 5).
+        face: the face stack of the ``face`` identity embedder.
+        face_rules: which photos the face stack rules out (``face`` identity embedder only).
+        processes: CPU processes of the embedders that read the photos (``face``, the pixel embedders), each taking
+            whole shards (the face stack runs at a few photos per second per core).
     """
 
     duplicate_embedder: str = "clip"
-    identity_embedder: str = "clip"
+    identity_embedder: str = "face"
     duplicate_threshold: float = 0.94
-    cluster_threshold: float = 0.75
+    cluster_threshold: float | None = None
     majority_fraction: float = 0.5
     probe_threshold: float | None = None
     min_images: int = 5
+    face: FaceConfig = field(default_factory=FaceConfig)
+    face_rules: FaceRules = field(default_factory=FaceRules)
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.duplicate_embedder == "face":  # it embeds who is shown, not the photo: one person's photos are ≥ 0.95
+            problems.append("clean.duplicate_embedder: expected an embedder of the whole photo (clip, thumbnail, ...), "
+                            "got 'face' (two photos of one person are near duplicates to it)")  # fmt: skip
+        if self.processes < 1:
+            problems.append(f"clean.processes: expected at least 1, got {self.processes}")
+        if problems:
+            raise ValueError("invalid clean config:\n  " + "\n  ".join(problems))
+
+
+def thresholds(config: CleanConfig) -> dict:
+    """The thresholds in effect and where each comes from (the stage's summary, hence the manifest). Cheap: it
+    raises before any work when ``cluster_threshold`` is null and the identity embedder has no calibrated one."""
+    if config.cluster_threshold is not None:
+        cluster = float(config.cluster_threshold), "clean.cluster_threshold"
+    else:
+        cluster = calibrated_threshold(config.identity_embedder, config.face)
+        if cluster is None:
+            raise ValueError(
+                "clean.cluster_threshold: null asks for the identity embedder's calibrated same-person threshold, but "
+                f"identity_embedder {config.identity_embedder!r} has none; set a number"
+            )
+    probe_source = "clean.probe_threshold" + (" (null: no probe check)" if config.probe_threshold is None else "")
+    summary = {
+        "duplicate": {"value": config.duplicate_threshold, "source": "clean.duplicate_threshold"},
+        "cluster": {"value": cluster[0], "source": cluster[1]},
+        "majority_fraction": {"value": config.majority_fraction, "source": "clean.majority_fraction"},
+        "probe": {"value": config.probe_threshold, "source": probe_source},
+    }
+    if config.identity_embedder == "face":
+        face = config.face
+        summary["face"] = {"backend": face.backend, "detector": face.detector, "upsample": face.upsample,
+                           "detection_side": face.detection_side, "same_person_threshold": face.threshold,
+                           "source": "clean.face"}  # fmt: skip
+        summary["face_rules"] = {**asdict(config.face_rules), "source": "clean.face_rules"}
+    return summary
 
 
 def near_duplicates(embeddings: np.ndarray, keys: list[str], threshold: float) -> dict[int, int]:
@@ -87,22 +147,36 @@ def clean(
     probe_centroids: np.ndarray | None,
     config: CleanConfig,
     output: Path,
+    faces: pa.Table | None = None,
 ) -> dict:
-    """Writes ``kept.parquet`` and ``dropped.parquet`` (key, url, identity_id, reason, detail); returns the funnel.
+    """Writes ``kept.parquet``, ``dropped.parquet`` (key, url, identity_id, reason, detail) and, with ``faces``,
+    ``faces.parquet``; returns the funnel and the thresholds in effect.
 
     Args:
         keys: the feature cache's keys (one row per downloaded photo).
         duplicate_embeddings: (n, d) normalised embeddings for near duplicates, row-aligned with ``keys``.
-        identity_embeddings: (n, d') normalised embeddings for identity checks.
+        identity_embeddings: (n, d') normalised embeddings for identity checks (NaN rows: no face).
         probe: the probe stage's table (identity_id, passed), or None when there was no probe.
         probe_centroids: (names, d') probe means row-aligned with ``probe``, or None.
         config: thresholds.
         output: the stage folder.
+        faces: the face facts (``face_rules.FACTS_SCHEMA``), row-aligned with ``keys``; needed (and only used) when
+            the identity embedder is ``face``.
     """
+    settings = thresholds(config)
+    _check_inputs(keys, duplicate_embeddings, identity_embeddings, probe_centroids, config, faces)
+    cluster_threshold = settings["cluster"]["value"]
     key_list, identities = keys["key"].to_pylist(), keys["identity_id"].to_pylist()
     reasons: dict[int, tuple[str, str]] = {}
     for row, original in near_duplicates(duplicate_embeddings, key_list, config.duplicate_threshold).items():
         reasons[row] = ("near_duplicate", key_list[original])
+    if faces is not None:
+        pq.write_table(pa.Table.from_arrays([keys["key"], *faces.columns], ["key", *faces.column_names]),
+                       Path(output) / "faces.parquet")  # fmt: skip
+        for row, broken in broken_face_rules(faces, config.face_rules).items():
+            reasons.setdefault(row, broken)
+    for row in np.flatnonzero(np.isnan(identity_embeddings).any(axis=1)):
+        reasons.setdefault(int(row), ("no_face", f"no embedding from {config.identity_embedder}"))
     passed, centroid_of = {}, {}
     if probe is not None:
         for i, (identity, ok) in enumerate(
@@ -123,17 +197,17 @@ def clean(
             scores = identity_embeddings[rows] @ centroid_of[identity]
             for row, score in zip(rows, scores, strict=True):
                 if score < config.probe_threshold:
-                    reasons[row] = ("off_identity_probe", f"{score:.3f}")
+                    reasons[row] = ("other_person", f"probe {score:.3f} < {config.probe_threshold:.3f}")
             rows = [row for row in rows if row not in reasons]
         if not rows:
             continue
-        members, scores = majority_cluster(identity_embeddings[rows], config.cluster_threshold)
+        members, scores = majority_cluster(identity_embeddings[rows], cluster_threshold)
         if members.sum() < config.majority_fraction * len(rows):
             reasons.update({row: ("no_majority_identity", f"{members.sum()}/{len(rows)}") for row in rows})
             continue
         for row, member, score in zip(rows, members, scores, strict=True):
             if not member:
-                reasons[row] = ("off_identity_cluster", f"{score:.3f}")
+                reasons[row] = ("other_person", f"cluster {score:.3f} < {cluster_threshold:.3f}")
     remaining: dict[int, list[int]] = {}
     for row, identity in enumerate(identities):
         if row not in reasons:
@@ -155,4 +229,23 @@ def clean(
         funnel[reason] = funnel.get(reason, 0) + 1
     funnel["kept"] = kept.num_rows
     funnel["identities_kept"] = len({identities[r] for r in kept_rows})
-    return {"funnel": funnel}
+    return {"funnel": funnel, "thresholds": settings}
+
+
+def _check_inputs(keys, duplicate_embeddings, identity_embeddings, probe_centroids, config, faces) -> None:
+    """Every row count and width agrees, and the face rules have their facts; one error listing every problem."""
+    n, problems = keys.num_rows, []
+    arrays = {"duplicate_embeddings": duplicate_embeddings, "identity_embeddings": identity_embeddings}
+    for argument, array in arrays.items():
+        if array.ndim != 2 or array.shape[0] != n:
+            problems.append(f"{argument}: expected ({n}, d), one row per key, got shape {tuple(array.shape)}")
+    if probe_centroids is not None and probe_centroids.shape[1:] != identity_embeddings.shape[1:]:
+        problems.append(f"probe_centroids: expected width {identity_embeddings.shape[1]} (the identity embedder's), "
+                        f"got {probe_centroids.shape[1]}: did the probe use another embedder?")  # fmt: skip
+    if config.identity_embedder == "face" and faces is None:
+        problems.append("faces: the face identity embedder needs the per-photo face facts (face_rules.face_facts)")
+    if faces is not None and (faces.num_rows != n or faces.schema.names != FACTS_SCHEMA.names):
+        problems.append(f"faces: expected {n} rows with columns {FACTS_SCHEMA.names}, got {faces.num_rows} rows "
+                        f"with {faces.schema.names}")  # fmt: skip
+    if problems:
+        raise ValueError("clean: " + "; ".join(problems))

@@ -6,17 +6,22 @@ Any callable ``embed(images: list[PIL.Image]) -> np.ndarray`` can be dropped in 
 whose tiny random CLIP towers cannot tell people apart: ``thumbnail`` (a 16×16 colour thumbnail, for near
 duplicates) and ``face_colors`` (hue–saturation histogram of the image centre: the synthetic people's identity).
 ``judge:FOLDER`` is a miniature world's identity judge (``namespace.miniature``), with its calibrated
-``same_person_threshold``.
+``same_person_threshold``. ``face`` is the face stack (``namespace.faces``, the clean config's ``face`` settings):
+each photo's largest face, NaN rows where none is found, the backend's calibrated ``same_person_threshold``.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
+
+from namespace.faces import FaceConfig
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -71,11 +76,36 @@ def judge_embedder(folder: str) -> Callable[[list[Image.Image]], np.ndarray]:
     return embed
 
 
-def resolve_embedder(name: str) -> Callable[[list[Image.Image]], np.ndarray] | None:
-    """``"clip"`` → None (use the feature cache); a built-in pixel embedder; ``"judge:FOLDER"``; or
-    ``"module:function"``."""
+def face_embedder(config: FaceConfig | None = None) -> Callable[[list[Image.Image]], np.ndarray]:
+    """The face stack as an embedder: images → (n, d) unit rows of each largest face, NaN rows where none is found.
+
+    ``.same_person_threshold`` is the config's threshold; ``.faces`` is the FaceEmbedder (its ``analyse`` gives the
+    per-photo faces too). Loaded once per distinct config.
+    """
+    return _face_embedder(json.dumps(asdict(config or FaceConfig()), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=2)
+def _face_embedder(settings: str) -> Callable[[list[Image.Image]], np.ndarray]:
+    from namespace.faces import load_face_embedder
+
+    faces = load_face_embedder(FaceConfig(**json.loads(settings)))
+
+    def embed(images: list[Image.Image]) -> np.ndarray:
+        return faces.embed(list(images))
+
+    embed.same_person_threshold = faces.same_person_threshold
+    embed.faces = faces
+    return embed
+
+
+def resolve_embedder(name: str, face: FaceConfig | None = None) -> Callable[[list[Image.Image]], np.ndarray] | None:
+    """``"clip"`` → None (use the feature cache); ``"face"`` (the face stack with ``face``'s settings); a built-in
+    pixel embedder; ``"judge:FOLDER"``; or ``"module:function"``."""
     if name == "clip":
         return None
+    if name == "face":
+        return face_embedder(face)
     if name in PIXEL_EMBEDDERS:
         return PIXEL_EMBEDDERS[name]
     if name.startswith("judge:"):
@@ -83,10 +113,22 @@ def resolve_embedder(name: str) -> Callable[[list[Image.Image]], np.ndarray] | N
     module, _, function = name.partition(":")
     if not module or not function:
         raise ValueError(
-            f"embedder: expected 'clip', {', '.join(PIXEL_EMBEDDERS)}, 'judge:FOLDER' or 'module:function', "
+            f"embedder: expected 'clip', 'face', {', '.join(PIXEL_EMBEDDERS)}, 'judge:FOLDER' or 'module:function', "
             f"got {name!r}"
         )
     try:
         return getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError) as error:
         raise ValueError(f"embedder: cannot import {name!r} ({error})") from error
+
+
+def calibrated_threshold(name: str, face: FaceConfig | None = None) -> tuple[float, str] | None:
+    """The embedder's own same-person cosine and where it comes from, or None when it has none (clip, the pixel
+    embedders). ``face`` reads its config without loading a model."""
+    if name == "face":
+        face = face or FaceConfig()
+        if face.same_person_threshold is not None:
+            return face.threshold, "clean.face.same_person_threshold"
+        return face.threshold, f"face ({face.backend}) calibrated same_person_threshold (namespace/faces/config.py)"
+    calibrated = getattr(resolve_embedder(name, face), "same_person_threshold", None)
+    return None if calibrated is None else (float(calibrated), f"{name} same_person_threshold")

@@ -2,9 +2,10 @@
 
 For every name, the SDXL pipeline draws a few images (4 by default) of ``"a photo of {name}"``; they are embedded
 with the identity embedder, and a name whose images are not consistent (mean pairwise cosine below the threshold)
-is dropped: SDXL has no stable identity for it, so its name embedding is no target. The probe images' mean
+is dropped: SDXL has no stable identity for it, so its name embedding is no target. With the ``face`` embedder only
+the images with a face count (``probe_score``): fewer than two faces and the name fails. The probe images' mean
 embedding is kept for the per-image identity check of the clean stage. Names are sharded across processes, one per
-device.
+device; each holds one name's images at a time.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import pyarrow.parquet as pq
 import torch
 
 from namespace.encoder import TowerConfig
+from namespace.faces import FaceConfig
 from namespace.progress import library_progress_bars_off, progress
 
-from .embedders import clip_features, l2_normalise, resolve_embedder
+from .embedders import calibrated_threshold, clip_features, l2_normalise, resolve_embedder
 
 
 @dataclass
@@ -76,8 +78,8 @@ def load_sdxl(pipeline: str, device: str, text_only: bool = False):
 class IdentityEmbedder:
     """Images → normalised identity embeddings: CLIP towers (``"clip"``) or a pixel/face embedder by name."""
 
-    def __init__(self, name: str, towers: list[TowerConfig], device: str) -> None:
-        self.function = resolve_embedder(name)
+    def __init__(self, name: str, towers: list[TowerConfig], device: str, face: FaceConfig | None = None) -> None:
+        self.function = resolve_embedder(name, face)
         self.towers = []
         if self.function is None:
             from namespace.encoder.towers import ImageTower
@@ -99,9 +101,34 @@ def consistency(embeddings: np.ndarray) -> float:
     return float((similarity.sum() - np.trace(similarity)) / (k * (k - 1)))
 
 
-def _probe(names: list[tuple[int, str]], config: ProbeConfig, pipeline: str, embedder: str, towers, device: str):
+def probe_score(embeddings: np.ndarray) -> tuple[float, int, np.ndarray]:
+    """One name's (k, d) probe embeddings (NaN rows: no face) → (consistency, faces, centroid).
+
+    consistency: the mean pairwise cosine of the rows with a face, NaN when fewer than two (the name then fails);
+    faces: how many rows have one; centroid: (d,) their normalised mean (NaN without any).
+    """
+    found = embeddings[~np.isnan(embeddings).any(axis=1)]
+    score = consistency(found) if len(found) >= 2 else float("nan")
+    centroid = l2_normalise(found.mean(0, keepdims=True))[0] if len(found) else np.full(embeddings.shape[1], np.nan)
+    return score, len(found), centroid.astype(np.float32)
+
+
+def passes(score: float, threshold: float) -> bool:
+    """Whether a name's consistency passes the probe (NaN, too few faces, never does)."""
+    return bool(score >= threshold)
+
+
+def _probe(
+    names: list[tuple[int, str]],
+    config: ProbeConfig,
+    pipeline: str,
+    embedder: str,
+    towers,
+    device: str,
+    face: FaceConfig | None = None,
+):
     pipe = load_sdxl(pipeline, device)
-    embed = IdentityEmbedder(embedder, towers, device)
+    embed = IdentityEmbedder(embedder, towers, device, face)
     rows, centroids = [], []
     for identity_id, name in progress(names, desc=f"probe[{device}]", unit="name"):
         images = []
@@ -115,25 +142,33 @@ def _probe(names: list[tuple[int, str]], config: ProbeConfig, pipeline: str, emb
                 width=config.image_size,
                 generator=generator,
             ).images
-        embeddings = embed(images)
-        score = consistency(embeddings)
-        rows.append({"identity_id": identity_id, "name": name, "consistency": score})
-        centroids.append(l2_normalise(embeddings.mean(0, keepdims=True))[0])
+        score, faces, centroid = probe_score(embed(images))
+        rows.append({"identity_id": identity_id, "name": name, "consistency": score, "faces": faces})
+        centroids.append(centroid)
     return rows, centroids
 
 
-def _worker(rank: int, names, config, pipeline, embedder, towers, output: Path) -> None:
+def _worker(rank: int, names, config, pipeline, embedder, towers, output: Path, face) -> None:
     rows, centroids = _probe(
-        names[rank :: len(config.devices)], config, pipeline, embedder, towers, config.devices[rank]
+        names[rank :: len(config.devices)], config, pipeline, embedder, towers, config.devices[rank], face
     )
     pq.write_table(pa.Table.from_pylist(rows), output / f"probe.part{rank}.parquet")
     np.save(output / f"centroids.part{rank}.npy", np.stack(centroids), allow_pickle=False)
 
 
 def probe_names(
-    names: pa.Table, output: Path, config: ProbeConfig, pipeline: str, embedder: str, towers: list[TowerConfig]
+    names: pa.Table,
+    output: Path,
+    config: ProbeConfig,
+    pipeline: str,
+    embedder: str,
+    towers: list[TowerConfig],
+    face: FaceConfig | None = None,
 ) -> dict:
-    """Writes ``probe.parquet`` (identity_id, name, consistency, passed) and ``centroids.npy`` (row-aligned)."""
+    """Writes ``probe.parquet`` (identity_id, name, consistency, faces, passed) and ``centroids.npy`` (row-aligned).
+
+    ``faces``: how many of the name's images gave an embedding (a face, for the ``face`` embedder, set by ``face``).
+    """
     output = Path(output)
     pairs = list(zip(names["identity_id"].to_pylist(), names["name"].to_pylist(), strict=True))
     if not config.enabled:
@@ -144,12 +179,13 @@ def probe_names(
         raise ValueError(
             f"probe.images_per_name: expected at least 2 (consistency compares images), got {config.images_per_name}"
         )
-    threshold, source = _threshold(config, embedder)  # before any image is drawn
+    threshold, source = consistency_threshold(config, embedder, face)  # before any image is drawn
     world = len(config.devices)
     if world == 1:
-        rows, centroids = _probe(pairs, config, pipeline, embedder, towers, config.devices[0])
+        rows, centroids = _probe(pairs, config, pipeline, embedder, towers, config.devices[0], face)
     else:
-        torch.multiprocessing.spawn(_worker, args=(pairs, config, pipeline, embedder, towers, output), nprocs=world)
+        args = (pairs, config, pipeline, embedder, towers, output, face)
+        torch.multiprocessing.spawn(_worker, args=args, nprocs=world)
         rows, centroids = [], []
         for rank in range(world):
             rows += pq.read_table(output / f"probe.part{rank}.parquet").to_pylist()
@@ -159,7 +195,7 @@ def probe_names(
         order = sorted(range(len(rows)), key=lambda i: rows[i]["identity_id"])
         rows, centroids = [rows[i] for i in order], [centroids[i] for i in order]
     for row in rows:
-        row["passed"] = row["consistency"] >= threshold
+        row["passed"] = passes(row["consistency"], threshold)
     pq.write_table(pa.Table.from_pylist(rows), output / "probe.parquet")
     np.save(output / "centroids.npy", np.stack(centroids), allow_pickle=False)
     passed = sum(row["passed"] for row in rows)
@@ -167,14 +203,14 @@ def probe_names(
     return summary | {"min_consistency": threshold, "min_consistency_source": source}
 
 
-def _threshold(config: ProbeConfig, embedder: str) -> tuple[float, str]:
+def consistency_threshold(config: ProbeConfig, embedder: str, face: FaceConfig | None = None) -> tuple[float, str]:
     """The consistency threshold and where it came from (the config, or the embedder's calibration)."""
     if config.min_consistency is not None:
         return float(config.min_consistency), "probe.min_consistency"
-    calibrated = getattr(resolve_embedder(embedder), "same_person_threshold", None)
+    calibrated = calibrated_threshold(embedder, face)
     if calibrated is None:
         raise ValueError(
             f"probe.min_consistency: null asks for the embedder's calibrated threshold, but embedder {embedder!r} "
             "has no same_person_threshold; set a number"
         )
-    return float(calibrated), f"{embedder} same_person_threshold"
+    return calibrated

@@ -61,7 +61,9 @@ def test_duplicates_and_off_identity_photos_are_removed(built):
         assert (duplicate in urls) + (original in urls) == expected, duplicate
     assert not set(truth["off_identity"]) & set(urls)
     dropped = pq.read_table(output / "work/clean/dropped.parquet").to_pylist()
-    assert {row["url"] for row in dropped if row["reason"] == "off_identity_cluster"} == set(truth["off_identity"])
+    others = [row for row in dropped if row["reason"] == "other_person"]
+    assert {row["url"] for row in others} == set(truth["off_identity"])
+    assert all(row["detail"].startswith("cluster ") and row["detail"].endswith(" < 0.750") for row in others)
 
 
 def test_the_at_least_five_rule(built):
@@ -122,6 +124,10 @@ def test_manifest_and_figures(built):
     saved = json.loads((output / "manifest.json").read_text())
     assert saved["format"] == "magicnaming-laioncele" and saved["format_version"] == 1
     assert saved["config"]["clean"]["duplicate_threshold"] == 0.94 and saved["config"]["pipeline"] == "tiny"
+    thresholds = saved["stages"]["clean"]["thresholds"]  # the thresholds in effect, and where each comes from
+    assert thresholds["cluster"] == {"value": 0.75, "source": "clean.cluster_threshold"}
+    assert thresholds["min_consistency"] == {"value": 0.0, "source": "probe.min_consistency"}
+    assert "face_rules" not in thresholds  # the demo's identity embedder is face_colors: no face rules
     assert saved["sources"]["captions"] == ["captions-000.parquet", "captions-001.parquet", "captions-002.parquet"]
     assert set(saved["stages"]) == {"sample", "names", "match", "download", "features", "probe", "clean", "targets",
                                     "assemble"}  # fmt: skip

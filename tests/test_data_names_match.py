@@ -252,6 +252,6 @@ def test_identity_embedders_are_pluggable_by_import_path():
     assert resolve_embedder("clip") is None  # the feature cache
     with pytest.raises(ValueError, match="cannot import 'no_such_module:embed'"):
         resolve_embedder("no_such_module:embed")
-    expected = "expected 'clip', thumbnail, face_colors, 'judge:FOLDER' or 'module:function'"
+    expected = "expected 'clip', 'face', thumbnail, face_colors, 'judge:FOLDER' or 'module:function'"
     with pytest.raises(ValueError, match=expected):
         resolve_embedder("arcface")

@@ -104,7 +104,7 @@ def test_captions_name_the_person_first_or_after_the_style():
 
 def test_the_judge_is_an_identity_embedder_whose_threshold_the_probe_takes(small_world):
     from namespace.data_pipeline.embedders import resolve_embedder
-    from namespace.data_pipeline.probe import ProbeConfig, _threshold
+    from namespace.data_pipeline.probe import ProbeConfig, consistency_threshold
 
     embed = resolve_embedder(f"judge:{small_world / 'judge'}")
     photos = [synthetic_face(person, variant, 96) for person in (0, 1) for variant in (0, 1)]
@@ -113,10 +113,10 @@ def test_the_judge_is_an_identity_embedder_whose_threshold_the_probe_takes(small
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     judge = IdentityJudge.load(small_world / "judge")
     config = ProbeConfig(min_consistency=None)
-    assert _threshold(config, f"judge:{small_world / 'judge'}") == (
+    assert consistency_threshold(config, f"judge:{small_world / 'judge'}") == (
         judge.same_person_threshold,
         f"judge:{small_world / 'judge'} same_person_threshold",
     )
-    assert _threshold(ProbeConfig(min_consistency=0.3), "face_colors") == (0.3, "probe.min_consistency")
+    assert consistency_threshold(ProbeConfig(min_consistency=0.3), "face_colors") == (0.3, "probe.min_consistency")
     with pytest.raises(ValueError, match=r"probe\.min_consistency: null asks for the embedder's calibrated threshold"):
-        _threshold(config, "face_colors")
+        consistency_threshold(config, "face_colors")
