@@ -125,6 +125,17 @@ def _check_thresholds(config: DataConfig) -> None:
     """Every threshold taken from an embedder's calibration exists: raises before the first stage, not after the
     download."""
     thresholds(config.clean)
+    probe_embedder = config.probe.embedder or config.clean.identity_embedder
+    if (
+        config.probe.enabled
+        and config.clean.probe_threshold is not None
+        and probe_embedder != config.clean.identity_embedder
+    ):
+        raise ValueError(
+            f"clean.probe_threshold: compares each photo with the probe images' mean, but the probe embeds them with "
+            f"{probe_embedder!r} (probe.embedder) and clean with {config.clean.identity_embedder!r}: use one embedder, "
+            "or set clean.probe_threshold: null"
+        )
     if config.probe.enabled:
         consistency_threshold(config.probe, config.probe.embedder or config.clean.identity_embedder, config.clean.face)
 

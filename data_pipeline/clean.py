@@ -239,7 +239,8 @@ def _check_inputs(keys, duplicate_embeddings, identity_embeddings, probe_centroi
     for argument, array in arrays.items():
         if array.ndim != 2 or array.shape[0] != n:
             problems.append(f"{argument}: expected ({n}, d), one row per key, got shape {tuple(array.shape)}")
-    if probe_centroids is not None and probe_centroids.shape[1:] != identity_embeddings.shape[1:]:
+    compared = probe_centroids is not None and config.probe_threshold is not None  # else the centroids go unused
+    if compared and probe_centroids.shape[1:] != identity_embeddings.shape[1:]:
         problems.append(f"probe_centroids: expected width {identity_embeddings.shape[1]} (the identity embedder's), "
                         f"got {probe_centroids.shape[1]}: did the probe use another embedder?")  # fmt: skip
     if config.identity_embedder == "face" and faces is None:

@@ -1,6 +1,7 @@
 """The face stack in the LaionCele build, on real photos: the clean stage's face rules and "other person" check, the
 probe's face consistency, the streaming shard embedder, and the calibrated thresholds of configs/data/laion.yaml."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,14 @@ def test_bad_face_settings_are_refused_before_any_work(real_faces, tmp_path):
     with pytest.raises(ValueError, match=r"identity_embeddings: expected \(2, d\), one row per key, got shape \(3,"):
         clean(keys, vectors, np.eye(3, 2, dtype=np.float32), None, None, CleanConfig(cluster_threshold=0.5),
               tmp_path, face_facts_of_nothing(2))  # fmt: skip
+    # probe centroids of another width are refused when the photos are compared with them, unused otherwise
+    probe = pa.table({"identity_id": pa.array([0], pa.int32()), "passed": [True]})
+    centroids, pixels = np.ones((1, 3), np.float32) / 3**0.5, CleanConfig(identity_embedder="face_colors", min_images=1,
+                                                                         duplicate_embedder="thumbnail",
+                                                                         cluster_threshold=0.5)  # fmt: skip
+    with pytest.raises(ValueError, match=r"probe_centroids: expected width 2 .* got 3: did the probe use another"):
+        clean(keys, vectors, vectors, probe, centroids, dataclasses.replace(pixels, probe_threshold=0.5), tmp_path)
+    assert clean(keys, vectors, vectors, probe, centroids, pixels, tmp_path)["funnel"]["photos"] == 2
 
 
 def face_facts_of_nothing(n):
@@ -224,3 +233,13 @@ def test_the_laion_config_takes_the_face_stack_and_its_calibrated_thresholds():
     assert config.clean.cluster_threshold == config.clean.probe_threshold == config.probe.min_consistency == CALIBRATED
     assert config.clean.face == FaceConfig() and config.clean.face_rules == FaceRules()
     assert CleanConfig().identity_embedder == "face" and thresholds(CleanConfig())["cluster"]["value"] == CALIBRATED
+
+
+def test_a_probe_check_across_two_embedders_is_refused_before_the_build_starts(tmp_path):
+    from namespace.data_pipeline.build import build
+
+    config = read_config(ROOT / "configs/data/demo.yaml")  # clean: face_colors
+    config.probe.embedder, config.clean.probe_threshold = "thumbnail", 0.5
+    with pytest.raises(ValueError, match=r"clean\.probe_threshold: .* 'thumbnail' \(probe\.embedder\) and clean with"):
+        build(config, tmp_path / "out")
+    assert not (tmp_path / "out" / "work" / "sample").exists()  # nothing ran
