@@ -32,7 +32,7 @@ def keys_for(names):
     """A feature-cache keys table for photos called ``names``, all captioned with one name (identity 0)."""
     return pa.table({
         "key": [f"{i:09d}" for i in range(len(names))],
-        "url": [f"http://x/{name}" for name in names],
+        "url": [f"http://127.0.0.1/{name}" for name in names],
         "identity_id": pa.array([0] * len(names), pa.int32()),
         "caption": ["a photo of Barack Obama"] * len(names),
         "shard": ["00000.tar"] * len(names),
@@ -71,7 +71,7 @@ def run_clean(face_stack, analysed, names, images, output, probe=None, centroids
     summary = clean(keys_for(names), thumbnail(images), analysis.embeddings, probe, centroids, config, output,
                     face_facts(analysis))  # fmt: skip
     dropped = pq.read_table(output / "dropped.parquet").to_pylist()
-    return summary, {row["url"].removeprefix("http://x/"): row for row in dropped}
+    return summary, {row["url"].removeprefix("http://127.0.0.1/"): row for row in dropped}
 
 
 def test_a_planted_photo_of_another_person_is_dropped_as_other_person(real_faces, face_stack, analysed, tmp_path):
