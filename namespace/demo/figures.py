@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # matplotlib comes with the [data] extra and is imported when
     from matplotlib.figure import Figure
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -21,31 +21,31 @@ def _pyplot():
     return plt
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
 def plot_loss(rows: list[dict[str, float]], path: Path) -> Path:
     """Training MSE per step, with the validation MSE of both splits at each validation."""
-    return _save(loss_figure(rows), path)
+    return save_figure(loss_figure(rows), path)
 
 
 def plot_retrieval(rows: list[dict[str, float]], path: Path) -> Path:
     """Top-1 / top-5 retrieval of the right name per validation epoch, for both splits, against chance."""
-    return _save(retrieval_figure(rows), path)
+    return save_figure(retrieval_figure(rows), path)
 
 
 def plot_grid(rows: list[list], row_labels: list[str], column_labels: list[str], title: str, path: Path) -> Path:
     """Rows of equally sized PIL images as one labelled figure (labels left and on top), white gutters between."""
-    return _save(grid_figure(rows, row_labels, column_labels, title), path)
+    return save_figure(grid_figure(rows, row_labels, column_labels, title), path)
 
 
 def loss_figure(rows: list[dict[str, float]]) -> Figure:
     """The figure of ``plot_loss``."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 3.6))
     train = [(row["step"], row["train/loss"]) for row in rows if "train/loss" in row]
     axis.plot(*zip(*train, strict=True), color="#4c72b0", linewidth=1, label="train (MSE)")
@@ -63,7 +63,7 @@ def loss_figure(rows: list[dict[str, float]]) -> Figure:
 
 def retrieval_figure(rows: list[dict[str, float]]) -> Figure:
     """The figure of ``plot_retrieval``: a line per split and k, and the chance of top-1 and of top-5 retrieval."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.4))
     validations = [row for row in rows if "val_heldout/top1" in row]
     epochs = [row["epoch"] + 1 for row in validations]
@@ -91,7 +91,7 @@ def grid_figure(rows: list[list], row_labels: list[str], column_labels: list[str
 
     from namespace.images import image_grid
 
-    plt = _pyplot()
+    plt = pyplot()
     cell_width, cell_height = rows[0][0].size
     gap = gutter(cell_width)
     grid = image_grid(rows, gap=gap)

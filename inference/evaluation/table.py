@@ -1,0 +1,47 @@
+"""``table.md``: the evaluation's numbers in the layout of the paper's Table 1, plus the identity columns.
+
+Table 1 of the paper has a row per method and, per task (scene construction, action control, stylization, emotional
+editing), the CLIP text–image score and the FID against plain SDXL's images. We keep that layout, add KID beside FID
+(FID is biased on small sets; KID is not), an overall column group, and the identity columns the paper reports
+elsewhere: similarity to the reference photos, consistency across prompts and the face-detection rate.
+"""
+
+from __future__ import annotations
+
+import math
+
+# metric → (column title, digits); the order of the columns
+TASK_METRICS = {"clip_ti": ("CLIP-TI", 1), "fid": ("FID", 1), "kid": ("KID ×1000", 2)}
+IDENTITY_METRICS = {
+    "reference_similarity": ("reference sim.", 3),
+    "identity_consistency": ("identity consistency", 3),
+    "face_detection_rate": ("faces found", 2),
+}
+KID_SCALE = 1000.0  # KID values are small: shown ×1000, as is usual
+
+
+def results_table(results: dict) -> str:
+    """A markdown table from ``results.json``'s ``methods`` (``methods.<method>.<metric>.<task|all>``) and ``tasks``."""
+    methods, tasks = results["methods"], [*results["tasks"], "all"]
+    header = ["method"]
+    for task in tasks:
+        header += [f"{'overall' if task == 'all' else task}: {title}" for title, _ in TASK_METRICS.values()]
+    header += [title for title, _ in IDENTITY_METRICS.values()]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+    for method, metrics in methods.items():
+        cells = [method]
+        for task in tasks:
+            for metric, (_, digits) in TASK_METRICS.items():
+                scale = KID_SCALE if metric == "kid" else 1.0
+                cells.append(_number(metrics.get(metric, {}).get(task), digits, scale))
+        for metric, (_, digits) in IDENTITY_METRICS.items():
+            cells.append(_number(metrics.get(metric, {}).get("all"), digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None, digits: int, scale: float = 1.0) -> str:
+    """A cell: the value rounded, ``–`` where a metric does not apply (FID of the plain pipeline against itself)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value * scale:.{digits}f}"
