@@ -54,3 +54,16 @@ def test_the_tradeoff_plot_draws_each_setting_and_refuses_none(tmp_path):
     assert image.size[0] > 400 and len(image.convert("RGB").getcolors(1 << 16)) > 10  # drawn, not blank
     with pytest.raises(ValueError, match="points: expected at least one setting"):
         plot_tradeoff([], tmp_path / "none.png")
+
+
+def test_the_report_holds_the_table_the_plot_and_a_grid_per_task(tmp_path):
+    from namespace.inference.evaluation.report import markdown_table_html, write_evaluation_report
+
+    html = markdown_table_html(results_table(RESULTS))
+    assert html.count("<tr>") == 3 and "<th>magicnaming</th><td class='number'>30.0</td>" in html
+    path = write_evaluation_report(
+        tmp_path / "report.html", RESULTS, {"scene": "grids/scene.png"}, "tradeoff.png", "magicnaming evaluate", ["n1"]
+    )
+    text = path.read_text()
+    assert "<img src='tradeoff.png'" in text and "<h2>Task: scene</h2>" in text and "<img src='grids/scene.png'" in text
+    assert "<p class='note'>n1</p>" in text and "<code>magicnaming evaluate</code>" in text
