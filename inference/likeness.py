@@ -31,6 +31,8 @@ from namespace.progress import Steps
 from namespace.testing.faces import synthetic_face
 from namespace.testing.people import cast_names
 
+from .evaluation.scorers import attributes_followed
+
 BASE_PROMPT = caption(PERSON)  # "a photo of a person"
 GALLERY_PHOTOS = 8  # enrolment photos per famous person: the embedded sample's own photos (variants 0…7)
 GALLERY_SIZE = 96  # the embedded sample's photo size
@@ -149,8 +151,7 @@ def likeness(
         return result.images
 
     def followed(images: list[Image.Image], asked: list[dict | None]) -> list[bool]:
-        found = judging.detector.detect(images)
-        return [all(found[key][i] == value for key, value in a.items()) for i, a in enumerate(asked) if a]
+        return [f for f in attributes_followed(judging.detector, images, asked) if f is not None]
 
     results: dict = {"settings": {"seeds": seeds, "num_inference_steps": num_inference_steps}}
     results["settings"] |= {"guidance_scale": guidance_scale, "prompts": prompts, "famous": famous}
