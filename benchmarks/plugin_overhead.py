@@ -21,33 +21,7 @@ import torch
 
 import namespace as ns
 from namespace.inference import MagicNaming
-
-
-def random_ip_adapter(unet, image_embed_dim: int, generator: torch.Generator) -> dict:
-    """A state dict in IP-Adapter's layout (basic image projection to 4 tokens) with random weights."""
-    cross = unet.config.cross_attention_dim
-    image_proj = {
-        "proj.weight": 0.02 * torch.randn(4 * cross, image_embed_dim, generator=generator),
-        "proj.bias": torch.zeros(4 * cross),
-        "norm.weight": torch.ones(cross),
-        "norm.bias": torch.zeros(cross),
-    }
-    adapter, key_id = {}, 1
-    for name in unet.attn_processors:
-        if name.endswith("attn1.processor"):
-            continue  # self-attention: IP-Adapter adds keys/values to cross-attention only
-        block = name.split(".")[0]
-        channels = unet.config.block_out_channels
-        if block == "mid_block":
-            hidden = channels[-1]
-        elif block == "up_blocks":
-            hidden = list(reversed(channels))[int(name.split(".")[1])]
-        else:
-            hidden = channels[int(name.split(".")[1])]
-        for kind in ("to_k_ip", "to_v_ip"):
-            adapter[f"{key_id}.{kind}.weight"] = 0.02 * torch.randn(hidden, cross, generator=generator)
-        key_id += 2
-    return {"image_proj": image_proj, "ip_adapter": adapter}
+from namespace.testing.ip_adapter import random_ip_adapter
 
 
 def build(size: str, device: str, dtype: torch.dtype):

@@ -1,0 +1,111 @@
+"""The settings of ``magicnaming evaluate``: plain, YAML-friendly dataclasses (``configs/eval/*.yaml``).
+
+Only serializable values (strings, numbers, lists): ``dataclasses.asdict`` of an ``EvaluationConfig`` is what
+``results.json`` records, and every check of these values lives in ``inputs.py`` (run before anything loads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Method = Literal["plain", "magicnaming", "ip_adapter"]
+METHODS: tuple[str, ...] = ("plain", "magicnaming", "ip_adapter")
+
+
+@dataclass
+class ReferenceConfig:
+    """One person to evaluate.
+
+    Attributes:
+        label: a short name for the person in file names and tables (letters, digits, ``-``, ``_``).
+        photos: a folder of reference photos (MagicNaming's identity is made from them; IP-Adapter is given them).
+        identity: an identity file instead of photos (MagicNaming only: IP-Adapter needs photos).
+        name: the name the pipeline knows the person by (a celebrity's name for SDXL, a famous person's for the
+            miniature world): the plain method puts it in the prompt; None: "a person" (the paper's SDXL row).
+    """
+
+    label: str
+    photos: str | None = None
+    identity: str | None = None
+    name: str | None = None
+
+
+@dataclass
+class SweepConfig:
+    """The δ/η trade-off: MagicNaming is also drawn at every (δ, η) of ``delta × eta``.
+
+    Attributes:
+        delta: name guidance values δ (eq. 4); empty: the configured δ only.
+        eta: name norms η (eq. 5); empty: the configured η only.
+    """
+
+    delta: list[float] = field(default_factory=list)
+    eta: list[float] = field(default_factory=list)
+
+
+@dataclass
+class IPAdapterConfig:
+    """IP-Adapter, loaded with diffusers' own ``pipe.load_ip_adapter`` (the paper's peer).
+
+    Attributes:
+        weights: a folder or Hub id holding the adapter weights (None: IP-Adapter cannot be run).
+        subfolder: the weights' subfolder in it.
+        weight_name: the weights file (``.safetensors`` or ``.bin``).
+        image_encoder: the CLIP image encoder's folder: a name inside ``subfolder`` (``image_encoder``) or a path
+            from the weights' root (``models/image_encoder``), as ``load_ip_adapter``'s ``image_encoder_folder``.
+        scale: the adapter's strength (``set_ip_adapter_scale``).
+    """
+
+    weights: str | None = None
+    subfolder: str = "sdxl_models"
+    weight_name: str = "ip-adapter_sdxl.safetensors"
+    image_encoder: str = "image_encoder"
+    scale: float = 0.6
+
+
+@dataclass
+class EvaluationConfig:
+    """Everything ``magicnaming evaluate`` draws: which encoder, pipeline, people, prompts, seeds and methods.
+
+    Attributes:
+        encoder: the name-encoder folder or Hub id.
+        pipeline: an SDXL-family pipeline folder or Hub id, or a miniature world folder (its ``pipeline/``).
+        references: the people (photos or identity files, and the name the pipeline knows each by).
+        suite: a built-in prompt suite (``sdxl``, ``miniature``) or a suite YAML file.
+        seeds: every prompt is drawn once per seed, with the same seeds for every method.
+        methods: the methods drawn side by side.
+        delta: MagicNaming's name guidance δ (None: the encoder's calibrated δ).
+        eta: MagicNaming's name norm η (None: the encoder's mean training-name norm).
+        sweep: further (δ, η) settings of MagicNaming, for the trade-off curve.
+        ip_adapter: IP-Adapter's weights and scale.
+        image_size: image side in pixels (None: the pipeline's default).
+        num_inference_steps: denoising steps per image.
+        guidance_scale: classifier-free guidance scale.
+        batch_size: images per pipeline call.
+        check_faces: warn about reference photos with no face or several (off for drawings or the miniature
+            world's synthetic people, which a face detector does not know).
+        device: auto, cpu, cuda, cuda:1, ...
+        dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
+    """
+
+    encoder: str
+    pipeline: str
+    references: list[ReferenceConfig] = field(default_factory=list)
+    suite: str = "sdxl"
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    methods: list[Method] = field(default_factory=lambda: ["plain", "magicnaming"])
+    delta: float | None = None
+    eta: float | None = None
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    ip_adapter: IPAdapterConfig = field(default_factory=IPAdapterConfig)
+    image_size: int | None = None
+    num_inference_steps: int = 30
+    guidance_scale: float = 5.0
+    batch_size: int = 4
+    check_faces: bool = True
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+__all__ = ["METHODS", "EvaluationConfig", "IPAdapterConfig", "Method", "ReferenceConfig", "SweepConfig"]

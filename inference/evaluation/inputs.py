@@ -1,0 +1,236 @@
+"""Every bad input of ``magicnaming evaluate``, found before any model loads or any image is drawn.
+
+Reads only small files: the prompt suite, the encoder's ``config.json``, identity files, the reference photos (each
+decoded once, to fail on a broken file now), the pipeline's ``model_index.json`` and text encoders' ``config.json``,
+and the IP-Adapter folder's listing. Problems are gathered into one ``ValueError`` naming each option as typed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from namespace import Identity
+from namespace.encoder import NameEncoderConfig
+from namespace.images import as_image_list, folder_images
+
+from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, is_local
+from .config import METHODS, EvaluationConfig, ReferenceConfig
+from .suite import PromptSuite, resolve_suite
+
+LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")  # a label is part of file names
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range (non-negative here)
+
+
+@dataclass
+class Reference:
+    """A person, checked: the reference photos' paths, or the identity file's identity."""
+
+    label: str
+    name: str | None
+    photos: list[Path] | None
+    identity: Identity | None
+
+
+@dataclass
+class CheckedEvaluation:
+    """What the checks read, for the run: the suite, the encoder's config, the people and the pipeline folder.
+
+    Attributes:
+        world: the miniature world folder when ``--pipeline`` named one (its judges score the images), else None.
+    """
+
+    suite: PromptSuite
+    encoder: NameEncoderConfig
+    references: list[Reference]
+    pipeline: str
+    world: Path | None
+
+
+def miniature_world(pipeline: str) -> Path | None:
+    """The miniature world folder ``pipeline`` names (it holds ``world.json`` and ``pipeline/``), else None."""
+    folder = Path(pipeline).expanduser()
+    return folder if pipeline and (folder / "world.json").is_file() else None
+
+
+def resolve_pipeline(pipeline: str) -> str:
+    """The diffusers pipeline folder or Hub id: a miniature world's ``pipeline/``, else ``pipeline`` itself."""
+    world = miniature_world(pipeline)
+    return str(world / "pipeline") if world else pipeline
+
+
+def check_evaluation(config: EvaluationConfig) -> CheckedEvaluation:
+    """Checks every setting of ``config`` and reads the small files; raises one ``ValueError`` listing every problem.
+
+    Raises:
+        ValueError: every problem, each naming its option (``--seeds``, ``--references[1].photos``, ...).
+    """
+    with InputCheck() as check:
+        suite = check(resolve_suite, config.suite)
+        encoder = check(encoder_config, config.encoder) if config.encoder else None
+        if not config.encoder:
+            check.problem("--encoder: expected a name-encoder folder or Hub id, got nothing")
+        _check_numbers(config, check)
+        _check_methods(config, check)
+        references = _check_references(config, encoder, check)
+        pipeline = resolve_pipeline(config.pipeline)
+        if not config.pipeline:
+            check.problem("--pipeline: expected an SDXL pipeline folder or Hub id, or a miniature world, got nothing")
+        else:
+            before = len(check.problems)
+            check(check_pipeline, pipeline)
+            if len(check.problems) == before and "magicnaming" in config.methods and is_local(pipeline):
+                check(_check_sdxl_folder, Path(pipeline), encoder)
+        if "ip_adapter" in config.methods:
+            _check_ip_adapter(config, check)
+        check(dtype_and_device, config.dtype, config.device)
+    return CheckedEvaluation(suite, encoder, references, pipeline, miniature_world(config.pipeline))
+
+
+def _check_numbers(config: EvaluationConfig, check: InputCheck) -> None:
+    if not config.seeds:
+        check.problem("--seeds: expected at least one seed, got an empty list")
+    bad = [s for s in config.seeds if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED]
+    if bad:
+        check.problem(f"--seeds: expected integers in [0, 2**63 - 1], got {bad}")
+    if len(set(config.seeds)) != len(config.seeds):
+        check.problem(f"--seeds: expected distinct seeds (a repeated seed draws the same image), got {config.seeds}")
+    for argument, value in (("--num_inference_steps", config.num_inference_steps), ("--batch_size", config.batch_size)):
+        if value < 1:
+            check.problem(f"{argument}: expected at least 1, got {value}")
+    if config.image_size is not None and (config.image_size < 8 or config.image_size % 8):
+        check.problem(
+            f"--image_size: expected a positive multiple of 8 (or null: the pipeline's), got {config.image_size}"
+        )
+    if not (config.guidance_scale >= 0 and math.isfinite(config.guidance_scale)):
+        check.problem(f"--guidance_scale: expected a finite number ≥ 0, got {config.guidance_scale}")
+    deltas = [("--delta", config.delta)] * (config.delta is not None)
+    deltas += [(f"--sweep.delta[{i}]", value) for i, value in enumerate(config.sweep.delta)]
+    for argument, value in deltas:
+        if not math.isfinite(value):
+            check.problem(f"{argument}: expected a finite name guidance δ, got {value}")
+    etas = [("--eta", config.eta)] * (config.eta is not None)
+    etas += [(f"--sweep.eta[{i}]", value) for i, value in enumerate(config.sweep.eta)]
+    for argument, value in etas:
+        if not (value > 0 and math.isfinite(value)):
+            check.problem(f"{argument}: expected a name norm η > 0, got {value}")
+
+
+def _check_methods(config: EvaluationConfig, check: InputCheck) -> None:
+    if not config.methods:
+        check.problem(f"--methods: expected at least one of {', '.join(METHODS)}, got an empty list")
+    unknown = [m for m in config.methods if m not in METHODS]
+    if unknown:
+        check.problem(f"--methods: expected {', '.join(METHODS)}, got {unknown}")
+    if len(set(config.methods)) != len(config.methods):
+        check.problem(f"--methods: expected each method once, got {config.methods}")
+    if (config.sweep.delta or config.sweep.eta) and "magicnaming" not in config.methods:
+        check.problem(f"--sweep: sweeps MagicNaming's δ and η, but --methods has no magicnaming: {config.methods}")
+
+
+def _check_references(config: EvaluationConfig, encoder: NameEncoderConfig | None, check: InputCheck):
+    if not config.references:
+        check.problem("--references: expected at least one person (label and photos or identity), got none")
+    labels = [r.label for r in config.references]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        check.problem(f"--references: expected distinct labels, got {repeated} more than once")
+    return [_reference(reference, encoder, config, i, check.problems) for i, reference in enumerate(config.references)]
+
+
+def _reference(
+    reference: ReferenceConfig, encoder, config: EvaluationConfig, index: int, problems: list[str]
+) -> Reference | None:
+    """One person: exactly one of photos and identity; photos a folder of readable images; the identity's (N, D) the
+    encoder's; photos when IP-Adapter is asked for. Adds each problem to ``problems`` (then returns None)."""
+    argument, found = f"--references[{index}]", len(problems)
+    if not isinstance(reference.label, str) or not LABEL.fullmatch(reference.label):
+        problems.append(f"{argument}.label: expected letters, digits, '-' or '_', starting with a letter, got "
+                        f"{reference.label!r}")  # fmt: skip
+    if reference.name is not None and not reference.name.strip():
+        problems.append(f"{argument}.name: expected the name the pipeline knows the person by, or null, got ''")
+    photos = identity = None
+    if (reference.photos is None) == (reference.identity is None):
+        found = "both" if reference.photos is not None else "neither"
+        problems.append(f"{argument}: give either photos (a folder of photos) or identity (an identity file), got "
+                        f"{found}")  # fmt: skip
+    elif reference.photos is not None:
+        photos = _photos(reference.photos, f"{argument}.photos", problems)
+    else:
+        try:
+            identity = identity_file(Path(reference.identity), encoder, f"{argument}.identity")
+        except (ValueError, OSError) as error:
+            problems.append(str(error))
+        if "ip_adapter" in config.methods:
+            problems.append(f"{argument}: IP-Adapter (in --methods) needs reference photos, got only an identity file")
+    return None if len(problems) > found else Reference(reference.label, reference.name, photos, identity)
+
+
+def _photos(folder: str, argument: str, problems: list[str]) -> list[Path] | None:
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        problems.append(f"{argument}: {folder!r} is not a folder of reference photos")
+        return None
+    try:
+        paths = folder_images(path, argument)
+        as_image_list(paths, argument)  # decodes each: a broken file fails now, named
+        return paths
+    except (ValueError, OSError) as error:
+        problems.append(str(error))
+        return None
+
+
+def _check_sdxl_folder(folder: Path, encoder: NameEncoderConfig | None) -> None:
+    """MagicNaming needs an SDXL-family pipeline (two tokenizers and text encoders) whose prompt embeddings are as
+    wide as the encoder's names (or the refiner's bigG part of them): read from the folder's configs."""
+    index = json.loads((folder / "model_index.json").read_text())
+    present = {part for part, value in index.items() if isinstance(value, list) and value[0] is not None}
+    missing = [part for part in ("tokenizer_2", "text_encoder_2") if part not in present]
+    if missing:
+        raise ValueError(
+            f"--pipeline: magicnaming needs an SDXL-family pipeline (two tokenizers and text encoders), got "
+            f"{index.get('_class_name')} without {', '.join(missing)}"
+        )
+    if encoder is None:
+        return
+    widths = {}
+    for part in ("text_encoder", "text_encoder_2"):
+        config = folder / part / "config.json"
+        if part in present and config.is_file():
+            widths[part] = json.loads(config.read_text()).get("hidden_size")
+    if None in widths.values() or len(widths) != len(present & {"text_encoder", "text_encoder_2"}):
+        return  # an unusual layout: the plugin checks the width when it loads
+    width = sum(widths.values())
+    if width != encoder.width and not ("text_encoder" not in widths and width < encoder.width):
+        raise ValueError(
+            f"--pipeline: its prompt embeddings have width {width}, but --encoder predicts names of width "
+            f"{encoder.width}: the encoder was trained for another model family"
+        )
+
+
+def _check_ip_adapter(config: EvaluationConfig, check: InputCheck) -> None:
+    settings = config.ip_adapter
+    if settings.weights is None:
+        check.problem("--ip_adapter.weights: --methods has ip_adapter, which needs its weights (a folder or Hub id)")
+        return
+    if not (settings.scale >= 0 and math.isfinite(settings.scale)):
+        check.problem(f"--ip_adapter.scale: expected a finite number ≥ 0, got {settings.scale}")
+    if not is_local(settings.weights):
+        return  # a Hub id: checked when it loads
+    root = Path(settings.weights).expanduser()
+    weights = root / settings.subfolder / settings.weight_name
+    if not weights.is_file():
+        check.problem(f"--ip_adapter.weights: {str(weights)!r} does not exist (--ip_adapter.subfolder "
+                      f"{settings.subfolder!r}, --ip_adapter.weight_name {settings.weight_name!r})")  # fmt: skip
+    # load_ip_adapter's rule: a bare name is inside the subfolder, a path with "/" starts at the weights' root
+    image_encoder = settings.image_encoder
+    encoder_folder = root / settings.subfolder / image_encoder if "/" not in image_encoder else root / image_encoder
+    if not (encoder_folder / "config.json").is_file():
+        check.problem(f"--ip_adapter.image_encoder: {str(encoder_folder)!r} holds no CLIP image encoder "
+                      "(config.json)")  # fmt: skip
+
+
+__all__ = ["CheckedEvaluation", "Reference", "check_evaluation", "miniature_world", "resolve_pipeline"]
