@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "namespace.miniature.commands:main",
         "build the miniature world: a tiny SDXL that knows the sample's people by name",
     ),
+    "evaluate": (
+        "namespace.inference.evaluation.commands:main",
+        "the paper's evaluation on any encoder: CLIP-TI, FID/KID, identity, the δ/η trade-off, a report",
+    ),
     "likeness": (
         "namespace.inference.likeness:main",
         "measure likeness, prompt following and interpolation on a miniature world",

@@ -15,7 +15,8 @@ from namespace.encoder.commands import create
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 # which function's signature each config mirrors; a YAML that is in none of these fails the first test
-COMMANDS = {"encoder": create, "demo.yaml": demo, "demo-sdxl.yaml": demo, "data": data_build, "train": "lightning"}
+COMMANDS = {"encoder": create, "demo.yaml": demo, "demo-sdxl.yaml": demo, "data": data_build, "train": "lightning",
+            "eval": "evaluate"}  # fmt: skip
 
 
 def command_for(path: Path):
@@ -62,6 +63,13 @@ def parse_training(path: Path):
 def test_config_parses_against_its_command(path):
     if command_for(path) == "lightning":
         parse_training(path)
+        return
+    if command_for(path) == "evaluate":  # its options sit at the top level: its own parser reads it
+        from namespace.inference.evaluation.commands import parse_evaluation
+        from namespace.inference.evaluation.config import EvaluationConfig
+
+        config, output = parse_evaluation(["--config", str(path), "--output", "unused"])
+        assert isinstance(config, EvaluationConfig) and config.suite and config.methods and output.name == "unused"
         return
     config = parse(command_for(path), path)
     if command_for(path) is create:

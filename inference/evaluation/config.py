@@ -65,13 +65,40 @@ class IPAdapterConfig:
 
 
 @dataclass
+class ScoringConfig:
+    """How the images are scored ("auto": the miniature world's own judges on a miniature world, else the real ones).
+
+    Attributes:
+        text_image: an open_clip model for CLIP-TI (``ViT-L-14``), or ``attributes`` (the miniature world's attribute
+            detectors: the share of images showing what the prompt asked, ×100, its CLIP-TI analogue); auto.
+        text_image_pretrained: the open_clip weights tag or checkpoint of ``text_image`` (``openai``).
+        identity: ``face`` (the face stack, namespace.faces) or ``judge`` (the miniature world's identity judge); auto.
+        distance_features: the features FID and KID compare: ``inception`` (torchmetrics' Inception; its weights
+            download on first use), ``encoder`` (the evaluated encoder's first CLIP tower), or an open_clip model
+            name with ``distance_pretrained``; auto: inception, or encoder on a miniature world.
+        distance_pretrained: the weights of an open_clip ``distance_features`` model.
+        kid_subset_size: images per KID subset (capped at the smaller set's size).
+    """
+
+    text_image: str = "auto"
+    text_image_pretrained: str | None = "openai"
+    identity: str = "auto"
+    distance_features: str = "auto"
+    distance_pretrained: str | None = None
+    kid_subset_size: int = 50
+
+
+@dataclass
 class EvaluationConfig:
     """Everything ``magicnaming evaluate`` draws: which encoder, pipeline, people, prompts, seeds and methods.
 
     Attributes:
         encoder: the name-encoder folder or Hub id.
-        pipeline: an SDXL-family pipeline folder or Hub id, or a miniature world folder (its ``pipeline/``).
+        pipeline: an SDXL-family pipeline folder or Hub id, a miniature world folder (its ``pipeline/``), or
+            ``miniature``: the default miniature world, built (minutes) or found in the cache.
         references: the people (photos or identity files, and the name the pipeline knows each by).
+        reference_folders: a folder with one subfolder of photos per person (its name is the label; no name is
+            known, so the plain method draws "a person"), added to ``references``.
         suite: a built-in prompt suite (``sdxl``, ``miniature``) or a suite YAML file.
         seeds: every prompt is drawn once per seed, with the same seeds for every method.
         methods: the methods drawn side by side.
@@ -87,11 +114,13 @@ class EvaluationConfig:
             world's synthetic people, which a face detector does not know).
         device: auto, cpu, cuda, cuda:1, ...
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
+        scoring: the scorers (CLIP-TI or its analogue, identity, FID/KID features).
     """
 
     encoder: str
     pipeline: str
     references: list[ReferenceConfig] = field(default_factory=list)
+    reference_folders: str | None = None
     suite: str = "sdxl"
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     methods: list[Method] = field(default_factory=lambda: ["plain", "magicnaming"])
@@ -106,6 +135,15 @@ class EvaluationConfig:
     check_faces: bool = True
     device: str = "auto"
     dtype: str = "auto"
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
 
-__all__ = ["METHODS", "EvaluationConfig", "IPAdapterConfig", "Method", "ReferenceConfig", "SweepConfig"]
+__all__ = [
+    "METHODS",
+    "EvaluationConfig",
+    "IPAdapterConfig",
+    "Method",
+    "ReferenceConfig",
+    "ScoringConfig",
+    "SweepConfig",
+]

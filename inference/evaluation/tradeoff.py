@@ -37,6 +37,6 @@ def plot_tradeoff(
 
 
 def _setting(point: dict) -> str:
-    delta = "default" if point.get("delta") is None else f"{point['delta']:g}"
-    eta = "default" if point.get("eta") is None else f"{point['eta']:g}"
+    delta = "default" if point.get("delta") is None else f"{point['delta']:.3g}"
+    eta = "default" if point.get("eta") is None else f"{point['eta']:.3g}"
     return f"δ {delta}, η {eta}"

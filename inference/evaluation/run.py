@@ -1,0 +1,275 @@
+"""``evaluate``: draw every method's images (resumable), score them, and write results.json, table.md, the grids,
+the trade-off plot and report.html.
+
+Memory: the pipeline, the encoder and the scorers; the drawn images' settings (small dicts), and the images of one
+method and task at a time while they are scored (read back from disk).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import namespace
+from namespace.files import atomic_write
+from namespace.progress import Steps
+
+from .config import EvaluationConfig, ReferenceConfig
+from .drawing import DrawnImage, draw_images, generation_options, plan_jobs
+from .inputs import CheckedEvaluation, check_evaluation
+from .metrics import (
+    face_detection_rate,
+    frechet_distance,
+    identity_consistency,
+    kernel_distance,
+    reference_embedding,
+    reference_similarity,
+)
+from .table import results_table
+
+METRICS = ("clip_ti", "fid", "kid", "reference_similarity", "identity_consistency", "face_detection_rate")
+
+
+def prepared(config: EvaluationConfig) -> EvaluationConfig:
+    """The config with ``reference_folders`` expanded into references and ``pipeline: miniature`` made the default
+    world's folder (built with progress if it is not cached yet). Cheap unless the world must be built."""
+    config = dataclasses.replace(config, references=list(config.references))
+    if config.reference_folders:
+        folder = Path(config.reference_folders)
+        people = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        if not people:
+            raise ValueError(f"--reference_folders: expected a folder with one subfolder per person, got {folder}")
+        config.references += [ReferenceConfig(label=p.name, photos=str(p)) for p in people]
+    if config.pipeline == "miniature":
+        from namespace.miniature.world import miniature_world
+
+        config.pipeline = str(miniature_world())
+    return config
+
+
+def evaluate(config: EvaluationConfig, output: Path, command: str | None = None) -> dict:
+    """Runs the evaluation into ``output``; returns what ``results.json`` holds."""
+    config = prepared(config)
+    checked = check_evaluation(config)  # every input, before any model loads
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    steps = Steps(total=4)
+    steps.start("loading the pipeline, the encoder and the people")
+    from namespace.inference import MagicNaming
+    from namespace.inference.loading import load_encoder, load_pipeline
+    from namespace.progress import library_progress_bars_off
+
+    from .methods import build_methods, prepare_people
+
+    with library_progress_bars_off():
+        pipe = load_pipeline(checked.pipeline, dtype=config.dtype, device=config.device)
+    pipe.set_progress_bar_config(disable=True)
+    encoder = load_encoder(config.encoder, str(pipe.device))
+    naming = MagicNaming(pipe, encoder)
+    people = prepare_people(checked.references, naming, config.check_faces)
+    methods = build_methods(config, pipe, naming)
+    jobs = plan_jobs(methods, checked.suite, people, config.seeds)
+    steps.start(f"drawing {len(jobs)} images ({', '.join(m.name for m in methods)})")
+    common = {"pipeline": config.pipeline}
+    drawn = draw_images(jobs, methods, people, output / "images", generation_options(config), config.batch_size, common)
+    steps.start("scoring")
+    scores = score(drawn, checked, config, people, encoder)
+    steps.start("writing results.json, table.md, the figures and report.html")
+    results = {
+        "magicnaming_version": namespace.__version__,
+        "settings": dataclasses.asdict(config),
+        "tasks": list(checked.suite.tasks),
+        "people": [person.label for person in people],
+        "images": len(drawn),
+        **scores,
+    }
+    write_outputs(results, drawn, output, command)
+    steps.done(f"evaluation written to {output}: results.json, table.md, report.html")
+    return results
+
+
+def score(drawn: list[DrawnImage], checked: CheckedEvaluation, config: EvaluationConfig, people, encoder) -> dict:
+    """Every metric, per method (its default setting) and task and overall, and the sweep's points."""
+    scorers = _scorers(checked, config, encoder)
+    groups: dict[tuple[str, str], list[DrawnImage]] = defaultdict(list)  # (method, setting slug) → images
+    default_of: dict[str, str] = {}
+    for image in drawn:
+        setting = image.settings["setting"]
+        slug = _slug(setting)
+        groups[(image.settings["method"], slug)].append(image)
+        if setting.get("default", True):
+            default_of.setdefault(image.settings["method"], slug)
+    references = {p.label: reference_embedding(scorers["identity"].embed(p.photos)) for p in people if p.photos}
+    plain = groups.get(("plain", default_of.get("plain", "")), [])
+    plain_features = _distance_features(scorers, plain) if plain else None
+    tasks = list(checked.suite.tasks)
+    methods = {}
+    for method, slug in default_of.items():
+        methods[method] = _method_scores(groups[(method, slug)], tasks, scorers, references, plain, plain_features)
+    sweep = []
+    for (method, slug), images in groups.items():
+        if method != "magicnaming":
+            continue
+        setting = images[0].settings["setting"]
+        values = _method_scores(images, [], scorers, references, None, None)
+        sweep.append({"delta": setting.get("delta"), "eta": setting.get("eta"), "default": slug == default_of[method],
+                      "clip_ti": values["clip_ti"]["all"],
+                      "reference_similarity": values["reference_similarity"]["all"]})  # fmt: skip
+    return {"methods": methods, "sweep": sweep, "scorers": scorers["description"], "notes": scorers["notes"]}
+
+
+def _slug(setting: dict) -> str:
+    return json.dumps({k: setting.get(k) for k in ("delta", "eta")}, sort_keys=True)
+
+
+def _method_scores(images, tasks, scorers, references, plain, plain_features) -> dict:
+    """One method's metrics: ``{metric: {task: value, ..., "all": value}}``."""
+    values: dict[str, dict] = {metric: {} for metric in METRICS}
+    by_task = defaultdict(list)
+    for image in images:
+        by_task[image.settings["task"]].append(image)
+    for task in [*tasks, "all"]:
+        chosen = images if task == "all" else by_task[task]
+        if not chosen:
+            continue
+        pictures = [Image.open(image.path).convert("RGB") for image in chosen]
+        texts = [image.settings["text"] for image in chosen]
+        values["clip_ti"][task] = scorers["text_image"](pictures, texts)
+        embeddings = scorers["identity"].embed(pictures)
+        values["face_detection_rate"][task] = (
+            face_detection_rate(embeddings) if scorers["identity"].detects_faces else None
+        )
+        values["reference_similarity"][task] = _per_person(chosen, embeddings, references, reference_similarity)
+        values["identity_consistency"][task] = _per_person(chosen, embeddings, None, identity_consistency)
+        if plain is not None and images is not plain:
+            values["fid"][task], values["kid"][task] = _distances(chosen, pictures, plain, plain_features, scorers)
+        else:
+            values["fid"][task] = values["kid"][task] = None  # the plain pipeline is the reference set
+    return values
+
+
+def _per_person(images, embeddings: np.ndarray, references: dict | None, metric) -> float | None:
+    """The mean over people of ``metric`` on each person's images (with their reference, when given)."""
+    rows = defaultdict(list)
+    for row, image in enumerate(images):
+        rows[image.settings["person"]].append(row)
+    values = []
+    for person, indices in rows.items():
+        if references is None:
+            values.append(metric(embeddings[indices]))
+        elif person in references:
+            values.append(metric(embeddings[indices], references[person]))
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else None
+
+
+def _distances(chosen, pictures, plain, plain_features, scorers) -> tuple[float | None, float | None]:
+    """FID and KID of these images against the plain pipeline's images of the same prompts and seeds."""
+    keys = {(i.settings["person"], i.settings["task"], i.settings["prompt_index"], i.settings["seed"]) for i in chosen}
+    rows = [r for r, i in enumerate(plain) if (i.settings["person"], i.settings["task"], i.settings["prompt_index"],
+                                                i.settings["seed"]) in keys]  # fmt: skip
+    if len(rows) < 2 or len(pictures) < 2:
+        return None, None
+    from .scorers import distance_features
+
+    real, fake = plain_features[rows], distance_features(scorers["distance"], pictures)
+    subset = min(scorers["kid_subset_size"], len(rows), len(pictures))
+    return frechet_distance(real, fake), kernel_distance(real, fake, subset)[0]
+
+
+def _distance_features(scorers, images):
+    from .scorers import distance_features
+
+    return distance_features(scorers["distance"], [Image.open(i.path).convert("RGB") for i in images])
+
+
+def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> dict:
+    """The scorers the config asks for ("auto": the miniature world's own on a world, else the real ones)."""
+    from .identity_scorers import FaceIdentityScorer, JudgeIdentityScorer
+    from .scorers import AttributeScorer, ClipTextImageScorer, image_distance_extractor
+
+    scoring, world = config.scoring, checked.world
+    text_image = scoring.text_image if scoring.text_image != "auto" else ("attributes" if world else "ViT-L-14")
+    identity = scoring.identity if scoring.identity != "auto" else ("judge" if world else "face")
+    distance = scoring.distance_features
+    if distance == "auto":
+        distance = "encoder" if world else "inception"
+    if (text_image == "attributes" or identity == "judge") and world is None:
+        raise ValueError("--scoring: 'attributes' and 'judge' need a miniature world as --pipeline")
+    notes = []
+    if text_image == "attributes":
+        scorer = AttributeScorer(world)
+        text_scorer = scorer.score
+        notes.append("CLIP-TI here is its miniature analogue: 100 × the share of images in which the world's "
+                     "attribute detectors find what the prompt asked (scene, emotion, style).")  # fmt: skip
+    else:
+        clip = ClipTextImageScorer(text_image, scoring.text_image_pretrained, encoder.name_mean.device)
+        text_scorer = clip.score
+    if identity == "judge":
+        identity_scorer = JudgeIdentityScorer(world)
+        notes.append("Identity: the miniature world's identity judge (not the encoder). It has no face detector, so "
+                     "the face-detection rate is not measured (–); an image that loses the person scores a low "
+                     "similarity instead.")  # fmt: skip
+    else:
+        identity_scorer = FaceIdentityScorer()
+    if distance == "encoder":
+        tower = encoder.config.towers[0]
+        extractor = image_distance_extractor(tower.model, tower.pretrained)
+        notes.append(f"FID and KID compare features of the evaluated encoder's first image tower ({tower.model}), "
+                     "not Inception: comparable within this evaluation only.")  # fmt: skip
+    else:
+        extractor = image_distance_extractor(distance, scoring.distance_pretrained)
+    description = {"text_image": text_image, "identity": identity, "distance_features": distance}
+    return {"text_image": text_scorer, "identity": identity_scorer, "distance": extractor,
+            "kid_subset_size": scoring.kid_subset_size, "description": description, "notes": notes}  # fmt: skip
+
+
+def write_outputs(results: dict, drawn: list[DrawnImage], output: Path, command: str | None) -> None:
+    """results.json, table.md, a grid per task, the trade-off plot and report.html."""
+    from .report import write_evaluation_report
+    from .tradeoff import plot_tradeoff
+
+    text = json.dumps(results, indent=2, sort_keys=True, default=_jsonable) + "\n"
+    atomic_write(output / "results.json", lambda path: path.write_text(text))
+    (output / "table.md").write_text(results_table(results))
+    grids = task_grids(drawn, results["tasks"], output / "grids")
+    tradeoff = None
+    if len(results["sweep"]) > 1:
+        plot_tradeoff(results["sweep"], output / "tradeoff.png")
+        tradeoff = "tradeoff.png"
+    relative = {task: str(path.relative_to(output)) for task, path in grids.items()}
+    write_evaluation_report(output / "report.html", results, relative, tradeoff, command, results["notes"])
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def task_grids(drawn: list[DrawnImage], tasks: list[str], folder: Path) -> dict[str, Path]:
+    """A grid per task: a row per method (its default setting), a column per person and prompt, the first seed."""
+    from namespace.demo.figures import plot_grid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    grids = {}
+    for task in tasks:
+        chosen = [i for i in drawn if i.settings["task"] == task and i.settings["setting"].get("default", True)]
+        if not chosen:
+            continue
+        first_seed = min(i.settings["seed"] for i in chosen)
+        chosen = [i for i in chosen if i.settings["seed"] == first_seed]
+        methods = list(dict.fromkeys(i.settings["method"] for i in chosen))
+        columns = list(dict.fromkeys((i.settings["person"], i.settings["prompt_index"]) for i in chosen))
+        by_key = {(i.settings["method"], i.settings["person"], i.settings["prompt_index"]): i for i in chosen}
+        rows = [[Image.open(by_key[(m, *c)].path).convert("RGB") for c in columns] for m in methods]
+        prompt_of = {(i.settings["person"], i.settings["prompt_index"]): i.settings["prompt"] for i in chosen}
+        labels = [f"{person}: {prompt_of[(person, index)].replace('{person}', '…')}" for person, index in columns]
+        grids[task] = plot_grid(rows, methods, labels, f"Task: {task} (seed {first_seed})", folder / f"{task}.png")
+    return grids
