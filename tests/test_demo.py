@@ -42,7 +42,7 @@ def test_the_terminal_shows_the_steps_and_no_library_chatter(demo_output):
     lines = re.split(r"[\r\n]+", (demo_output.parent / "terminal.txt").read_text())
     chatter = ("%|", "Loading pipeline components", "Writing model shards", "INFO:", "Trainable params", "deprecated")
     assert not [line for line in lines if any(word in line for word in chatter)]
-    assert next(line for line in lines if line.startswith("[")).startswith("[1/9] the miniature world: a tiny SDXL")
+    assert next(line for line in lines if line.startswith("[")).startswith("[1/10] the miniature world: a tiny SDXL")
     assert any(line.startswith("Lightning's messages: ") for line in lines)  # where Lightning's INFO lines went
 
 
@@ -72,7 +72,7 @@ def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     assert re.findall(r"<img src='([^']+)'", html) == [f"figures/{name}.png" for name in FIGURES]
     for name in FIGURES:
         assert Image.open(demo_output / f"figures/{name}.png").size[0] > 200
-    sections = html.split("<h2>")[2:10]  # after the results: one section per figure
+    sections = html.split("<h2>")[3:11]  # after the results and the evaluation's table: one section per figure
     expected = [["miniature build", "likeness"], ["likeness"], ["data build", "likeness"], ["data build"],
                 ["train fit"], ["train fit", "train export"], ["identity encode", "generate"],
                 ["identity encode", "interpolate"]]  # fmt: skip
@@ -83,7 +83,7 @@ def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     ran = (demo_output / "work/commands.sh").read_text()
     assert [line.split()[1] for line in ran.splitlines()] == [
         "miniature", "data", "train", "train", "identity", "identity", "identity", "generate", "generate", "generate",
-        "interpolate", "likeness",
+        "interpolate", "likeness", "evaluate",
     ]  # fmt: skip
 
 
@@ -202,3 +202,25 @@ def test_the_method_is_visible_on_the_miniature_world(demo_output):
     assert m["prompt_followed_magicnaming"] >= 0.7 * m["prompt_followed_plain"]
     assert m["interpolation_monotonic"] >= 0.5
     assert m["likeness_unseen"] > m["likeness_unseen_baseline"]
+
+
+def test_the_demo_evaluation_scores_plain_against_magicnaming(demo_output):
+    """``magicnaming evaluate`` as a demo step (configs/eval/demo.yaml): every metric per method, MagicNaming's
+    likeness to the reference photos above plain's ("a person": the world knows none of these people by name) and its
+    prompt following (the detectors' CLIP-TI analogue) not far below; the table in the report."""
+    results = json.loads((demo_output / "evaluation/results.json").read_text())
+    methods = results["methods"]
+    assert set(methods) == {"plain", "magicnaming"} and results["tasks"] == ["scene", "emotion", "style"]
+    for method in methods.values():
+        assert set(method) == {"clip_ti", "fid", "kid", "reference_similarity", "identity_consistency",
+                               "face_detection_rate"}  # fmt: skip
+        assert set(method["clip_ti"]) == {"scene", "emotion", "style", "all"}
+    ours, plain = methods["magicnaming"], methods["plain"]
+    assert ours["reference_similarity"]["all"] > plain["reference_similarity"]["all"] + 0.05  # measured 0.343, 0.214
+    assert ours["clip_ti"]["all"] >= plain["clip_ti"]["all"] - 20
+    assert ours["fid"]["all"] > 0 and plain["fid"]["all"] is None  # plain is the reference set of FID/KID
+    assert [point["default"] for point in results["sweep"]].count(True) == 1 and len(results["sweep"]) == 4
+    report = (demo_output / "report.html").read_text()
+    assert "The paper's evaluation, on the miniature world" in report and "<th>magicnaming</th>" in report
+    assert (demo_output / "evaluation/report.html").is_file() and (demo_output / "evaluation/tradeoff.png").is_file()
+    assert "magicnaming evaluate --config" in (demo_output / "work/commands.sh").read_text()

@@ -32,13 +32,13 @@ RESULTS = {
 def test_the_table_has_a_row_per_method_and_the_papers_column_groups():
     lines = results_table(RESULTS).splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    assert header[:4] == ["method", "scene: CLIP-TI", "scene: FID", "scene: KID ×1000"]
-    assert header[7:10] == ["overall: CLIP-TI", "overall: FID", "overall: KID ×1000"]
+    assert header[:4] == ["method", "scene: CLIP-TI", "scene: FID", "scene: KID"]
+    assert header[7:10] == ["overall: CLIP-TI", "overall: FID", "overall: KID"]
     assert header[10:] == ["reference sim.", "identity consistency", "faces found"]
     plain = [cell.strip() for cell in lines[2].strip("|").split("|")]
     ours = [cell.strip() for cell in lines[3].strip("|").split("|")]
     assert plain == ["plain", "31.2", "–", "–", "28.0", "–", "–", "29.6", "–", "–", "0.123", "0.500", "1.00"]
-    assert ours[:4] == ["magicnaming", "30.0", "12.3", "1.23"] and ours[6] == "–"  # NaN KID: a dash, not "nan"
+    assert ours[:4] == ["magicnaming", "30.0", "12.3", "0.00123"] and ours[6] == "–"  # NaN KID: a dash, not "nan"
     assert ours[10:] == ["0.877", "0.900", "0.75"]
     assert len(lines) == 4 and all(len(line.split("|")) == len(lines[0].split("|")) for line in lines)
 

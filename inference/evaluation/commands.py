@@ -31,7 +31,8 @@ def parse_evaluation(argv: list[str], prog: str = "magicnaming evaluate") -> tup
     namespace = parser.parse_args(argv)
     output = namespace.pop("output")
     namespace.pop("config", None)
-    config = parser.instantiate_classes(namespace)
+    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes  # renamed in jsonargparse 4.49
+    config = instantiate(namespace)
     return EvaluationConfig(**{key: config[key] for key in EvaluationConfig.__dataclass_fields__}), Path(output)
 
 

@@ -5,19 +5,9 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from namespace.demo.report import STYLE
+from namespace.demo.report import STYLE, markdown_table_html
 
 from .table import results_table
-
-
-def markdown_table_html(markdown: str) -> str:
-    """The pipe table ``results_table`` writes, as an HTML table (numbers right-aligned)."""
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown.strip().splitlines()]
-    header, body = rows[0], rows[2:]
-    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-    cells = ("".join(f"<td class='number'>{escape(cell)}</td>" for cell in row[1:]) for row in body)
-    lines = "".join(f"<tr><th>{escape(row[0])}</th>{numbers}</tr>" for row, numbers in zip(body, cells, strict=True))
-    return f"<table><tr>{head}</tr>{lines}</table>"
 
 
 def write_evaluation_report(

@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 
 # metric → (column title, digits); the order of the columns
-TASK_METRICS = {"clip_ti": ("CLIP-TI", 1), "fid": ("FID", 1), "kid": ("KID ×1000", 2)}
+TASK_METRICS = {"clip_ti": ("CLIP-TI", ".1f"), "fid": ("FID", ".1f"), "kid": ("KID", ".3g")}
 IDENTITY_METRICS = {
-    "reference_similarity": ("reference sim.", 3),
-    "identity_consistency": ("identity consistency", 3),
-    "face_detection_rate": ("faces found", 2),
+    "reference_similarity": ("reference sim.", ".3f"),
+    "identity_consistency": ("identity consistency", ".3f"),
+    "face_detection_rate": ("faces found", ".2f"),
 }
-KID_SCALE = 1000.0  # KID values are small: shown ×1000, as is usual
 
 
 def results_table(results: dict) -> str:
@@ -31,17 +30,17 @@ def results_table(results: dict) -> str:
     for method, metrics in methods.items():
         cells = [method]
         for task in tasks:
-            for metric, (_, digits) in TASK_METRICS.items():
-                scale = KID_SCALE if metric == "kid" else 1.0
-                cells.append(_number(metrics.get(metric, {}).get(task), digits, scale))
-        for metric, (_, digits) in IDENTITY_METRICS.items():
-            cells.append(_number(metrics.get(metric, {}).get("all"), digits))
+            for metric, (_, style) in TASK_METRICS.items():
+                cells.append(_number(metrics.get(metric, {}).get(task), style))
+        for metric, (_, style) in IDENTITY_METRICS.items():
+            cells.append(_number(metrics.get(metric, {}).get("all"), style))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _number(value: float | None, digits: int, scale: float = 1.0) -> str:
-    """A cell: the value rounded, ``–`` where a metric does not apply (FID of the plain pipeline against itself)."""
+def _number(value: float | None, style: str) -> str:
+    """A cell: the value in ``style``, ``–`` where a metric does not apply (FID of the plain pipeline against
+    itself) or could not be measured (no face detector)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value * scale:.{digits}f}"
+    return f"{value:{style}}"

@@ -49,6 +49,16 @@ def _commands(lines: list[str]) -> str:
     return f"<pre>{''.join(blocks)}</pre>"
 
 
+def markdown_table_html(markdown: str) -> str:
+    """The pipe table ``results_table`` writes, as an HTML table (numbers right-aligned)."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown.strip().splitlines()]
+    header, body = rows[0], rows[2:]
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    cells = ("".join(f"<td class='number'>{escape(cell)}</td>" for cell in row[1:]) for row in body)
+    lines = "".join(f"<tr><th>{escape(row[0])}</th>{numbers}</tr>" for row, numbers in zip(body, cells, strict=True))
+    return f"<table><tr>{head}</tr>{lines}</table>"
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(
         f"<tr><th>{escape(label)}</th><td class='number'>{escape(value)}</td></tr>" for label, value in rows
@@ -86,7 +96,14 @@ def _identities(found: dict[str, dict], people: list) -> str:
 
 
 def write_report(
-    path: Path, made_by: str | None, replay: str, metrics: dict, figures: list[Figure], people: list, note: str
+    path: Path,
+    made_by: str | None,
+    replay: str,
+    metrics: dict,
+    figures: list[Figure],
+    people: list,
+    note: str,
+    evaluation: str | None = None,
 ) -> Path:
     """Writes the report.
 
@@ -98,6 +115,7 @@ def write_report(
         figures: the figures, in order.
         people: the demo's Person records.
         note: what to read first.
+        evaluation: the evaluation's ``table.md`` (``magicnaming evaluate``; its report is ``evaluation/``), or None.
     """
     seconds = metrics["seconds"]
     made = "<p>Made by a Python call to <code>namespace.demo.demo</code>.</p>"
@@ -121,6 +139,16 @@ def write_report(
         "encoder), <a href='identities/'>identities/</a> (identity files), <a href='work/'>work/</a> (every "
         "stage's output).</p>",
     ]
+    if evaluation:
+        parts += [
+            "<h2>The paper's evaluation, on the miniature world</h2>",
+            markdown_table_html(evaluation),
+            "<p class='caption'>Made by <code>magicnaming evaluate</code> (its command is in "
+            "<a href='work/commands.sh'>work/commands.sh</a>): plain (\"a person\") and MagicNaming on the same "
+            "prompts and seeds, for the reference photos' people. CLIP-TI is its miniature analogue (the attribute "
+            "detectors), identity is the world's judge, FID/KID are against the plain images. Everything, with the "
+            "image grids and the δ/η trade-off: <a href='evaluation/report.html'>evaluation/report.html</a>.</p>",
+        ]
     for figure in figures:
         parts += [
             f"<h2>{escape(figure.title)}</h2>",

@@ -50,6 +50,7 @@ def demo(
     data_configs: list[Path] | None = None,
     train_configs: list[Path] | None = None,
     train_args: list[str] | None = None,
+    eval_config: Path | None = None,
     pipeline: str = "miniature",
     miniature: MiniatureWorldConfig | None = None,
     miniature_cache: Path | None = None,
@@ -74,6 +75,8 @@ def demo(
         data_configs: ``magicnaming data build`` configs, applied in order (default: configs/data/demo.yaml).
         train_configs: ``magicnaming train fit`` configs, applied in order (default: configs/train/tiny.yaml).
         train_args: extra ``train fit`` arguments, e.g. ``["--trainer.max_epochs", "30"]``.
+        eval_config: the ``magicnaming evaluate`` config of the miniature world's evaluation step (default:
+            configs/eval/demo.yaml); the demo gives it its encoder, world, reference photos and image settings.
         pipeline: the SDXL pipeline of the targets and the images (Hub id or folder); ``miniature``: the miniature
             world's tiny SDXL that knows the sample's famous people (built once and cached, with its identity judge:
             the probe uses the judge, and the likeness figures are measured); ``tiny``: the offline tiny pipeline of
@@ -107,6 +110,7 @@ def demo(
         checks.config_path(path, f"train_configs[{i}]", problems)
         for i, path in enumerate(train_configs or ["configs/train/tiny.yaml"])
     ]
+    eval_config = checks.config_path(eval_config or "configs/eval/demo.yaml", "eval_config", problems)
     numbers = {"num_train_identities": (num_train_identities, 2), "num_unseen_identities": (num_unseen_identities, 0)}
     numbers |= {"references_per_identity": (references_per_identity, 1), "image_size": (image_size, 8)}
     numbers |= {"interpolation_steps": (interpolation_steps, 2), "num_inference_steps": (num_inference_steps, 1)}
@@ -131,7 +135,7 @@ def demo(
     checks.prepare_output(output)
     work = output / "work"
     arguments = {"data_configs": [str(p) for p in data_configs], "train_configs": [str(p) for p in train_configs]}
-    arguments |= {"train_args": list(train_args or []), "pipeline": pipeline}
+    arguments |= {"train_args": list(train_args or []), "eval_config": str(eval_config), "pipeline": pipeline}
     arguments |= {"miniature": asdict(world_config) if mini else None}
     arguments |= {"miniature_cache": None if miniature_cache is None else str(miniature_cache)}
     arguments |= {"towers": None if towers is None else [asdict(t) for t in towers]}
@@ -141,7 +145,7 @@ def demo(
     demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
     note = MINIATURE_NOTE if mini else TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE
     print(f"magicnaming demo → {output}/\n{note}\n", file=sys.stderr)
-    total = 7 + (towers is None) + (2 if mini else 0)
+    total = 7 + (towers is None) + (3 if mini else 0)
     log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=total), {}
 
     def step(key: str, description: str) -> None:
@@ -224,6 +228,12 @@ def demo(
         likeness += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
         lines["likeness"] = log.run([*likeness, "--device", device])
 
+        step("evaluate", "the paper's evaluation: plain against MagicNaming per task, the δ/η sweep, a report")
+        evaluation = ["evaluate", "--config", eval_config, "--encoder", output / "encoder", "--pipeline", world]
+        evaluation += ["--reference_folders", work / "references", "--image_size", image_size]
+        evaluation += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
+        lines["evaluate"] = log.run([*evaluation, "--device", device, "--output", output / "evaluation"])
+
     step("report", "figures, metrics.json and report.html")
     from .report import write_report
     from .report_figures import make_figures
@@ -234,6 +244,7 @@ def demo(
     metrics = _metrics(rows, laioncele, files, output / "encoder", note)
     if mini:
         metrics |= _miniature_metrics(laioncele, work / "likeness", world_config)
+        metrics["evaluation"] = json.loads((output / "evaluation/results.json").read_text())["methods"]
     inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
     inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
     inputs |= {"image_size": image_size, "tiny": tiny}
@@ -245,7 +256,8 @@ def demo(
     metrics["seconds"] = _durations(marks, started)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     replay = shlex.join(["magicnaming", "demo", "--config", str(demo_config), "--output", str(output)])
-    write_report(output / "report.html", command_line, replay, metrics, figures, people, metrics["note"])
+    evaluation = (output / "evaluation/table.md").read_text() if mini else None
+    write_report(output / "report.html", command_line, replay, metrics, figures, people, metrics["note"], evaluation)
     likeness = (
         f"likeness (judge): held-out photos {metrics['likeness_heldout']:.2f}, "
         f"no name {metrics['likeness_plain']:.2f}, "
