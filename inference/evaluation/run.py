@@ -240,8 +240,9 @@ def write_outputs(results: dict, drawn: list[DrawnImage], output: Path, command:
     (output / "table.md").write_text(results_table(results))
     grids = task_grids(drawn, results["tasks"], output / "grids")
     tradeoff = None
-    if len(results["sweep"]) > 1:
-        plot_tradeoff(results["sweep"], output / "tradeoff.png")
+    measured = [p for p in results["sweep"] if p["clip_ti"] is not None and p["reference_similarity"] is not None]
+    if len(measured) > 1:  # a setting whose images showed no face has no similarity to plot
+        plot_tradeoff(measured, output / "tradeoff.png")
         tradeoff = "tradeoff.png"
     relative = {task: str(path.relative_to(output)) for task, path in grids.items()}
     write_evaluation_report(output / "report.html", results, relative, tradeoff, command, results["notes"])
