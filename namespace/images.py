@@ -81,3 +81,14 @@ def image_grid(rows: Sequence[Sequence[Image.Image]], gap: int = 0) -> Image.Ima
         for c, image in enumerate(row):
             grid.paste(image, (c * (width + gap), r * (height + gap)))
     return grid
+
+
+def pil_images(images: Image.Image | Sequence[Image.Image], argument: str, expected: str = "PIL images") -> list:
+    """One PIL image or a sequence of them → a list of RGB images; raises naming the first entries that are not."""
+    images = [images] if isinstance(images, Image.Image) else list(images)
+    if not images:
+        raise ValueError(f"{argument}: expected at least one image, got an empty list")
+    wrong = [f"{argument}[{i}]: {type(x).__name__}" for i, x in enumerate(images) if not isinstance(x, Image.Image)]
+    if wrong:
+        raise TypeError(f"expected {expected}, got {', '.join(wrong[:3])}")
+    return [image.convert("RGB") for image in images]

@@ -1,6 +1,6 @@
 """The evaluation's metrics on hand-computed inputs, and the scorers that feed them on tiny models and real photos.
 
-The judge and detector here are trained small in the test (about 7 and 11 s on one CPU thread, as in
+The judge and detector here are trained small in the test (about 7 and 14 s on one CPU thread, as in
 tests/test_miniature_judges.py), on people outside every sample.
 """
 
@@ -32,7 +32,7 @@ from namespace.inference.evaluation.scorers import (
     distance_features,
     image_distance_extractor,
 )
-from namespace.miniature import train_attribute_detector, train_judge
+from namespace.miniature import AttributeDetector, DetectorConfig, train_attribute_detector, train_judge
 from namespace.miniature.captions import PERSON, caption
 from namespace.testing.faces import synthetic_face
 
@@ -208,8 +208,8 @@ def test_attribute_scorer_rewards_images_that_show_what_their_prompt_asked(detec
         AttributeScorer("/nonexistent-world")
 
 
-def test_judge_scorer_tells_a_persons_images_from_others_and_never_drops_a_row(judge):
-    scorer = JudgeIdentityScorer(judge)
+def test_judge_scorer_without_a_detector_tells_a_persons_images_from_others_and_never_drops_a_row(judge):
+    scorer = JudgeIdentityScorer(judge)  # as in a world built before the detector's person head
     assert scorer.detects_faces is False and scorer.dim == judge.config.net.dim
     people = 4
     photos = {p: [synthetic_face(FRESH_PEOPLE + p, v, 32) for v in range(6)] for p in range(people)}
@@ -223,6 +223,28 @@ def test_judge_scorer_tells_a_persons_images_from_others_and_never_drops_a_row(j
     assert min(identity_consistency(rows[p][3:]) for p in range(people)) > identity_consistency(mixed)
     with pytest.raises(FileNotFoundError, match="world: expected a miniature world folder with judge/"):
         JudgeIdentityScorer("/nonexistent-world")
+
+
+def test_judge_scorer_writes_nan_rows_where_the_detector_sees_no_person(judge, detector, tmp_path):
+    judge.save(tmp_path / "world/judge")
+    detector.save(tmp_path / "world/detectors")
+    scorer = JudgeIdentityScorer(tmp_path / "world")  # a world folder: its judge and its detector's person head
+    assert scorer.detects_faces is True and scorer.detector.has_person_head
+    people = [synthetic_face(FRESH_PEOPLE + p, v, 32, scene=("beach", None)[v]) for p in range(3) for v in range(2)]
+    empty = [synthetic_face(FRESH_PEOPLE + p, 5, 32, scene=s, face=False) for p, s in enumerate((None, "night"))]
+    rows = scorer.embed([*people[:3], *empty, *people[3:]])  # 6 people and 2 scenes without one, mixed
+    assert rows.shape == (8, scorer.dim) and rows.dtype == np.float32
+    assert np.isnan(rows[3:5]).all() and not np.isnan(rows[[0, 1, 2, 5, 6, 7]]).any()
+    np.testing.assert_allclose(np.linalg.norm(rows[[0, 1, 2, 5, 6, 7]], axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(rows[[0, 1, 2, 5, 6, 7]], JudgeIdentityScorer(judge).embed(people), atol=1e-6)
+    assert face_detection_rate(rows) == 6 / 8  # the share of images with a person
+    # the rows without a person are left out of the identity metrics, as the face stack's are
+    assert reference_similarity(rows[:2], rows[5:]) == reference_similarity(rows[[0, 1, 3]], rows[5:])
+    assert identity_consistency(rows[[0, 1, 3, 4]]) == identity_consistency(rows[:2])
+    # a world built before the person head: its detector loads, and the scorer keeps every row
+    before = AttributeDetector(DetectorConfig.from_dict({**detector.config.to_dict(), "person_share": 0.0}))
+    before.save(tmp_path / "world/detectors")
+    assert JudgeIdentityScorer(tmp_path / "world").detects_faces is False
 
 
 def test_face_scorer_on_real_photos(real_faces, face_stack):

@@ -213,9 +213,15 @@ def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> d
         text_scorer = clip.score
     if identity == "judge":
         identity_scorer = JudgeIdentityScorer(world)
-        notes.append("Identity: the miniature world's identity judge (not the encoder). It has no face detector, so "
-                     "the face-detection rate is not measured (–); an image that loses the person scores a low "
-                     "similarity instead.")  # fmt: skip
+        if identity_scorer.detects_faces:
+            notes.append("Identity: the miniature world's identity judge (not the encoder); its attribute detector's "
+                         "person head finds the images that show a person (the face-detection rate), and images "
+                         "without one are left out of the similarities, as the face stack's are.")  # fmt: skip
+        else:
+            notes.append(
+                "Identity: the miniature world's identity judge (not the encoder). This world was built "
+                "before its detector had a person head: the face-detection rate is not measured (–)."
+            )
     else:
         identity_scorer = FaceIdentityScorer()
     if distance == "encoder":

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from namespace.images import pil_images
 from namespace.miniature import AttributeDetector
 from namespace.miniature.captions import EMOTION_WORDS, SCENE_WORDS, STYLE_WORDS
 from namespace.seeding import seeded
@@ -66,7 +67,7 @@ class ClipTextImageScorer:
     @torch.no_grad()
     def image_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB PIL images → (n, E) float32 unit rows (on the CPU), through the model's own preprocessing."""
-        images = _pil_list(images, "images")
+        images = pil_images(images, "images")
         rows = []
         for start in range(0, len(images), self.batch_size):
             pixels = torch.stack([self.preprocess(image) for image in images[start : start + self.batch_size]])
@@ -199,7 +200,7 @@ def distance_features(extractor: nn.Module, images: Sequence[Image.Image], batch
 
     Memory: one batch of pixels at a time.
     """
-    images = _pil_list(images, "images")
+    images = pil_images(images, "images")
     sizes = {image.size for image in images}
     if len(sizes) > 1:
         raise ValueError(f"images: expected one size (a batch for the feature extractor), got {sorted(sizes)}")
@@ -210,20 +211,6 @@ def distance_features(extractor: nn.Module, images: Sequence[Image.Image], batch
         pixels = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()  # (B, 3, H, W) uint8
         rows.append(extractor(pixels.to(device)).double().cpu())
     return torch.cat(rows)
-
-
-def _pil_list(images: Sequence[Image.Image], argument: str) -> list[Image.Image]:
-    images = [images] if isinstance(images, Image.Image) else list(images)
-    if not images:
-        raise ValueError(f"{argument}: expected at least one image, got an empty list")
-    wrong = [
-        f"{argument}[{i}]: {type(image).__name__}"
-        for i, image in enumerate(images)
-        if not isinstance(image, Image.Image)
-    ]
-    if wrong:
-        raise TypeError(f"expected PIL images, got {', '.join(wrong[:3])}")
-    return [image.convert("RGB") for image in images]
 
 
 __all__ = [

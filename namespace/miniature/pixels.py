@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..images import pil_images
+
 Images = Sequence[Image.Image] | torch.Tensor  # what the judging models take
 RANGE_SLACK = 0.05  # a decoder's output may overshoot [-1, 1] a little; anything further is a wrong convention
 
@@ -36,19 +38,8 @@ def as_pixels(images: Images, image_size: int, argument: str = "images") -> torc
         if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:
             raise ValueError(f"{argument}: expected values in [-1, 1], got values in [{low:.3g}, {high:.3g}]")
         return images.detach().float().cpu().clamp(-1, 1)
-    if isinstance(images, Image.Image):
-        images = [images]
-    images = list(images)
-    if not images:
-        raise ValueError(f"{argument}: expected at least one image, got an empty list")
-    wrong = [
-        f"{argument}[{i}]: {type(image).__name__}"
-        for i, image in enumerate(images)
-        if not isinstance(image, Image.Image)
-    ]
-    if wrong:
-        raise TypeError(f"expected PIL images or one (B, 3, S, S) tensor, got {', '.join(wrong[:3])}")
-    arrays = [np.asarray(_resized(image.convert("RGB"), image_size), dtype=np.float32) for image in images]
+    images = pil_images(images, argument, "PIL images or one (B, 3, S, S) tensor")
+    arrays = [np.asarray(_resized(image, image_size), dtype=np.float32) for image in images]
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # (B, 3, S, S) in [0, 255]
     return pixels / 127.5 - 1
 

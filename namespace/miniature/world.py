@@ -35,7 +35,7 @@ from ..testing.faces import synthetic_face
 from ..testing.people import CAST_SIZE, cast_names
 from .captions import PERSON, caption, random_attributes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the attribute detector has a person head (the evaluation's face detector)
 FIRST_GENERIC_IDENTITY = 40_000  # anonymous people: far from the sample (0…5000), towers (10000+), judges (20000+)
 FIRST_TRAINING_VARIANT = 1_000  # the world's photos of a famous person are not the sample's photos (variants 0…)
 

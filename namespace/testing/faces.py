@@ -25,6 +25,7 @@ def synthetic_face(
     scene: str | None = None,
     emotion: str | None = None,
     style: str | None = None,
+    face: bool = True,
 ) -> Image.Image:
     """Draws identity ``identity`` in its ``variant``-th photo: same skin, hair, eye colour and face shape for one
     identity; position, scale, tilt and background change with the variant.
@@ -34,6 +35,8 @@ def synthetic_face(
             at night.
         emotion: None (a slight smile), ``"smiling"`` (a wide open smile) or ``"sad"`` (a turned-down mouth).
         style: None (a photo) or ``"watercolor"`` (pale colours on paper, soft edges).
+        face: False draws the same photo without the person (its background, scene and style only): what the
+            miniature world's person detector learns "no person" from.
     """
     choices = {"scene": (scene, SCENES), "emotion": (emotion, EMOTIONS), "style": (style, STYLES)}
     for argument, (value, allowed) in choices.items():
@@ -55,19 +58,21 @@ def synthetic_face(
     draw = ImageDraw.Draw(image)
     w, h = scale * face_ratio, scale * 1.2
     x, y = 2 * cx, 2 * cy
-    draw.ellipse([x - w, y - h * 1.05, x + w, y + h * 0.2], fill=hair)  # hair
-    draw.ellipse([x - w * 0.85, y - h * 0.8, x + w * 0.85, y + h * 0.9], fill=skin)  # face
-    for side in (-1, 1):  # eyes
-        ex, ey = x + side * w * 0.35, y - h * 0.15
-        draw.ellipse([ex - w * 0.14, ey - h * 0.08, ex + w * 0.14, ey + h * 0.08], fill=(250, 250, 250))
-        draw.ellipse([ex - w * 0.07, ey - h * 0.07, ex + w * 0.07, ey + h * 0.07], fill=eyes)
-    _mouth(draw, x, y, w, h, size, emotion)
+    if face:
+        draw.ellipse([x - w, y - h * 1.05, x + w, y + h * 0.2], fill=hair)  # hair
+        draw.ellipse([x - w * 0.85, y - h * 0.8, x + w * 0.85, y + h * 0.9], fill=skin)  # face
+        for side in (-1, 1):  # eyes
+            ex, ey = x + side * w * 0.35, y - h * 0.15
+            draw.ellipse([ex - w * 0.14, ey - h * 0.08, ex + w * 0.14, ey + h * 0.08], fill=(250, 250, 250))
+            draw.ellipse([ex - w * 0.07, ey - h * 0.07, ex + w * 0.07, ey + h * 0.07], fill=eyes)
+        _mouth(draw, x, y, w, h, size, emotion)
     image = image.rotate(tilt, resample=Image.BICUBIC, fillcolor=background)
     if scene is not None:
         mask = Image.new("L", (canvas, canvas), 0)
-        shapes = ImageDraw.Draw(mask)
-        shapes.ellipse([x - w, y - h * 1.05, x + w, y + h * 0.2], fill=255)
-        shapes.ellipse([x - w * 0.85, y - h * 0.8, x + w * 0.85, y + h * 0.9], fill=255)
+        if face:  # the person's outline keeps the person; without one the scene fills the photo
+            shapes = ImageDraw.Draw(mask)
+            shapes.ellipse([x - w, y - h * 1.05, x + w, y + h * 0.2], fill=255)
+            shapes.ellipse([x - w * 0.85, y - h * 0.8, x + w * 0.85, y + h * 0.9], fill=255)
         mask = mask.rotate(tilt, resample=Image.BICUBIC, fillcolor=0)
         image = Image.composite(image, _scene(scene, canvas, random.Random(identity * 613 + variant * 17 + 5)), mask)
     image = image.resize((size, size), Image.LANCZOS)
