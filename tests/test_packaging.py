@@ -108,7 +108,8 @@ def test_the_wheel_holds_namespace_and_its_model_configs_only(distributions):
     for stage in ("data_pipeline", "train", "inference"):  # the stages install under namespace, nowhere else
         assert f"namespace/{stage}/__init__.py" in names
     shipped = {path.name: path.read_bytes() for path in (ROOT / "namespace/encoder/model_configs").glob("*.json")}
-    assert configs == shipped and len(shipped) == 2
+    assert configs == shipped and len(shipped) == 3  # the tiny towers and the tiny CLIP with the real vocabulary
+    assert "namespace/inference/evaluation/__init__.py" in names and "namespace/faces/__init__.py" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)  # the Apache-2.0 text travels along
 
 
