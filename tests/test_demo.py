@@ -42,7 +42,7 @@ def test_the_terminal_shows_the_steps_and_no_library_chatter(demo_output):
     lines = re.split(r"[\r\n]+", (demo_output.parent / "terminal.txt").read_text())
     chatter = ("%|", "Loading pipeline components", "Writing model shards", "INFO:", "Trainable params", "deprecated")
     assert not [line for line in lines if any(word in line for word in chatter)]
-    assert next(line for line in lines if line.startswith("[")).startswith("[1/10] the miniature world: a tiny SDXL")
+    assert next(line for line in lines if line.startswith("[")).startswith("[1/9] the miniature world: a tiny SDXL")
     assert any(line.startswith("Lightning's messages: ") for line in lines)  # where Lightning's INFO lines went
 
 

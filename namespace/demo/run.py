@@ -145,7 +145,9 @@ def demo(
     demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
     note = MINIATURE_NOTE if mini else TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE
     print(f"magicnaming demo → {output}/\n{note}\n", file=sys.stderr)
-    total = 7 + (towers is None) + (3 if mini else 0)
+    # data, train, identities, generate, interpolate, report; the towers; the world or the tiny pipeline; likeness
+    # and evaluate on the world
+    total = 6 + (towers is None) + (mini or tiny) + (2 if mini else 0)
     log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=total), {}
 
     def step(key: str, description: str) -> None:
