@@ -102,3 +102,19 @@ def face_stack():
     from namespace.faces import load_face_embedder
 
     return load_face_embedder()
+
+
+@pytest.fixture(scope="session")
+def judge():
+    """A small identity judge of the miniature world (16 px, trained in seconds), shared by the tests."""
+    from namespace.miniature import train_judge
+
+    return train_judge(16, people=100, photos=8, steps=200, seed=0)
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """A small attribute detector of the miniature world (16 px, with the person head), shared by the tests."""
+    from namespace.miniature import train_attribute_detector
+
+    return train_attribute_detector(16, people=200, photos=8, steps=300, seed=0)

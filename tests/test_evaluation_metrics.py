@@ -32,7 +32,7 @@ from namespace.inference.evaluation.scorers import (
     distance_features,
     image_distance_extractor,
 )
-from namespace.miniature import AttributeDetector, DetectorConfig, train_attribute_detector, train_judge
+from namespace.miniature import AttributeDetector, DetectorConfig
 from namespace.miniature.captions import PERSON, caption
 from namespace.testing.faces import synthetic_face
 
@@ -147,16 +147,6 @@ def test_distance_errors_name_the_argument():
 
 
 # -- scorers -------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def judge():
-    return train_judge(SIZE, people=100, photos=8, steps=200, seed=0)
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return train_attribute_detector(SIZE, people=200, photos=8, steps=300, seed=0)
 
 
 def faces(count: int = 4, **attributes) -> list[Image.Image]:

@@ -34,16 +34,6 @@ SIZE = 16
 FRESH_PEOPLE = 25_000  # outside the judge's training (20000+) and calibration (21000+) people
 
 
-@pytest.fixture(scope="module")
-def judge():
-    return train_judge(SIZE, people=100, photos=8, steps=200, seed=0)
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return train_attribute_detector(SIZE, people=200, photos=8, steps=300, seed=0)
-
-
 def random_judge() -> IdentityJudge:
     with seeded(0):
         return IdentityJudge(JudgeConfig(ConvNetConfig(image_size=SIZE))).eval()
