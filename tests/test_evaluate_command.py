@@ -84,3 +84,14 @@ def test_bad_input_is_refused_before_anything_is_drawn(setup, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "--suite" in error and "--references[0].photos" in error
     assert not (tmp_path / "out" / "images").exists()
+
+
+def test_a_person_without_a_face_in_any_reference_photo_is_refused_before_drawing(setup, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "people" / "wall").mkdir(parents=True)
+    Image.new("RGB", (200, 200), (120, 120, 120)).save(tmp_path / "people" / "wall" / "wall.png")
+    args = ["evaluate", "--config", str(setup / "eval.yaml"), "--output", str(tmp_path / "out")]
+    assert main([*args, "--reference_folders", str(tmp_path / "people"), "--methods", "[plain, magicnaming]"]) == 1
+    assert "--references[0] (wall): no face found in any of its 1 reference photos" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "images").exists()

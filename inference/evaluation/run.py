@@ -75,11 +75,13 @@ def evaluate(config: EvaluationConfig, output: Path, command: str | None = None)
     people = prepare_people(checked.references, naming, config.check_faces)
     methods = build_methods(config, pipe, naming)
     jobs = plan_jobs(methods, checked.suite, people, config.seeds)
+    scorers = _scorers(checked, config, encoder)
+    references = reference_embeddings(scorers["identity"], people)  # a person without a face fails before drawing
     steps.start(f"drawing {len(jobs)} images ({', '.join(m.name for m in methods)})")
     common = {"pipeline": config.pipeline}
     drawn = draw_images(jobs, methods, people, output / "images", generation_options(config), config.batch_size, common)
     steps.start("scoring")
-    scores = score(drawn, checked, config, people, encoder)
+    scores = score(drawn, checked.suite, scorers, references)
     steps.start("writing results.json, table.md, the figures and report.html")
     results = {
         "magicnaming_version": namespace.__version__,
@@ -94,9 +96,23 @@ def evaluate(config: EvaluationConfig, output: Path, command: str | None = None)
     return results
 
 
-def score(drawn: list[DrawnImage], checked: CheckedEvaluation, config: EvaluationConfig, people, encoder) -> dict:
+def reference_embeddings(identity_scorer, people) -> dict[str, np.ndarray]:
+    """Each person's reference identity row (the mean of their photos' rows with a face); raises naming a person in
+    none of whose photos the identity scorer finds a face (people given by an identity file only have none)."""
+    references = {}
+    for index, person in enumerate(people):
+        if not person.photos:
+            continue
+        rows = identity_scorer.embed(person.photos)
+        if np.isnan(rows).any(axis=1).all():
+            raise ValueError(f"--references[{index}] ({person.label}): no face found in any of its {len(rows)} "
+                             "reference photos, so nothing to compare its images with")  # fmt: skip
+        references[person.label] = reference_embedding(rows)
+    return references
+
+
+def score(drawn: list[DrawnImage], suite, scorers: dict, references: dict[str, np.ndarray]) -> dict:
     """Every metric, per method (its default setting) and task and overall, and the sweep's points."""
-    scorers = _scorers(checked, config, encoder)
     groups: dict[tuple[str, str], list[DrawnImage]] = defaultdict(list)  # (method, setting slug) → images
     default_of: dict[str, str] = {}
     for image in drawn:
@@ -105,10 +121,9 @@ def score(drawn: list[DrawnImage], checked: CheckedEvaluation, config: Evaluatio
         groups[(image.settings["method"], slug)].append(image)
         if setting.get("default", True):
             default_of.setdefault(image.settings["method"], slug)
-    references = {p.label: reference_embedding(scorers["identity"].embed(p.photos)) for p in people if p.photos}
     plain = groups.get(("plain", default_of.get("plain", "")), [])
     plain_features = _distance_features(scorers, plain) if plain else None
-    tasks = list(checked.suite.tasks)
+    tasks = list(suite.tasks)
     methods = {}
     for method, slug in default_of.items():
         methods[method] = _method_scores(groups[(method, slug)], tasks, scorers, references, plain, plain_features)
