@@ -227,7 +227,8 @@ def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> d
         clip = ClipTextImageScorer(text_image, scoring.text_image_pretrained, encoder.name_mean.device)
         text_scorer = clip.score
     if identity == "judge":
-        identity_scorer = JudgeIdentityScorer(world)
+        loaded = scorer.detector if text_image == "attributes" else None  # the world's detector, loaded once
+        identity_scorer = JudgeIdentityScorer(world, detector=loaded)
         if identity_scorer.detects_faces:
             notes.append("Identity: the miniature world's identity judge (not the encoder); its attribute detector's "
                          "person head finds the images that show a person (the face-detection rate), and images "
