@@ -16,7 +16,8 @@ import time
 
 import pyarrow as pa
 
-from namespace.data_pipeline.match import MatchConfig, match_batch
+from namespace.data_pipeline.match import MatchConfig
+from namespace.data_pipeline.match_batch import match_batch
 from namespace.data_pipeline.matcher import NameMatcher
 
 WORDS = " ".join(  # a word list reads best as text

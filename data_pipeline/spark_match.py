@@ -1,4 +1,4 @@
-"""The match stage on Spark, for LAION scale: the same batch function (:func:`.match.match_batch`) in
+"""The match stage on Spark, for LAION scale: the same batch function (:func:`.match_batch.match_batch`) in
 ``mapInArrow``, the URL deduplication as a window, the output written by Spark.
 
 Each row's provenance comes from Parquet's hidden ``_metadata`` column (Spark ≥ 3.5): ``file_path`` and
@@ -18,15 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .match import (
-    EXAMPLE_SCHEMA,
-    MATCH_SCHEMA,
-    MatchConfig,
-    check_columns,
-    match_batch,
-    matcher_from_names,
-    source_name,
-)
+from .match import EXAMPLE_SCHEMA, MatchConfig, check_columns, matcher_from_names, source_name
+from .match_batch import MATCH_SCHEMA, match_batch
 
 # one output schema for everything a partition reports: matched rows (reason ""), counts, and rejected examples
 REPORT_SCHEMA = pa.schema([*MATCH_SCHEMA, ("reason", pa.string()), ("count", pa.int64())])
