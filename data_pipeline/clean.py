@@ -1,8 +1,9 @@
 """Stage 6, clean: near duplicates out, photos without one clear face out, photos of someone else out, then the
 at-least-N-images rule.
 
-1. Near duplicates (faiss range search on normalised embeddings, cosine ≥ ``duplicate_threshold``, clip-retrieval's
-   0.94 by default): each group keeps its smallest key.
+1. Near duplicates (cosine ≥ ``duplicate_threshold`` on normalised embeddings, clip-retrieval's 0.94 by default;
+   an exact faiss range search below ``exact_search_below`` photos, each photo's ``duplicate_neighbours`` nearest
+   in an IVF or HNSW index from there on, see ``similarity_search.py``): each group keeps its smallest key.
 2. Face rules, only when the identity embedder is ``face`` (their facts come from the same face analysis as its
    embeddings, see ``face_rules.py``): ``no_face``, ``several_faces``, ``face_too_small``, ``partial_face``. Any
    other photo the identity embedder gives no embedding (a NaN row) is ``no_face`` too.
@@ -10,14 +11,16 @@ at-least-N-images rule.
 4. Identity check per photo, with the identity embedder; a photo that fails it is ``other_person``: against the
    name's probe images (cosine to their mean ≥ ``probe_threshold``, when set) and against the name's own majority
    cluster (cosine to the centroid of the photo with the most look-alikes and its look-alikes ≥
-   ``cluster_threshold``); a name with no majority cluster (fewer than ``majority_fraction`` of its photos agree)
-   loses all of them.
+   ``cluster_threshold``, found among at most ``max_compared_per_identity`` of its photos, a seeded sample above
+   that); a name with no majority cluster (fewer than ``majority_fraction`` of its photos agree) loses all of them.
 5. Identities with fewer than ``min_images`` photos left are dropped.
 
 Every dropped photo is a row of ``dropped.parquet`` with its reason and detail; ``kept.parquet`` holds the rest,
-``faces.parquet`` the face facts of every photo (face embedder only). Memory: the keys, both (n, d) embedding arrays,
-the facts and a reason per dropped photo, all growing linearly with the photos; the identity check holds one name's
-(k, k) similarities at a time.
+``faces.parquet`` the face facts of every photo (face embedder only). Memory, all growing linearly with the photos n:
+the keys, the facts, a reason per dropped photo, and the near-duplicate index (n · d float32, plus IVF's training
+sample or HNSW's links from ``exact_search_below`` on); the (n, d) embedding arrays may be memory maps (float16 or
+float32): they are read in batches for the index and one name's rows at a time for the identity check, which holds
+that name's (m, d) rows and at most (max_compared_per_identity)² similarities.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,6 +36,7 @@ from namespace.faces import FaceConfig
 
 from .embedders import calibrated_threshold
 from .face_rules import FACTS_SCHEMA, FaceRules, broken_face_rules
+from .similarity_search import BATCH_BYTES, SearchSettings, similar_pairs
 
 
 @dataclass
@@ -54,6 +57,21 @@ class CleanConfig:
         face_rules: which photos the face stack rules out (``face`` identity embedder only).
         processes: CPU processes of the embedders that read the photos (``face``, the pixel embedders), each taking
             whole shards (the face stack runs at a few photos per second per core).
+        exact_search_below: fewer photos than this are compared all pairs with all (exact near duplicates, n² · d);
+            from this many on, each photo with its ``duplicate_neighbours`` nearest in ``approximate_index``. 0: always
+            the approximate index.
+        approximate_index: ``ivf`` (4 · √n k-means lists, ``ivf_probes`` searched per photo: √n · d per photo) or
+            ``hnsw`` (a graph: log n · links · d per photo); see ``similarity_search.py``.
+        duplicate_neighbours: nearest photos each photo is compared with above ``exact_search_below`` (a group of
+            near duplicates larger than this is still one group: its members' neighbour lists overlap).
+        ivf_probes: IVF lists searched per photo (nprobe).
+        hnsw_links: links per photo of the HNSW graph (M; memory n · links · 8 bytes beside the n · d · 4 of the rows).
+        hnsw_ef_search: candidates kept while searching the graph (at least ``duplicate_neighbours``).
+        hnsw_ef_construction: candidates kept while building the graph.
+        max_compared_per_identity: most photos of one name compared pairwise to find its majority cluster; a name with
+            more is compared on a seeded sample of this many, then all its photos are scored against that centroid.
+        seed: seeds those samples (with the identity id: a name's sample does not depend on the others) and IVF's
+            training sample.
     """
 
     duplicate_embedder: str = "clip"
@@ -66,14 +84,31 @@ class CleanConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     face_rules: FaceRules = field(default_factory=FaceRules)
     processes: int = 1
+    exact_search_below: int = 20000
+    approximate_index: str = "ivf"
+    duplicate_neighbours: int = 32
+    ivf_probes: int = 8
+    hnsw_links: int = 32
+    hnsw_ef_search: int = 64
+    hnsw_ef_construction: int = 40
+    max_compared_per_identity: int = 2000
+    seed: int = 0
 
     def __post_init__(self) -> None:
         problems = []
         if self.duplicate_embedder == "face":  # it embeds who is shown, not the photo: one person's photos are ≥ 0.95
             problems.append("clean.duplicate_embedder: expected an embedder of the whole photo (clip, thumbnail, ...), "
                             "got 'face' (two photos of one person are near duplicates to it)")  # fmt: skip
-        if self.processes < 1:
-            problems.append(f"clean.processes: expected at least 1, got {self.processes}")
+        if self.approximate_index not in ("ivf", "hnsw"):
+            problems.append(f"clean.approximate_index: expected 'ivf' or 'hnsw', got {self.approximate_index!r}")
+        least = {"processes": 1, "exact_search_below": 0, "duplicate_neighbours": 1, "ivf_probes": 1, "hnsw_links": 2,
+                 "hnsw_ef_construction": 1, "max_compared_per_identity": 1}  # fmt: skip
+        for name, smallest in least.items():
+            if getattr(self, name) < smallest:
+                problems.append(f"clean.{name}: expected at least {smallest}, got {getattr(self, name)}")
+        if self.hnsw_ef_search < self.duplicate_neighbours:  # the graph search returns at most ef_search rows
+            problems.append(f"clean.hnsw_ef_search: expected at least clean.duplicate_neighbours "
+                            f"({self.duplicate_neighbours}), got {self.hnsw_ef_search}")  # fmt: skip
         if problems:
             raise ValueError("invalid clean config:\n  " + "\n  ".join(problems))
 
@@ -106,36 +141,58 @@ def thresholds(config: CleanConfig) -> dict:
     return summary
 
 
-def near_duplicates(embeddings: np.ndarray, keys: list[str], threshold: float) -> dict[int, int]:
-    """Maps each duplicate row to the row it duplicates (the smallest key of its group); faiss range search."""
-    index = faiss.IndexFlatIP(embeddings.shape[1])
-    index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
-    limits, _, neighbours = index.range_search(np.ascontiguousarray(embeddings, dtype=np.float32), threshold)
-    parent = list(range(len(keys)))
+def search_settings(config: CleanConfig) -> SearchSettings:
+    """The near-duplicate search's settings from the clean config."""
+    return SearchSettings(exact_below=config.exact_search_below, approximate=config.approximate_index,
+                          neighbours=config.duplicate_neighbours, probes=config.ivf_probes, links=config.hnsw_links,
+                          ef_search=config.hnsw_ef_search, ef_construction=config.hnsw_ef_construction,
+                          seed=config.seed)  # fmt: skip
+
+
+def near_duplicates(
+    embeddings: np.ndarray, keys: list[str], threshold: float, settings: SearchSettings | None = None
+) -> dict[int, int]:
+    """Maps each duplicate row to the row it duplicates (the smallest key of its group).
+
+    Args:
+        embeddings: (n, d) normalised rows (float16 or float32, may be a memory map), row-aligned with ``keys``.
+        keys: the photos' keys.
+        threshold: smallest cosine of two near duplicates.
+        settings: exact, IVF or HNSW search (None: ``SearchSettings()``; ``similarity_search.py``: its memory).
+    """
+    parent: dict[int, int] = {}  # union-find over the rows of some pair only (a few per duplicated photo)
 
     def root(i: int) -> int:
-        while parent[i] != i:
+        while parent.setdefault(i, i) != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    for i in range(len(keys)):
-        for j in neighbours[limits[i] : limits[i + 1]]:
-            a, b = root(i), root(int(j))
-            if a != b:
-                parent[max(a, b, key=lambda r: keys[r])] = min(a, b, key=lambda r: keys[r])
-    return {i: root(i) for i in range(len(keys)) if root(i) != i}
+    for i, j in similar_pairs(embeddings, threshold, settings or SearchSettings()).tolist():
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b, key=lambda r: keys[r])] = min(a, b, key=lambda r: keys[r])
+    return {i: root(i) for i in sorted(parent) if root(i) != i}
 
 
-def majority_cluster(embeddings: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """For one name's (n, d) photos: a boolean mask of the majority cluster and each photo's cosine to it."""
-    similarity = embeddings @ embeddings.T  # (n, n); n is small per name
-    neighbours = similarity >= threshold
+def majority_cluster(
+    embeddings: np.ndarray, threshold: float, max_compared: int | None = None, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For one name's (n, d) photos: a boolean mask of the majority cluster and each photo's cosine to it.
+
+    The core photo (the most look-alikes at or above ``threshold``) and the centroid of it and its look-alikes are
+    found among at most ``max_compared`` photos (a sample drawn by ``rng`` when n is larger; None: all), then every
+    photo is scored against that centroid. Memory: the (m, m) similarities, m = min(n, max_compared), and n scores.
+    """
+    compared = embeddings
+    if max_compared is not None and len(embeddings) > max_compared:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        compared = embeddings[np.sort(rng.choice(len(embeddings), max_compared, replace=False))]
+    neighbours = compared @ compared.T >= threshold  # (m, m)
     core = int(np.argmax(neighbours.sum(1)))  # the photo with the most look-alikes
-    members = neighbours[core]
-    centroid = embeddings[members].mean(0)
+    centroid = compared[neighbours[core]].mean(0)
     centroid /= max(np.linalg.norm(centroid), 1e-12)
-    scores = embeddings @ centroid
+    scores = embeddings @ centroid  # (n,)
     return scores >= threshold, scores
 
 
@@ -168,15 +225,16 @@ def clean(
     cluster_threshold = settings["cluster"]["value"]
     key_list, identities = keys["key"].to_pylist(), keys["identity_id"].to_pylist()
     reasons: dict[int, tuple[str, str]] = {}
-    for row, original in near_duplicates(duplicate_embeddings, key_list, config.duplicate_threshold).items():
+    search = search_settings(config)
+    for row, original in near_duplicates(duplicate_embeddings, key_list, config.duplicate_threshold, search).items():
         reasons[row] = ("near_duplicate", key_list[original])
     if faces is not None:
         pq.write_table(pa.Table.from_arrays([keys["key"], *faces.columns], ["key", *faces.column_names]),
                        Path(output) / "faces.parquet")  # fmt: skip
         for row, broken in broken_face_rules(faces, config.face_rules).items():
             reasons.setdefault(row, broken)
-    for row in np.flatnonzero(np.isnan(identity_embeddings).any(axis=1)):
-        reasons.setdefault(int(row), ("no_face", f"no embedding from {config.identity_embedder}"))
+    for row in _nan_rows(identity_embeddings).tolist():
+        reasons.setdefault(row, ("no_face", f"no embedding from {config.identity_embedder}"))
     passed, centroid_of = {}, {}
     if probe is not None:
         for i, (identity, ok) in enumerate(
@@ -189,25 +247,29 @@ def clean(
     for row, identity in enumerate(identities):
         if row not in reasons:
             by_identity.setdefault(identity, []).append(row)
+    capped = 0
     for identity, rows in sorted(by_identity.items()):
         if probe is not None and not passed.get(identity, False):
             reasons.update({row: ("name_failed_probe", "") for row in rows})
             continue
+        rows = np.asarray(rows)
+        vectors = np.asarray(identity_embeddings[rows], np.float32)  # (m, d'): this name's rows only
         if config.probe_threshold is not None and identity in centroid_of:
-            scores = identity_embeddings[rows] @ centroid_of[identity]
-            for row, score in zip(rows, scores, strict=True):
-                if score < config.probe_threshold:
-                    reasons[row] = ("other_person", f"probe {score:.3f} < {config.probe_threshold:.3f}")
-            rows = [row for row in rows if row not in reasons]
-        if not rows:
+            scores = vectors @ np.asarray(centroid_of[identity], np.float32)
+            far = scores < config.probe_threshold
+            for row, score in zip(rows[far].tolist(), scores[far], strict=True):
+                reasons[row] = ("other_person", f"probe {score:.3f} < {config.probe_threshold:.3f}")
+            rows, vectors = rows[~far], vectors[~far]
+        if not len(rows):
             continue
-        members, scores = majority_cluster(identity_embeddings[rows], cluster_threshold)
+        capped += len(rows) > config.max_compared_per_identity
+        sample = np.random.default_rng([config.seed, identity])  # used only above the cap
+        members, scores = majority_cluster(vectors, cluster_threshold, config.max_compared_per_identity, sample)
         if members.sum() < config.majority_fraction * len(rows):
-            reasons.update({row: ("no_majority_identity", f"{members.sum()}/{len(rows)}") for row in rows})
+            reasons.update({row: ("no_majority_identity", f"{members.sum()}/{len(rows)}") for row in rows.tolist()})
             continue
-        for row, member, score in zip(rows, members, scores, strict=True):
-            if not member:
-                reasons[row] = ("other_person", f"cluster {score:.3f} < {cluster_threshold:.3f}")
+        for row, score in zip(rows[~members].tolist(), scores[~members], strict=True):
+            reasons[row] = ("other_person", f"cluster {score:.3f} < {cluster_threshold:.3f}")
     remaining: dict[int, list[int]] = {}
     for row, identity in enumerate(identities):
         if row not in reasons:
@@ -229,7 +291,21 @@ def clean(
         funnel[reason] = funnel.get(reason, 0) + 1
     funnel["kept"] = kept.num_rows
     funnel["identities_kept"] = len({identities[r] for r in kept_rows})
-    return {"funnel": funnel, "thresholds": settings}
+    searches = {
+        "duplicates": {**search.describe(keys.num_rows), "source": "clean.exact_search_below, "
+                       "clean.approximate_index, clean.duplicate_neighbours, clean.ivf_probes, clean.hnsw_*"},
+        "majority_cluster": {"max_compared_per_identity": config.max_compared_per_identity, "identities_capped": capped,
+                             "seed": config.seed, "source": "clean.max_compared_per_identity, clean.seed"},
+    }  # fmt: skip
+    return {"funnel": funnel, "thresholds": settings, "search": searches}
+
+
+def _nan_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Rows with a NaN (no embedding), read in batches: a memory map is never converted whole."""
+    step = max(1, BATCH_BYTES // max(1, embeddings.dtype.itemsize * embeddings.shape[1]))
+    found = [start + np.flatnonzero(np.isnan(embeddings[start : start + step]).any(axis=1))
+             for start in range(0, embeddings.shape[0], step)]  # fmt: skip
+    return np.concatenate([np.zeros(0, np.int64), *found])
 
 
 def _check_inputs(keys, duplicate_embeddings, identity_embeddings, probe_centroids, config, faces) -> None:
