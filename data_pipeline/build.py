@@ -1,15 +1,16 @@
 """``magicnaming data build``: every stage, in order, into one LaionCele directory.
 
-``OUTPUT/work/<stage>/`` holds each stage's outputs; a finished stage is skipped on a re-run and a half-written one
-redone (the download resumes inside img2dataset's own incremental mode). The LaionCele files land at the top of
-``OUTPUT``, ``manifest.json`` last.
+``OUTPUT`` is a local folder or any fsspec URL (``s3://bucket/laioncele``: the stages then run in a local scratch
+folder and each finished stage is uploaded, :class:`.storage.RemoteOutput`). ``OUTPUT/work/<stage>/`` holds each
+stage's outputs; a finished stage is skipped on a re-run and a half-written one
+redone. The long stages resume inside: the download through img2dataset's own incremental mode; the features, the
+probe and the clean stage's shard embeddings from their last committed chunk (``chunks.py``). The LaionCele files
+land at the top of ``OUTPUT``, ``manifest.json`` last.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import json
 import os
 import shutil
 import socket
@@ -20,14 +21,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from namespace.files import atomic_write
+from namespace.laioncele import FORMAT, FORMAT_VERSION, open_feature_cache, write_manifest
 from namespace.progress import Steps
 
-from .assemble import FORMAT, FORMAT_VERSION, AssembleConfig, assemble
+from .assemble import AssembleConfig, assemble
 from .clean import CleanConfig, clean, thresholds
 from .download import DownloadConfig, download, shard_paths
-from .embedders import clip_features
-from .features import FeatureConfig, extract_features, load_features
+from .embedders import clip_embeddings
+from .features import FeatureConfig, extract_features
 from .local_server import serve_folder
 from .match import MatchConfig, match_files
 from .names import build_names, load_names
@@ -37,6 +38,7 @@ from .sample import SampleConfig, generate_sample
 from .shard_embeddings import embed_shards
 from .stage_dirs import finished
 from .stage_dirs import run_stage as run_stage_folder
+from .storage import RemoteOutput, expand, is_remote, redacted
 from .targets import TargetsConfig, compute_targets
 
 STAGES = ("sample", "names", "match", "download", "features", "probe", "clean", "targets", "assemble")
@@ -47,8 +49,11 @@ class SourceConfig:
     """Where the captions and names come from.
 
     Attributes:
-        captions: LAION-style parquet files (globs allowed).
-        name_lists: name files (.txt, .csv, .tsv, .parquet).
+        captions: LAION-style parquet files (globs allowed): local paths or fsspec URLs (``s3://bucket/part-*``).
+        name_lists: name files (.txt, .csv, .tsv, .parquet), local or fsspec URLs.
+        storage_options: the captions' and name lists' filesystem options (s3fs: ``endpoint_url``, ``key``,
+            ``secret``, ``anon``, ...); the filesystem's own environment variables apply beneath them (the manifest
+            records the config with secret-looking values redacted: keep credentials in the environment).
         name_column: the name column of CSV/parquet name lists.
         alias_column: their alias column (None: no aliases).
         sample: generate the embedded sample (served on 127.0.0.1) instead of reading ``captions``/``name_lists``.
@@ -59,6 +64,7 @@ class SourceConfig:
     name_lists: list[str] = field(default_factory=list)
     name_column: str = "name"
     alias_column: str | None = "aliases"
+    storage_options: dict = field(default_factory=dict)
     sample: SampleConfig | None = None
     sample_port: int | None = None
 
@@ -90,6 +96,8 @@ class DataConfig:
             the targets.
         names, match, download, features, probe, clean, targets, assemble: each stage's settings.
         keep_work: keep ``OUTPUT/work`` (intermediate stage outputs) after a successful build.
+        output_storage_options: the output's filesystem options when it is an fsspec URL (as
+            ``source.storage_options``).
     """
 
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -103,22 +111,13 @@ class DataConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     assemble: AssembleConfig = field(default_factory=AssembleConfig)
     keep_work: bool = True
+    output_storage_options: dict = field(default_factory=dict)
 
 
 def _free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _expand(patterns: list[str], argument: str) -> list[str]:
-    files = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern))
-        if not matches:
-            raise FileNotFoundError(f"{argument}: nothing matches {pattern!r}")
-        files += matches
-    return files
 
 
 def _check_thresholds(config: DataConfig) -> None:
@@ -144,23 +143,29 @@ class _StopAfter(Exception):
     """Raised after the one stage a ``build(..., only=...)`` call asked for."""
 
 
-def build(config: DataConfig, output: Path, only: str | None = None) -> dict:
+def build(config: DataConfig, output: str | Path, only: str | None = None, scratch: Path | None = None) -> dict:
     """Runs every stage (skipping finished ones) and writes the LaionCele directory; returns the manifest.
 
     Args:
         config: the build's settings.
-        output: the LaionCele directory; stage outputs go to ``output/work/<stage>``.
+        output: the LaionCele directory, a local folder or an fsspec URL; stage outputs go to
+            ``output/work/<stage>``.
         only: run just this stage (its inputs must be finished stages in ``output/work``); returns its summary.
+        scratch: for a remote output, the local folder the stages run in (None: a folder of the user cache keyed
+            by the output URL, :func:`.storage.default_scratch`); it needs the disk of a local build's ``work/``.
     """
     if only is not None and only not in STAGES:
         raise ValueError(f"only: expected one of {', '.join(STAGES)}, got {only!r}")
+    store = RemoteOutput(str(output), config.output_storage_options, scratch) if is_remote(output) else None
     try:
-        return _build(config, Path(output), only)
+        return _build(config, store.scratch if store else Path(output), only, store)
     except _StopAfter as stop:
         return stop.args[0]
 
 
-def _build(config: DataConfig, output: Path, only: str | None) -> dict:
+def _build(config: DataConfig, output: Path, only: str | None, store: RemoteOutput | None = None) -> dict:
+    """The stages in ``output`` (a remote output's scratch folder: each finished stage is fetched from the store
+    when it is not here, and uploaded when the store lacks it)."""
     work = output / "work"
     work.mkdir(parents=True, exist_ok=True)
     source = config.source
@@ -171,12 +176,16 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
     stages: dict[str, dict] = {}
 
     def run_stage(work: Path, name: str, body, resume_partial: bool = False) -> dict:
+        if store is not None and not finished(work, name) and store.finished(name):
+            store.fetch(name, work)  # finished elsewhere (another machine): its files, not its work again
         if only is not None and name != only and not finished(work, name):
             raise RuntimeError(
                 f"the {only} stage needs the {name} stage's output in {work / name}: "
                 f"run `magicnaming data {name}` (or `magicnaming data build`) first"
             )
         summary = run_stage_folder(work, name, body, resume_partial=resume_partial)
+        if store is not None and not store.finished(name):
+            store.upload(name, work)
         if name == only:
             raise _StopAfter(summary)
         return summary
@@ -196,7 +205,8 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
         captions = sorted(str(p) for p in sample_folder.glob("captions-*.parquet"))
         name_lists = [str(sample_folder / "names.txt")]
     else:
-        captions, name_lists = _expand(source.captions, "captions"), _expand(source.name_lists, "name_lists")
+        captions = expand(source.captions, "source.captions", source.storage_options)
+        name_lists = expand(source.name_lists, "source.name_lists", source.storage_options)
 
     steps.start(f"names: reading {len(name_lists)} name list(s)")
     stages["names"] = run_stage(
@@ -210,12 +220,15 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
             config.names.min_tokens,
             config.names.extra_common_words,
             config.names.fold_accents,
+            source.storage_options,
         ),
     )
     names = load_names(work / "names")
 
     steps.start(f"match: scanning {len(captions)} caption file(s)")
-    stages["match"] = run_stage(work, "match", lambda folder: match_files(captions, names, config.match, folder))
+    stages["match"] = run_stage(
+        work, "match", lambda folder: match_files(captions, names, config.match, folder, source.storage_options)
+    )
 
     steps.start("download: img2dataset (its own output: work/download/download.log)")
     server = (
@@ -233,8 +246,10 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
     shards = shard_paths(work / "download")
 
     steps.start(f"features: {len(config.features.towers)} tower(s) over {len(shards)} shard(s)")
-    stages["features"] = run_stage(work, "features", lambda folder: extract_features(shards, folder, config.features))
-    keys, tower_features = load_features(work / "features")
+    stages["features"] = run_stage(
+        work, "features", lambda folder: extract_features(shards, folder, config.features), resume_partial=True
+    )
+    keys, tower_features = open_feature_cache(work / "features")
 
     present = sorted(set(keys["identity_id"].to_pylist()))
     steps.start(f"probe: {len(present)} name(s) with photos")
@@ -251,23 +266,25 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
             config.features.towers,
             config.clean.face,
         ),
+        resume_partial=True,  # its chunks of names survive a restart
     )
 
     face_rules = "face rules, " if config.clean.identity_embedder == "face" else ""
     steps.start(f"clean: near duplicates, {face_rules}identity checks, the at-least-N rule")
 
     def run_clean(folder: Path) -> dict:
-        """Holds the keys, each embedder's (n, d) rows and the face facts (a few numbers per photo); the photos
-        themselves stream (``embed_shards``: one batch decoded at a time)."""
+        """Holds the keys and the face facts (a few numbers per photo); each embedder's (n, d) rows are memory maps
+        of ``embeddings-NAME.npy`` in the stage folder, and the photos stream (``embed_shards``: one batch decoded
+        at a time, a chunk committed per shard, resumed after a restart)."""
         # clip reuses the feature cache; the others stream over the shards (one face analysis per photo gives the
         # face embedder's rows and the face rules' facts)
         embeddings, facts = {}, None
         for name in sorted({config.clean.duplicate_embedder, config.clean.identity_embedder}):
             if name == "clip":
-                embeddings[name] = clip_features(tower_features)
+                embeddings[name] = clip_embeddings(tower_features, folder / "embeddings-clip.npy")
             else:
                 embeddings[name], found = embed_shards(
-                    name, shards, keys, config.clean.face, processes=config.clean.processes
+                    name, shards, keys, config.clean.face, processes=config.clean.processes, folder=folder
                 )
                 facts = found if name == config.clean.identity_embedder else facts
         probe_table = pq.read_table(work / "probe" / "probe.parquet") if config.probe.enabled else None
@@ -282,7 +299,7 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
             }
         return summary
 
-    stages["clean"] = run_stage(work, "clean", run_clean)
+    stages["clean"] = run_stage(work, "clean", run_clean, resume_partial=True)  # the embedders' chunks survive
     kept = pq.read_table(work / "clean" / "kept.parquet")
 
     kept_ids = sorted(set(kept["identity_id"].to_pylist()))
@@ -308,10 +325,14 @@ def _build(config: DataConfig, output: Path, only: str | None) -> dict:
         return {**result, "funnel": funnel}
 
     stages["assemble"] = run_stage(work, "assemble", run_assemble)
-    manifest = _publish(work / "assemble", output, config, captions, name_lists, stages)
+    manifest = _manifest(config, captions, name_lists, stages)
+    _publish(work / "assemble", output, manifest, store)
     if not config.keep_work:
         shutil.rmtree(work)
-    steps.done(f"LaionCele written to {output}: {manifest['counts']['identities']} identities, "
+        if store is not None:
+            store.remove_work()
+    destination = store.url if store else output
+    steps.done(f"LaionCele written to {destination}: {manifest['counts']['identities']} identities, "
                f"{sum(manifest['counts']['images'].values())} images")  # fmt: skip
     return manifest
 
@@ -329,8 +350,12 @@ def _funnel(stages: dict[str, dict], assembled: dict) -> list[tuple[str, int]]:
     ]
 
 
-def _publish(assembled: Path, output: Path, config: DataConfig, captions, name_lists, stages: dict) -> dict:
-    """Moves the assembled files to the top of ``output`` and writes ``manifest.json`` last."""
+def _publish(assembled: Path, output: Path, manifest: dict, store: RemoteOutput | None) -> None:
+    """Copies the assembled files to the top of ``output`` (or uploads them to the store) and writes
+    ``manifest.json`` last; a store that holds this very manifest already is left as it is."""
+    if store is not None:
+        store.publish(assembled, manifest)
+        return
     for path in sorted(assembled.iterdir()):
         if path.name.startswith("_"):
             continue
@@ -338,6 +363,12 @@ def _publish(assembled: Path, output: Path, config: DataConfig, captions, name_l
         if target.is_dir():
             shutil.rmtree(target)
         shutil.copytree(path, target) if path.is_dir() else shutil.copy2(path, target)
+    write_manifest(output, manifest)
+
+
+def _manifest(config: DataConfig, captions: list[str], name_lists: list[str], stages: dict) -> dict:
+    """The manifest: counts, shards, funnel, every stage's summary, the sources' file names and the config (storage
+    options' secrets redacted)."""
     summary = stages["assemble"]
     manifest = {
         "format": FORMAT,
@@ -360,6 +391,6 @@ def _publish(assembled: Path, output: Path, config: DataConfig, captions, name_l
         },
         "config": asdict(config),
     }
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"  # the same bytes for a resumed build
-    atomic_write(output / "manifest.json", lambda path: path.write_text(text))
+    manifest["config"]["source"]["storage_options"] = redacted(config.source.storage_options)
+    manifest["config"]["output_storage_options"] = redacted(config.output_storage_options)
     return manifest

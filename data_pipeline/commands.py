@@ -8,26 +8,30 @@ from .build import STAGES, DataConfig
 from .build import build as run_build
 
 
-def build(output: Path, data: DataConfig | None = None) -> dict:
+def build(output: str, data: DataConfig | None = None, scratch: Path | None = None) -> dict:
     """Builds a LaionCele directory: every stage in order; finished stages are skipped on a re-run.
 
     Args:
-        output: the LaionCele directory (intermediate stage outputs go to ``OUTPUT/work``).
+        output: the LaionCele directory, a local folder or an fsspec URL such as s3://bucket/laioncele
+            (intermediate stage outputs go to OUTPUT/work).
         data: the build's settings (``configs/data/*.yaml``).
+        scratch: for an fsspec output, the local folder the stages run in (default: a folder of the user cache
+            keyed by the output URL); it needs the disk of a local build's work folder.
     """
-    return run_build(data or DataConfig(), Path(output))
+    return run_build(data or DataConfig(), output, scratch=scratch)
 
 
 def _stage_command(stage: str):
-    def command(output: Path, data: DataConfig | None = None) -> dict:
-        return run_build(data or DataConfig(), Path(output), only=stage)
+    def command(output: str, data: DataConfig | None = None, scratch: Path | None = None) -> dict:
+        return run_build(data or DataConfig(), output, only=stage, scratch=scratch)
 
     command.__name__ = stage
     command.__doc__ = f"""Runs only the {stage} stage of a build in ``output`` (earlier stages must be finished there).
 
     Args:
-        output: the LaionCele directory of the build.
+        output: the LaionCele directory of the build (a local folder or an fsspec URL).
         data: the build's settings (``configs/data/*.yaml``).
+        scratch: for an fsspec output, the local folder the stages run in.
     """
     return command
 

@@ -4,6 +4,10 @@ img2dataset does the work (multiprocessing locally, its pyspark distributor on a
 (``incremental_mode="incremental"`` skips finished shards). Every URL ends either in a shard or in
 ``failures.parquet`` with img2dataset's error message: nothing is lost silently. What img2dataset prints goes to
 ``download.log``; the terminal shows one progress line.
+
+Memory: this module streams (the URL list is copied from the matches, the shard statuses read, one file at a time);
+img2dataset itself reads the URL list whole (its url, caption and identity columns: about 150 bytes per URL) to
+cut it into shards.
 """
 
 from __future__ import annotations
@@ -22,9 +26,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from namespace.files import atomic_write
 from namespace.progress import progress
 
 from .stage_log import output_to
+
+FAILURE_SCHEMA = pa.schema(
+    [
+        ("url", pa.string()),
+        ("caption", pa.string()),
+        ("identity_id", pa.int32()),
+        ("status", pa.string()),
+        ("error_message", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -57,15 +72,14 @@ class DownloadConfig:
 def download(matches: Path, output: Path, config: DownloadConfig) -> dict:
     """Downloads every URL of ``matches.parquet`` into ``output`` (shards ``00000.tar``, ``00000.parquet`` per-sample
     status, ``00000_stats.json``); writes ``failures.parquet`` and ``download.log`` (img2dataset's own output) and
-    returns the counts."""
+    returns the counts. The photos' keys follow the row order of ``matches.parquet``."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
     from img2dataset import download as img2dataset_download
 
     output = Path(output)
     url_list = output / "url_list.parquet"
     if not url_list.exists():  # the stage may be resuming: keep the list img2dataset started from
-        table = pq.read_table(matches, columns=["url", "caption", "identity_id"])
-        pq.write_table(table, url_list)
+        atomic_write(url_list, lambda path: _copy_columns(matches, path, ["url", "caption", "identity_id"]))
     urls = pq.read_metadata(url_list).num_rows
     with output_to(output / "download.log") as terminal, _progress_line(output / "shards", urls, terminal):
         img2dataset_download(
@@ -125,22 +139,36 @@ def _progress_line(shards: Path, urls: int, terminal: TextIO) -> Iterator[None]:
         bar.close()
 
 
+def _copy_columns(source: Path, target: Path, columns: list[str], batch_rows: int = 65536) -> None:
+    """Copies ``columns`` of a parquet file batch by batch. Memory: one batch."""
+    handle = pq.ParquetFile(source)
+    schema = pa.schema([handle.schema_arrow.field(name) for name in columns])
+    with pq.ParquetWriter(target, schema) as writer:
+        for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
+            writer.write_batch(batch)
+
+
 def _summarise(output: Path) -> dict:
-    statuses = [pq.read_table(path) for path in sorted(glob.glob(str(output / "shards" / "*.parquet")))]
-    table = pa.concat_tables(statuses, promote_options="default") if statuses else None
-    if table is None or table.num_rows == 0:
+    """Counts the shard statuses and writes the failed rows to ``failures.parquet``, one status file at a time.
+    Memory: one shard's statuses."""
+    urls, failed = 0, 0
+    errors: dict[str, int] = {}
+    with pq.ParquetWriter(output / "failures.parquet", FAILURE_SCHEMA) as writer:
+        for path in sorted(glob.glob(str(output / "shards" / "*.parquet"))):
+            table = pq.read_table(path)
+            failures = table.filter(pc.not_equal(table["status"], "success"))
+            failures = failures.select(FAILURE_SCHEMA.names).cast(FAILURE_SCHEMA)
+            writer.write_table(failures)
+            urls, failed = urls + table.num_rows, failed + failures.num_rows
+            for message in failures["error_message"].to_pylist():
+                kind = _error_kind(message or "")
+                errors[kind] = errors.get(kind, 0) + 1
+    if urls == 0:
         raise RuntimeError(
             f"download: img2dataset wrote no shard status into {output / 'shards'}; "
             f"what it printed is in {output / 'download.log'}"
         )
-    failed = table.filter(pc.not_equal(table["status"], "success"))
-    failures = failed.select(["url", "caption", "identity_id", "status", "error_message"])
-    pq.write_table(failures, output / "failures.parquet")
-    errors: dict[str, int] = {}
-    for message in failures["error_message"].to_pylist():
-        kind = _error_kind(message or "")
-        errors[kind] = errors.get(kind, 0) + 1
-    summary = {"urls": table.num_rows, "downloaded": table.num_rows - failed.num_rows, "failed": failed.num_rows}
+    summary = {"urls": urls, "downloaded": urls - failed, "failed": failed}
     summary["errors"] = errors
     (output / "download_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

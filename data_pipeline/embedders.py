@@ -17,6 +17,7 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -33,6 +34,21 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 def clip_features(tower_features: list[np.ndarray]) -> np.ndarray:
     """Cached tower features ((n, E_i) each) → (n, ΣE_i) normalised identity embeddings."""
     return l2_normalise(np.concatenate([l2_normalise(f) for f in tower_features], axis=1))
+
+
+def clip_embeddings(tower_features: list[np.ndarray], path: Path, batch_rows: int = 65536) -> np.ndarray:
+    """``clip_features`` of a whole feature cache, ``batch_rows`` rows at a time, into the ``.npy`` file ``path``.
+
+    Memory: one batch of rows (ΣE_i float32 each); the (n, ΣE_i) result is written through a memory map and
+    returned as a read-only one. Each row is normalised on its own, so the rows equal ``clip_features``' exactly.
+    """
+    rows, width = tower_features[0].shape[0], sum(f.shape[1] for f in tower_features)
+    output = np.lib.format.open_memmap(path, "w+", np.float32, (rows, width))
+    for start in range(0, rows, batch_rows):
+        output[start : start + batch_rows] = clip_features([f[start : start + batch_rows] for f in tower_features])
+    output.flush()
+    del output
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def thumbnail(images: list[Image.Image], side: int = 16) -> np.ndarray:

@@ -1,20 +1,25 @@
 """Stage 4, features: the frozen CLIP-L and bigG image embeddings of every downloaded image, computed once.
 
 Output (the feature cache): ``keys.parquet`` (key, url, identity_id, caption, shard) and one ``tower_{i}.npy`` per
-tower, fp16, row-aligned with the keys. Cleaning reuses it, and the trainer's fast path trains from it. Work is
-sharded across processes (one per GPU when several are given): process r takes shards r, r + P, ...; the parts are
-merged in shard order, so the result does not depend on the number of processes.
+tower, fp16, row-aligned with the keys. Cleaning reuses it, and the trainer's fast path trains from it.
+
+Each download shard is one chunk (``chunks.py``): its keys and fp16 rows are committed as soon as it is embedded, so
+a killed stage resumes at the first shard not committed. Work is sharded across processes (one per GPU when several
+are given): process r takes pending shards r, r + P, ... Batches never span two shards, and the chunks are merged in
+shard order, so the cache does not depend on the number of processes or on where a run was interrupted.
 
 Each photo is cropped to its face first when ``reference_crop`` says so (the encoder's crop, see
 ``namespace.encoder.reference_crop``); the stage's summary and the manifest record it, and the cached-feature trainer
-checks it against the encoder's. Memory per process: one batch of decoded photos (and their crops) and the features
-so far (fp16, E_i values per photo and tower).
+checks it against the encoder's.
+
+Memory per process: one batch of decoded photos (and their crops) and one shard's features (fp16, ΣE_i values per
+photo of the shard), flat in the number of shards. The merge holds one chunk at a time and streams it into the
+memory-mapped tower files and the keys' parquet writer.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +30,10 @@ import torch
 from namespace.encoder import NameEncoderConfig, TowerConfig
 from namespace.encoder.reference_crop import check_crop_mode, check_face_stack, crop_references
 from namespace.faces import CropMode
+from namespace.laioncele import FEATURE_KEYS, FeatureCacheWriter, tower_file
 from namespace.progress import progress
 
+from .chunks import ChunkStore
 from .shards import read_samples
 
 KEY_SCHEMA = pa.schema(
@@ -62,85 +69,89 @@ class FeatureConfig:
         check_crop_mode(self.reference_crop, "features.reference_crop")
 
 
-def _extract(shards: list[str], config: FeatureConfig, device: str, output: Path, part: int) -> None:
-    """Embeds every image of ``shards`` with every tower; writes part ``part`` of the cache."""
+def _extract(shards: list[str], config: FeatureConfig, device: str, chunks: ChunkStore, part: int) -> None:
+    """Embeds every image of ``shards`` with every tower, committing one chunk per shard (keys and fp16 rows per
+    tower); batches never span two shards, so a shard's rows do not depend on which process embedded it."""
     from namespace.encoder.towers import ImageTower
 
     towers = [ImageTower(tower).to(device) for tower in config.towers]
-    keys, features = [], [[] for _ in towers]
-    batch: list = []
 
-    def flush() -> None:
+    def embed(batch: list) -> list[np.ndarray]:
         images = crop_references([sample["jpg"] for sample in batch], config.reference_crop, "features.reference_crop")
-        for index, tower in enumerate(towers):
-            pixels = tower.pixels(images).to(device)
-            features[index].append(tower(pixels).cpu().half().numpy())
-        batch.clear()
+        return [tower(tower.pixels(images).to(device)).cpu().half().numpy() for tower in towers]
 
     for shard in progress(shards, desc=f"features[{part}]", unit="shard"):
+        keys, features, batch = [], [[] for _ in towers], []
         for sample in read_samples(shard):
             meta = sample["json"]
             keys.append({"key": sample["key"], "url": meta.get("url"), "identity_id": meta.get("identity_id"),
                          "caption": meta.get("caption"), "shard": Path(shard).name})  # fmt: skip
             batch.append(sample)
             if len(batch) == config.batch_size:
-                flush()
-    if batch:
-        flush()
-    pq.write_table(pa.Table.from_pylist(keys, schema=KEY_SCHEMA), output / f"keys.part{part}.parquet")
-    for index, tower in enumerate(towers):
-        stacked = (
-            np.concatenate(features[index]) if features[index] else np.zeros((0, tower.config.embed_dim), np.float16)
-        )
-        np.save(output / f"tower_{index}.part{part}.npy", stacked, allow_pickle=False)
+                for index, rows in enumerate(embed(batch)):
+                    features[index].append(rows)
+                batch.clear()
+        if batch:
+            for index, rows in enumerate(embed(batch)):
+                features[index].append(rows)
+        with chunks.commit(_chunk_name(shard)) as folder:
+            pq.write_table(pa.Table.from_pylist(keys, schema=KEY_SCHEMA), folder / FEATURE_KEYS)
+            for index, tower in enumerate(config.towers):
+                empty = np.zeros((0, tower.embed_dim), np.float16)
+                rows = np.concatenate(features[index]) if features[index] else empty
+                np.save(folder / tower_file(index), rows, allow_pickle=False)
 
 
-def _worker(rank: int, shards: list[str], config: FeatureConfig, output: Path) -> None:
-    _extract(shards[rank :: len(config.devices)], config, config.devices[rank], output, rank)
+def _chunk_name(shard: str) -> str:
+    return Path(shard).name.removesuffix(".tar")
+
+
+def _worker(rank: int, shards: list[str], config: FeatureConfig, folder: str) -> None:
+    if shards[rank :: len(config.devices)]:  # more devices than pending shards: nothing to load
+        _extract(shards[rank :: len(config.devices)], config, config.devices[rank], ChunkStore(folder), rank)
 
 
 def extract_features(shards: list[str], output: Path, config: FeatureConfig) -> dict:
-    """Writes the feature cache for ``shards`` into ``output``; returns counts."""
+    """Writes the feature cache for ``shards`` into ``output`` (the stage's partial folder); returns counts.
+
+    Resumes inside ``output``: shards whose chunk is committed are not embedded again, and the merged cache is the
+    same bytes as an uninterrupted run's.
+    """
     output = Path(output)
     if not shards:
         raise ValueError("shards: no downloaded shard to embed")
     check_face_stack(config.reference_crop, "features.reference_crop")  # before any tower loads
-    world = len(config.devices)
-    if world == 1:
-        _extract(shards, config, config.devices[0], output, 0)
-    else:
-        torch.multiprocessing.spawn(_worker, args=(shards, config, output), nprocs=world, join=True)
-    # merge the parts back into shard order (a shard's rows are contiguous and ordered within its part)
-    keys = pa.concat_tables([pq.read_table(output / f"keys.part{r}.parquet") for r in range(world)])
-    position = {Path(shard).name: i for i, shard in enumerate(shards)}
-    shard_of = keys["shard"].to_pylist()
-    permutation = sorted(range(keys.num_rows), key=lambda i: (position[shard_of[i]], i))
-    keys = keys.take(pa.array(permutation, pa.int64()))
-    pq.write_table(keys, output / "keys.parquet")
-    for index in range(len(config.towers)):
-        arrays = [np.load(output / f"tower_{index}.part{r}.npy", allow_pickle=False) for r in range(world)]
-        np.save(output / f"tower_{index}.npy", np.concatenate(arrays)[permutation], allow_pickle=False)
-    for r in range(world):
-        os.remove(output / f"keys.part{r}.parquet")
-        for index in range(len(config.towers)):
-            os.remove(output / f"tower_{index}.part{r}.npy")
+    settings = {"towers": [asdict(t) for t in config.towers], "batch_size": config.batch_size,
+                "reference_crop": config.reference_crop, "shards": [Path(s).name for s in shards]}  # fmt: skip
+    chunks = ChunkStore.open(output, settings)
+    names = [_chunk_name(shard) for shard in shards]
+    if not chunks.finished:
+        done = set(chunks.done())
+        pending = [shard for shard, name in zip(shards, names, strict=True) if name not in done]
+        world = len(config.devices)
+        if world == 1 and pending:
+            _extract(pending, config, config.devices[0], chunks, 0)
+        elif pending:  # each process takes every world-th pending shard
+            torch.multiprocessing.spawn(_worker, args=(pending, config, str(output)), nprocs=world, join=True)
+        _merge(chunks, names, [t.embed_dim for t in config.towers], output)
+        chunks.finish(names)
+    images = pq.read_metadata(output / FEATURE_KEYS).num_rows
     towers = [f"{t.model}/{t.pretrained or 'random'}" for t in config.towers]
     dims = [t.embed_dim for t in config.towers]
-    return {"images": keys.num_rows, "towers": towers, "dims": dims, "reference_crop": config.reference_crop}
+    return {"images": images, "towers": towers, "dims": dims, "reference_crop": config.reference_crop}
 
 
-def load_features(folder: Path) -> tuple[pa.Table, list[np.ndarray]]:
-    """The cache: keys and one (n, E_i) fp16 array per tower, row-aligned; raises if they are not aligned."""
-    folder = Path(folder)
-    keys = pq.read_table(folder / "keys.parquet")
-    arrays = []
-    index = 0
-    while (folder / f"tower_{index}.npy").exists():
-        array = np.load(folder / f"tower_{index}.npy", mmap_mode="r", allow_pickle=False)
-        if array.shape[0] != keys.num_rows:
-            raise ValueError(f"{folder}: tower_{index}.npy has {array.shape[0]} rows, keys.parquet {keys.num_rows}")
-        arrays.append(array)
-        index += 1
-    if not arrays:
-        raise FileNotFoundError(f"{folder}: no tower_*.npy feature file")
-    return keys, arrays
+def _merge(chunks: ChunkStore, names: list[str], dims: list[int], output: Path) -> None:
+    """The chunks, in shard order, into ``keys.parquet`` and the ``tower_{i}.npy`` files; one chunk in memory."""
+    rows = sum(pq.read_metadata(chunks.path(name) / FEATURE_KEYS).num_rows for name in names)
+    start = 0
+    with (
+        FeatureCacheWriter(output, rows, dims) as cache,
+        pq.ParquetWriter(output / FEATURE_KEYS, KEY_SCHEMA) as keys,
+    ):
+        for name in names:
+            table = pq.read_table(chunks.path(name) / FEATURE_KEYS, schema=KEY_SCHEMA)
+            arrays = [np.load(chunks.path(name) / tower_file(i), allow_pickle=False) for i in range(len(dims))]
+            keys.write_table(table)
+            cache.write(start, arrays)
+            start += table.num_rows

@@ -3,22 +3,30 @@
 Every row ends in the funnel: filtered (missing URL, too small, low similarity, unsafe, watermarked), caption not
 UTF-8, no name, several names, duplicate URL, or matched. Up to ``examples_per_reason`` rejected rows per reason
 and file are kept for inspection. Runs over many files with multiprocessing; :mod:`.spark_match` runs the same
-batch function on Spark.
+batch function on Spark. Caption files may live on any fsspec filesystem (:mod:`.storage`).
+
+Bounded memory: matched rows go to bucket files on disk by a hash of their URL (``match.url_buckets``), then
+each bucket is deduplicated on its own into ``matches.parquet``, in (bucket, url) order; both engines write the
+same bytes (the download numbers photos by row order).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import shutil
 import sys
+import zlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from namespace.progress import progress
@@ -26,6 +34,9 @@ from namespace.progress import progress
 from .match_batch import MATCH_SCHEMA, match_batch
 from .matcher import NameMatcher
 from .stage_log import output_to
+from .storage import check_inputs, is_remote, parquet_file
+
+ROWS_PER_GROUP = 65536  # the row groups of matches.parquet and rejected_examples.parquet, whichever engine
 
 
 @dataclass
@@ -58,6 +69,8 @@ class MatchConfig:
         examples_per_reason: rejected rows kept per reason and file.
         engine: ``multiprocessing`` on one machine, ``spark`` on a Spark cluster (the same batch function).
         spark_master: the Spark master for the spark engine (None: the session ``spark-submit`` set up).
+        url_buckets: matched rows are spread over this many buckets by a hash of their URL and deduplicated one
+            bucket at a time: the stage holds about (matched rows / url_buckets) rows at once.
     """
 
     columns: CaptionColumns = field(default_factory=CaptionColumns)
@@ -72,6 +85,7 @@ class MatchConfig:
     examples_per_reason: int = 20
     engine: Literal["multiprocessing", "spark"] = "multiprocessing"
     spark_master: str | None = None
+    url_buckets: int = 64
 
 
 EXAMPLE_SCHEMA = pa.schema(
@@ -90,26 +104,49 @@ def check_columns(found: list[str], columns: CaptionColumns, source: str) -> Non
 
 
 def source_name(path: str) -> str:
-    """A caption file as both engines record it: a local file as its absolute path (Spark's ``file:`` URIs too),
-    any other URI (``s3a://...``) as it is."""
+    """A caption file as both engines record it: a local file as its absolute path (a ``file:`` URI too), any
+    other URL (``s3://...``) as it is."""
     if path.startswith("file:"):
         return url2pathname(urlparse(path).path)
     return path if "://" in path else os.path.abspath(path)
 
 
-def match_file(path: str, matcher: NameMatcher, config: MatchConfig):
-    """Matches one parquet file batch by batch."""
-    handle = pq.ParquetFile(path)
-    check_columns(handle.schema_arrow.names, config.columns, path)
+def row_groups(handle: pq.ParquetFile) -> list[tuple[int, int]]:
+    """(row group, index of its first row in the file) of every row group of a parquet file."""
+    sizes = [handle.metadata.row_group(index).num_rows for index in range(handle.num_row_groups)]
+    return list(zip(range(len(sizes)), np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
+
+
+def match_batches(url: str, matcher: NameMatcher, config: MatchConfig, options: dict | None = None, units=None):
+    """Yields (matched rows, counts, rejected examples) for each batch of one caption file, as :func:`match_batch`.
+
+    Args:
+        url: the caption file (a local path or an fsspec URL).
+        matcher: the names to find.
+        config: the filters and the batch size.
+        options: the filesystem's storage options.
+        units: the row groups to read, as (row group, index of its first row in the file) pairs; None: all of them.
+
+    Memory: one batch of ``config.batch_rows`` rows (a remote file is read row group by row group).
+    """
+    handle = parquet_file(url, options)
+    check_columns(handle.schema_arrow.names, config.columns, url)
     wanted = [name for name in asdict(config.columns).values() if name is not None]
-    tables, counts, examples, first_row, kept_examples = [], {}, [], 0, {}
-    source = source_name(path)
-    for record_batch in handle.iter_batches(batch_size=config.batch_rows, columns=wanted):
-        batch = pa.Table.from_batches([record_batch])
-        sources = pa.array([source] * batch.num_rows, pa.string())
-        rows = pa.array(np.arange(first_row, first_row + batch.num_rows, dtype=np.int64))
-        matched, batch_counts, batch_examples = match_batch(batch, matcher, config, sources, rows)
-        first_row += batch.num_rows
+    source = source_name(url)
+    for row_group, first_row in row_groups(handle) if units is None else units:
+        for record_batch in handle.iter_batches(batch_size=config.batch_rows, row_groups=[row_group], columns=wanted):
+            batch = pa.Table.from_batches([record_batch])
+            sources = pa.array([source] * batch.num_rows, pa.string())
+            rows = pa.array(np.arange(first_row, first_row + batch.num_rows, dtype=np.int64))
+            first_row += batch.num_rows
+            yield match_batch(batch, matcher, config, sources, rows)
+
+
+def match_file(path: str, matcher: NameMatcher, config: MatchConfig, options: dict | None = None):
+    """Matches one parquet file batch by batch; returns (its matched rows, counts, its first
+    ``examples_per_reason`` rejected rows per reason). Memory: the file's matched rows (a small share of its rows)."""
+    tables, counts, examples, kept_examples = [], {}, [], {}
+    for matched, batch_counts, batch_examples in match_batches(path, matcher, config, options):
         tables.append(matched)
         for reason, count in batch_counts.items():
             counts[reason] = counts.get(reason, 0) + count
@@ -132,16 +169,22 @@ def matcher_from_names(names: pa.Table, case_sensitive: bool) -> NameMatcher:
 _WORKER: dict = {}
 
 
-def _init_worker(names: pa.Table, config: MatchConfig) -> None:
+def _init_worker(names: pa.Table, config: MatchConfig, options: dict | None) -> None:
     _WORKER["matcher"], _WORKER["config"] = matcher_from_names(names, config.case_sensitive), config
+    _WORKER["options"] = options
 
 
 def _match_in_worker(path: str):
-    return match_file(path, _WORKER["matcher"], _WORKER["config"])
+    return match_file(path, _WORKER["matcher"], _WORKER["config"], _WORKER["options"])
+
+
+def url_bucket(urls: list[str], buckets: int) -> list[int]:
+    """Each URL's bucket: CRC-32 of its UTF-8 bytes modulo ``buckets`` (Spark's ``pmod(crc32(url), buckets)``)."""
+    return [zlib.crc32(url.encode("utf-8")) % buckets for url in urls]
 
 
 def deduplicate_urls(matched: pa.Table) -> tuple[pa.Table, dict[str, int]]:
-    """One row per URL, chosen by content (not by order, so Spark and multiprocessing agree).
+    """One row per URL, chosen by content (not by order, so Spark and multiprocessing agree), sorted by URL.
 
     Returns the kept rows and the funnel counts: ``duplicate_url`` (further rows of a URL naming the same person;
     the row with the smallest caption is kept) and ``url_names_several_people`` (every row of a URL whose captions
@@ -175,25 +218,97 @@ def merge_counts(all_counts: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def write_matches(
-    output: Path, matched: pa.Table, counts: dict[str, int], examples: list[dict], files: list[str]
+class RowGroupWriter:
+    """One parquet file written in row groups of exactly ``rows_per_group`` rows (the last one shorter) however the
+    rows arrive, so that both engines write the same bytes. Holds fewer than ``rows_per_group`` rows plus the table
+    being written."""
+
+    def __init__(self, path: Path, schema: pa.Schema, rows_per_group: int = ROWS_PER_GROUP):
+        self.writer, self.schema, self.rows_per_group = pq.ParquetWriter(path, schema), schema, rows_per_group
+        self.pending, self.rows = schema.empty_table(), 0
+
+    def write(self, table: pa.Table) -> None:
+        self.pending = pa.concat_tables([self.pending, table.cast(self.schema)])
+        while self.pending.num_rows >= self.rows_per_group:
+            self._flush(self.rows_per_group)
+
+    def _flush(self, rows: int) -> None:
+        self.writer.write_table(self.pending.slice(0, rows).combine_chunks(), row_group_size=rows)
+        self.pending, self.rows = self.pending.slice(rows), self.rows + rows
+
+    def close(self) -> int:
+        """Writes the last rows and the footer; returns the rows written."""
+        if self.pending.num_rows:
+            self._flush(self.pending.num_rows)
+        self.writer.close()
+        return self.rows
+
+    def __enter__(self) -> RowGroupWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Buckets:
+    """Matched rows appended to ``url_buckets`` parquet files by :func:`url_bucket` (one row group per file and
+    bucket). Holds the open writers only."""
+
+    def __init__(self, folder: Path, buckets: int):
+        self.folder, self.buckets, self.writers = Path(folder), buckets, {}
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, bucket: int) -> Path:
+        return self.folder / f"bucket-{bucket:05d}.parquet"
+
+    def write(self, matched: pa.Table) -> None:
+        ids = pa.array(url_bucket(matched["url"].to_pylist(), self.buckets), pa.int32())
+        for bucket in sorted(set(ids.to_pylist())):
+            if bucket not in self.writers:
+                self.writers[bucket] = pq.ParquetWriter(self.path(bucket), MATCH_SCHEMA)
+            self.writers[bucket].write_table(matched.filter(pc.equal(ids, bucket)))
+
+    def close(self) -> list[Path]:
+        """Closes every writer; returns the bucket files in bucket order."""
+        for writer in self.writers.values():
+            writer.close()
+        return [self.path(bucket) for bucket in sorted(self.writers)]
+
+
+def write_deduplicated(buckets: list[Path], output: Path) -> dict[str, int]:
+    """Deduplicates bucket file by bucket file into ``output/matches.parquet`` ((bucket, url) order); returns the
+    funnel's URL counts and ``matched``. Memory: one bucket (about matched rows / ``url_buckets``)."""
+    counts = {"duplicate_url": 0, "url_names_several_people": 0}
+    with RowGroupWriter(Path(output) / "matches.parquet", MATCH_SCHEMA) as writer:
+        for path in buckets:
+            kept, bucket_counts = deduplicate_urls(pq.read_table(path))
+            counts = merge_counts([counts, bucket_counts])
+            writer.write(kept)
+    return {**counts, "matched": writer.rows}
+
+
+def match_files(
+    files: list[str], names: pa.Table, config: MatchConfig, output: Path, storage_options: dict | None = None
 ) -> dict:
-    """Deduplicates URLs and writes ``matches.parquet`` and ``rejected_examples.parquet``; returns the funnel."""
-    matched, url_counts = deduplicate_urls(matched)
-    counts = {**counts, **url_counts, "matched": matched.num_rows}
-    pq.write_table(matched, Path(output) / "matches.parquet")
-    pq.write_table(pa.Table.from_pylist(examples, schema=EXAMPLE_SCHEMA), Path(output) / "rejected_examples.parquet")
-    return {"files": [Path(f).name for f in files], "funnel": counts}
+    """Matches every file (``config.processes`` at a time, or on Spark) and writes the stage's outputs:
+    ``matches.parquet`` (one row per URL, in (bucket, url) order) and ``rejected_examples.parquet``.
 
+    Memory (the parent): one file's matched rows and examples at a time, appended to bucket files on disk; then one
+    bucket's rows at a time (:func:`write_deduplicated`). Each worker: one batch and its file's matched rows.
 
-def match_files(files: list[str], names: pa.Table, config: MatchConfig, output: Path) -> dict:
-    """Matches every file (``config.processes`` at a time) and writes the stage's outputs."""
-    files = [str(Path(f)) for f in files]
+    Args:
+        files: caption parquet files (local paths or fsspec URLs).
+        names: the names stage's table.
+        config: the filters and the engine.
+        output: the stage's folder.
+        storage_options: the captions' filesystem options.
+    """
+    files = [str(f) if is_remote(f) else str(Path(f)) for f in files]
     if not files:
         raise ValueError("captions: expected at least one parquet file, got none")
-    for path in files:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"captions: {path!r} does not exist")
+    check_inputs(files, "captions", storage_options)
+    if config.url_buckets < 1:
+        raise ValueError(f"match.url_buckets: expected at least 1, got {config.url_buckets}")
     if config.engine == "spark":
         from pyspark.sql import SparkSession
 
@@ -207,15 +322,24 @@ def match_files(files: list[str], names: pa.Table, config: MatchConfig, output: 
             builder = SparkSession.builder.appName("magicnaming-match")
             builder = builder.config("spark.ui.showConsoleProgress", "false")  # the build prints its own steps
             spark = (builder.master(config.spark_master) if config.spark_master else builder).getOrCreate()
-            return match_files_spark(spark, files, names, config, output)
-    if config.processes > 1:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(config.processes, initializer=_init_worker, initargs=(names, config)) as pool:
-            results = list(progress(pool.imap(_match_in_worker, files), total=len(files), desc="match", unit="file"))
-    else:
-        matcher = matcher_from_names(names, config.case_sensitive)
-        results = [match_file(path, matcher, config) for path in progress(files, desc="match", unit="file")]
-    matched = pa.concat_tables([r[0] for r in results])
-    counts = merge_counts([r[1] for r in results])
-    examples = [example for r in results for example in r[2]]
-    return write_matches(output, matched, counts, examples, files)
+            return match_files_spark(spark, files, names, config, output, storage_options)
+    with contextlib.ExitStack() as stack:
+        if config.processes > 1:
+            context = multiprocessing.get_context("spawn")
+            initargs = (names, config, storage_options)
+            pool = stack.enter_context(context.Pool(config.processes, initializer=_init_worker, initargs=initargs))
+            results = pool.imap(_match_in_worker, files)
+        else:
+            matcher = matcher_from_names(names, config.case_sensitive)
+            results = (match_file(path, matcher, config, storage_options) for path in files)
+        buckets = _Buckets(Path(output) / "buckets", config.url_buckets)
+        counts: dict[str, int] = {}
+        with RowGroupWriter(Path(output) / "rejected_examples.parquet", EXAMPLE_SCHEMA) as examples:
+            for matched, file_counts, file_examples in progress(results, total=len(files), desc="match", unit="file"):
+                buckets.write(matched)
+                counts = merge_counts([counts, file_counts])
+                examples.write(pa.Table.from_pylist(file_examples, schema=EXAMPLE_SCHEMA))
+        bucket_files = buckets.close()
+    counts.update(write_deduplicated(bucket_files, output))
+    shutil.rmtree(Path(output) / "buckets")  # scratch: the stage folder keeps its outputs only
+    return {"files": [PurePosixPath(f).name for f in files], "funnel": counts}

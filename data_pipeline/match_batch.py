@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,10 +29,16 @@ MATCH_SCHEMA = pa.schema(
 )
 
 
-def _filter_reasons(batch: pa.Table, config: MatchConfig) -> pa.Array:
-    """The first failing filter of each row ('' when it passes), in funnel order."""
+# A row's fate, in funnel order: the first failing test wins. Code 0 (REASONS[0] = "") passes.
+REASONS = ("", "missing_url", "too_small", "low_similarity", "unsafe", "watermark", "missing_caption",
+           "caption_not_utf8", "no_name", "several_names")  # fmt: skip
+CODE = {reason: code for code, reason in enumerate(REASONS)}
+
+
+def _filter_codes(batch: pa.Table, config: MatchConfig) -> np.ndarray:
+    """(n,) int8: the code of each row's first failing filter (0 when it passes), in funnel order."""
     columns = config.columns
-    tests = [("missing_url", pc.invert(pc.is_valid(batch[columns.url])))]
+    tests = [("missing_url", pc.is_null(batch[columns.url]))]
     for column, bound, reason, above in (
         (columns.width, config.min_width, "too_small", False),
         (columns.height, config.min_height, "too_small", False),
@@ -43,58 +50,79 @@ def _filter_reasons(batch: pa.Table, config: MatchConfig) -> pa.Array:
             continue
         values = batch[column]
         failing = pc.greater(values, bound) if above else pc.less(values, bound)
-        tests.append((reason, pc.or_kleene(pc.fill_null(failing, True), pc.invert(pc.is_valid(values)))))
-    reasons = pa.array([""] * batch.num_rows, pa.string())
+        tests.append((reason, pc.fill_null(failing, True)))  # a missing value fails
+    codes = np.zeros(batch.num_rows, np.int8)
     for reason, failing in reversed(tests):  # the earliest test wins: apply it last
-        reasons = pc.if_else(failing, reason, reasons)
-    return reasons
+        codes[failing.to_numpy(zero_copy_only=False)] = CODE[reason]
+    return codes
 
 
-def _captions(column: pa.ChunkedArray) -> list[str | None]:
-    """Captions as text; a value that is not valid UTF-8 becomes None (recorded as caption_not_utf8)."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+def _text(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """The captions as (n,) large_string, a value that is not valid UTF-8 as null, and the (n,) mask of those."""
+    raw = column.combine_chunks().cast(pa.large_binary())
+    try:
+        return raw.cast(pa.large_string()), np.zeros(len(raw), bool)  # Arrow validates UTF-8 in bulk
+    except pa.ArrowInvalid:
+        pass
+    not_utf8 = np.zeros(len(raw), bool)
+    for i, value in enumerate(raw.to_pylist()):  # rare: find the culprits
+        if value is not None:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                not_utf8[i] = True
+    return pc.if_else(pa.array(not_utf8), None, raw).cast(pa.large_string()), not_utf8
+
+
+def _counts_and_examples(codes: np.ndarray, batch: pa.Table, config: MatchConfig, sources: pa.Array, rows: pa.Array):
+    """Rows per rejection reason (in order of first appearance) and the first few rows of each as examples."""
+    tally = np.bincount(codes, minlength=len(REASONS))
+    rejected = np.flatnonzero(tally[1:]) + 1  # the codes of the reasons present (code 0 passes)
+    where = {code: np.flatnonzero(codes == code) for code in rejected}
+    order = sorted(rejected, key=lambda code: where[code][0])
+    counts = {REASONS[code]: int(tally[code]) for code in order}
+    chosen = np.sort(
+        np.concatenate([np.zeros(0, np.int64)] + [where[code][: config.examples_per_reason] for code in order])
+    )
+    take = pa.array(chosen, pa.int64())
+    texts = batch[config.columns.text].take(take).cast(pa.large_binary()).to_pylist()
+    places = zip(sources.take(take).to_pylist(), rows.take(take).to_pylist(), strict=True)
+    examples = []
+    for i, value, (source, row) in zip(chosen.tolist(), texts, places, strict=True):
         try:
-            return column.to_pylist()
-        except UnicodeDecodeError:
-            column = column.cast(pa.binary())
-    captions = []
-    for value in column.to_pylist():
-        try:
-            captions.append(value.decode("utf-8") if isinstance(value, bytes) else value)
-        except UnicodeDecodeError:
-            captions.append(None)
-    return captions
+            caption = value.decode("utf-8")
+        except (AttributeError, UnicodeDecodeError):  # null, or not UTF-8: shown as Python writes it
+            caption = repr(value)
+        examples.append({"source": source, "row": row, "reason": REASONS[codes[i]], "caption": caption})
+    return counts, examples
 
 
 def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sources: pa.Array, rows: pa.Array):
     """Matches one batch; returns (matched rows as MATCH_SCHEMA, counts per reason, rejected examples).
 
+    Filters, caption checks and counts run in Arrow and numpy, the names in the matcher's automaton: Python touches
+    only the hits and the examples, never each caption. Memory: a few copies of the batch's captions.
+
     Args:
-        batch: caption rows with the configured columns.
+        batch: (n rows) caption rows with the configured columns.
         matcher: the names to find.
         config: the filters.
-        sources: each row's caption file (:func:`source_name`), kept in the outputs as ``source``.
-        rows: each row's index in its caption file, kept as ``row`` (it breaks ties in the URL deduplication).
+        sources: (n,) each row's caption file (:func:`source_name`), kept in the outputs as ``source``.
+        rows: (n,) each row's index in its caption file, kept as ``row`` (it breaks ties in the URL deduplication).
     """
     columns = config.columns
-    reasons = _filter_reasons(batch, config).to_pylist()
-    captions = _captions(batch[columns.text])
-    candidates = [i for i, reason in enumerate(reasons) if not reason]
-    for i in candidates:
-        if captions[i] is None:
-            reasons[i] = "caption_not_utf8" if batch[columns.text][i].is_valid else "missing_caption"
-    candidates = [i for i in candidates if not reasons[i]]
-    found = matcher.identities([captions[i] for i in candidates])  # {position in candidates: ids}
-    identity_of = {}
-    for position, i in enumerate(candidates):
-        ids = found.get(position)
-        if not ids:
-            reasons[i] = "no_name"
-        elif len(ids) > 1:
-            reasons[i] = "several_names"
-        else:
-            identity_of[i] = next(iter(ids))
-    kept = sorted(identity_of)
+    codes = _filter_codes(batch, config)
+    text, not_utf8 = _text(batch[columns.text])
+    passing = codes == 0
+    codes[passing & not_utf8] = CODE["caption_not_utf8"]
+    codes[passing & ~not_utf8 & pc.is_null(text).to_numpy(zero_copy_only=False)] = CODE["missing_caption"]
+    candidates = np.flatnonzero(codes == 0)
+    position, identity = matcher.find(text.take(pa.array(candidates, pa.int64())))  # distinct pairs, by position
+    named, first, people = np.unique(position, return_index=True, return_counts=True)
+    codes[candidates] = CODE["no_name"]
+    codes[candidates[named[people > 1]]] = CODE["several_names"]
+    kept = candidates[named[people == 1]]  # ascending
+    codes[kept] = 0
     take = pa.array(kept, pa.int64())
 
     def column(name, dtype):
@@ -105,8 +133,8 @@ def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sour
     matched = pa.table(
         {
             "url": column(columns.url, pa.string()),
-            "caption": pa.array([captions[i] for i in kept], pa.string()),
-            "identity_id": pa.array([identity_of[i] for i in kept], pa.int32()),
+            "caption": text.take(take).cast(pa.string()),
+            "identity_id": pa.array(identity[first[people == 1]], pa.int32()),
             "width": column(columns.width, pa.int64()),
             "height": column(columns.height, pa.int64()),
             "similarity": column(columns.similarity, pa.float64()),
@@ -115,13 +143,5 @@ def match_batch(batch: pa.Table, matcher: NameMatcher, config: MatchConfig, sour
         },
         schema=MATCH_SCHEMA,
     )
-    counts: dict[str, int] = {"rows": batch.num_rows, "matched": len(kept)}
-    examples = []
-    for i, reason in enumerate(reasons):
-        if reason:
-            counts[reason] = counts.get(reason, 0) + 1
-            if counts[reason] <= config.examples_per_reason:
-                caption = captions[i] if captions[i] is not None else repr(batch[columns.text][i].as_py())
-                source, row = sources[i].as_py(), rows[i].as_py()
-                examples.append({"source": source, "row": row, "reason": reason, "caption": caption})
-    return matched, counts, examples
+    counts, examples = _counts_and_examples(codes, batch, config, sources, rows)
+    return matched, {"rows": batch.num_rows, "matched": len(kept), **counts}, examples

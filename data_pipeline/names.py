@@ -17,40 +17,50 @@ import pyarrow.parquet as pq
 
 from .common_words import COMMON_WORDS
 from .normalise import normalise, without_accents
+from .storage import check_inputs, is_remote, open_input
+from .storage import suffix as url_suffix
 
 TOKEN = re.compile(r"[^\W_]+(?:['.-][^\W_]+)*", re.UNICODE)  # on normalised text: typographic apostrophes are ASCII
 
 
-def read_name_lists(paths: Iterable[str | Path], name_column: str = "name", alias_column: str | None = "aliases"):
-    """Yields (source, name, aliases) from every file, in order."""
-    for path in map(Path, paths):
-        if not path.is_file():
-            raise FileNotFoundError(f"name_lists: {str(path)!r} does not exist")
-        suffix = path.suffix.lower()
+def read_name_lists(
+    paths: Iterable[str | Path],
+    name_column: str = "name",
+    alias_column: str | None = "aliases",
+    storage_options: dict | None = None,
+):
+    """Yields (source, name, aliases) from every file (a local path or an fsspec URL), in order."""
+    for path in paths:
+        path = str(path) if is_remote(path) else str(Path(path))
+        check_inputs([path], "name_lists", storage_options)
+        suffix = url_suffix(path).lower()
         if suffix in (".txt", ".lst", ""):
-            for line in path.read_text(encoding="utf-8").splitlines():
+            with open_input(path, storage_options, "rt", encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+            for line in lines:
                 if line.strip() and not line.lstrip().startswith("#"):
                     name, *aliases = line.split("|")
-                    yield str(path), name, aliases
+                    yield path, name, aliases
         elif suffix in (".csv", ".tsv"):
-            with path.open(newline="", encoding="utf-8") as handle:
+            with open_input(path, storage_options, "rt", newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
                 _require_columns(path, reader.fieldnames or [], name_column)
                 for row in reader:
-                    yield str(path), row[name_column], _split_aliases(row.get(alias_column) if alias_column else None)
+                    yield path, row[name_column], _split_aliases(row.get(alias_column) if alias_column else None)
         elif suffix == ".parquet":
-            table = pq.read_table(path)
+            with open_input(path, storage_options) as handle:
+                table = pq.read_table(handle)
             _require_columns(path, table.column_names, name_column)
             names = table.column(name_column).to_pylist()
             has_aliases = alias_column is not None and alias_column in table.column_names
             aliases = table.column(alias_column).to_pylist() if has_aliases else [None] * len(names)
             for name, alias in zip(names, aliases, strict=True):
-                yield str(path), name, _split_aliases(alias)
+                yield path, name, _split_aliases(alias)
         else:
-            raise ValueError(f"name_lists: {str(path)!r} is not a .txt, .csv, .tsv or .parquet file")
+            raise ValueError(f"name_lists: {path!r} is not a .txt, .csv, .tsv or .parquet file")
 
 
-def _require_columns(path: Path, found: list[str], *required: str) -> None:
+def _require_columns(path: str, found: list[str], *required: str) -> None:
     missing = [column for column in required if column not in found]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; found {found}")
@@ -84,8 +94,10 @@ def build_names(
     min_tokens: int = 2,
     extra_common_words: list[str] | None = None,
     fold_accents: bool = False,
+    storage_options: dict | None = None,
 ) -> dict:
-    """Writes ``names.parquet`` and ``dropped.parquet`` into ``output``; returns counts.
+    """Writes ``names.parquet`` and ``dropped.parquet`` into ``output``; returns counts. The name lists may be fsspec
+    URLs (``s3://...``), read with ``storage_options``.
 
     A name that normalises to one already seen merges into it (its aliases join). An alias claimed by two
     identities is removed from both (it would match either person) and recorded as dropped. With
@@ -97,7 +109,7 @@ def build_names(
     identities: dict[str, dict] = {}  # normalised lower-case name → {"name", "aliases", "source"}
     dropped: list[dict] = []
     total = 0
-    for source, raw_name, raw_aliases in read_name_lists(name_lists, name_column, alias_column):
+    for source, raw_name, raw_aliases in read_name_lists(name_lists, name_column, alias_column, storage_options):
         total += 1
         name = normalise(raw_name or "")
         reason = ambiguity(name, common, min_tokens)

@@ -23,13 +23,33 @@ def read_samples(path: str | Path, decode: bool = True) -> Iterator[dict]:
                 yield current
                 current = {}
             current["key"] = key
-            data = archive.extractfile(member).read()
-            if extension == "json":
-                current["json"] = json.loads(data)
-            elif extension in ("jpg", "jpeg", "png", "webp"):
-                current["jpg"] = Image.open(io.BytesIO(data)).convert("RGB") if decode else data
+            _add_part(current, extension, archive.extractfile(member).read(), decode)
     if current:
         yield current
+
+
+def read_samples_by_key(path: str | Path, keys: set[str] | None = None, decode: bool = True) -> Iterator[dict]:
+    """Like ``read_samples``, in key order rather than file order (img2dataset writes a shard's photos as their
+    downloads finish), only the samples of ``keys`` (None: all). Memory: the shard's member list (a few hundred
+    bytes per file) and one sample at a time, read by seeking to it."""
+    with tarfile.open(path) as archive:
+        members: dict[str, list[tarfile.TarInfo]] = {}
+        for member in archive:
+            key = member.name.partition(".")[0]
+            if member.isfile() and (keys is None or key in keys):
+                members.setdefault(key, []).append(member)
+        for key in sorted(members):
+            sample = {"key": key}
+            for member in members[key]:
+                _add_part(sample, member.name.partition(".")[2], archive.extractfile(member).read(), decode)
+            yield sample
+
+
+def _add_part(sample: dict, extension: str, data: bytes, decode: bool) -> None:
+    if extension == "json":
+        sample["json"] = json.loads(data)
+    elif extension in ("jpg", "jpeg", "png", "webp"):
+        sample["jpg"] = Image.open(io.BytesIO(data)).convert("RGB") if decode else data
 
 
 class ShardWriter:

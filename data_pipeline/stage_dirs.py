@@ -1,5 +1,7 @@
 """Stage outputs are folders that appear whole or not at all: a stage writes into ``NAME.partial/`` and renames it
-to ``NAME/`` when done. A re-run skips finished stages and redoes half-written ones."""
+to ``NAME/`` when done. A re-run skips finished stages and redoes half-written ones, except the stages that resume
+inside their partial folder (``resume_partial``: the download through img2dataset's incremental mode; the features,
+the probe and the clean stage's embedders through their committed chunks, ``chunks.py``). Memory: nothing."""
 
 from __future__ import annotations
 

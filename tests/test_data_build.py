@@ -137,8 +137,32 @@ def test_manifest_and_figures(built):
         assert Image.open(output / figure).size[0] > 100
 
 
+def committed_chunks(stage: Path) -> list[str]:
+    """The chunks a stage has committed in its partial folder (``chunks.py``), sorted."""
+    folder = stage / "_chunks"
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    return sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
+
+
+def run_until_a_chunk(command, partial: Path, log: Path) -> list[str]:
+    """Starts the build and SIGKILLs its process group once ``partial`` holds a committed chunk; returns the chunks
+    committed when it died (the stage must not have finished: the kill is inside it)."""
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    while not committed_chunks(partial) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    ended = f"the build ended before {partial.name} committed a chunk:\n"
+    assert process.poll() is None, ended + log.read_text()[-3000:]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert partial.is_dir() and not partial.with_suffix("").exists(), f"{partial.name}: killed after the stage finished"
+    return committed_chunks(partial)
+
+
 def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
-    reference, _, _, config = built
+    """Killed inside the features (after some shards' chunks were committed), then inside the probe, the build
+    resumes each stage at its first uncommitted chunk and ends with the reference build's bytes."""
+    reference, manifest, _, config = built
     overlay = ["data:", "  source:", f"    sample_port: {config.source.sample_port}", "  features:", "    towers:"]
     for tower in config.features.towers:  # the reference build's towers (pre-trained, local checkpoints)
         overlay.append(
@@ -150,18 +174,21 @@ def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
     demo = str(ROOT / "configs/data/demo.yaml")
     command = [sys.executable, "-m", "namespace.cli", "data", "build", "--config", demo, "--config", str(settings)]
     command += ["--output", str(output)]
-    log = (tmp_path / "first-run.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 240
-    while not (output / "work/features.partial").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert process.poll() is None, (
-        "the build ended before it could be interrupted:\n" + (tmp_path / "first-run.log").read_text()[-3000:]
-    )
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (output / "work/features").exists() and not (output / "manifest.json").exists()  # killed mid-stage
+    work = output / "work"
+    shards = len(list((reference / "work/download/shards").glob("*.tar")))
+    names = manifest["stages"]["probe"]["names"]
+    assert shards >= 3 and names >= 3 * config.probe.names_per_chunk  # several chunks in each stage
+    in_features = run_until_a_chunk(command, work / "features.partial", tmp_path / "first-run.log")
+    assert 1 <= len(in_features) < shards and not (output / "manifest.json").exists()
+    in_probe = run_until_a_chunk(command, work / "probe.partial", tmp_path / "second-run.log")
+    assert 1 <= len(in_probe) < -(-names // config.probe.names_per_chunk)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    # the chunks committed before each kill were taken as they were, not redone
+    for stage, committed in (("features", in_features), ("probe", in_probe)):
+        record = json.loads((work / stage / "_chunks.json").read_text())
+        assert record["resumed"] == committed, stage
+        assert not (work / stage / "_chunks").exists(), stage  # merged, then deleted
+    assert json.loads((work / "features/_chunks.json").read_text())["chunks"] == shards
     files = sorted(p.relative_to(reference) for p in reference.rglob("*") if p.is_file() and "work" not in p.parts)
     assert files == sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file() and "work" not in p.parts)
     for relative in files:
@@ -185,6 +212,71 @@ def test_features_sharded_over_two_processes_equal_one(built, tmp_path):
         np.testing.assert_array_equal(
             np.load(tmp_path / f"tower_{index}.npy"), np.load(output / f"work/features/tower_{index}.npy")
         )
+
+
+def test_probe_over_two_processes_equals_one(built, tmp_path):
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from namespace.data_pipeline.probe import probe_names
+
+    output, _, _, config = built
+    reference = pq.read_table(output / "work/probe/probe.parquet").slice(0, 3)
+    names = pq.read_table(output / "work/names/names.parquet")
+    names = names.filter(pa.compute.is_in(names["identity_id"], reference["identity_id"].cast(pa.int32())))
+    two = replace(config.probe, devices=["cpu", "cpu"], names_per_chunk=1)  # chunks 0 and 2 on one, 1 on the other
+    embedder = config.probe.embedder or config.clean.identity_embedder
+    summary = probe_names(names, tmp_path, two, config.pipeline, embedder, config.features.towers, config.clean.face)
+    assert summary["names"] == 3 and json.loads((tmp_path / "_chunks.json").read_text())["chunks"] == 3
+    assert pq.read_table(tmp_path / "probe.parquet").to_pylist() == reference.to_pylist()
+    centroids = np.load(output / "work/probe/centroids.npy")[:3]
+    np.testing.assert_array_equal(np.load(tmp_path / "centroids.npy"), centroids)
+
+
+def test_chunks_commit_whole_and_resume(tmp_path):
+    from namespace.data_pipeline.chunks import ChunkStore
+
+    store = ChunkStore.open(tmp_path, {"batch_size": 2})
+    with store.commit("00001") as folder:
+        (folder / "rows.txt").write_text("1")
+    with pytest.raises(RuntimeError, match="killed"), store.commit("00002") as folder:
+        (folder / "rows.txt").write_text("half")
+        raise RuntimeError("killed mid-chunk")
+    (store.folder / ".00003.tmp-99999").mkdir()  # a chunk a killed process was writing
+    assert store.done() == ["00001"] and not list(store.folder.glob(".00002*"))
+    resumed = ChunkStore.open(tmp_path, {"batch_size": 2})
+    assert resumed.resumed == ["00001"] and not (store.folder / ".00003.tmp-99999").exists()
+    assert (resumed.path("00001") / "rows.txt").read_text() == "1"
+    with resumed.commit("00002") as folder:
+        (folder / "rows.txt").write_text("2")
+    record = resumed.finish(["00001", "00002"])
+    assert record == {"chunks": 2, "resumed": ["00001"], "settings": {"batch_size": 2}}
+    assert not resumed.folder.exists() and ChunkStore.open(tmp_path, {"batch_size": 2}).finished
+    stale = ChunkStore.open(tmp_path, {"batch_size": 4})  # other settings: the merge and its chunks are redone
+    assert not stale.finished and stale.done() == [] and not (tmp_path / "_chunks.json").exists()
+    with stale.commit("00001") as folder:
+        (folder / "rows.txt").write_text("1")
+    assert ChunkStore.open(tmp_path, {"batch_size": 8}).done() == []
+    with pytest.raises(ValueError, match="chunk: expected a plain name"), stale.commit("_settings"):
+        pass
+
+
+def test_shard_embeddings_commit_a_chunk_per_shard(built, tmp_path):
+    from namespace.data_pipeline.download import shard_paths
+    from namespace.data_pipeline.shard_embeddings import embed_shards
+    from namespace.laioncele import open_feature_cache
+
+    output, _, _, _ = built
+    keys, _ = open_feature_cache(output / "work/features")
+    shards = shard_paths(output / "work/download")
+    embeddings, facts = embed_shards("thumbnail", shards, keys, batch_size=5, folder=tmp_path)
+    assert isinstance(embeddings, np.memmap) and facts is None
+    np.testing.assert_array_equal(embeddings, np.load(output / "work/clean/embeddings-thumbnail.npy"))
+    record = json.loads((tmp_path / "_chunks-thumbnail.json").read_text())
+    assert record["chunks"] == len(shards) and record["resumed"] == [] and not (tmp_path / "_chunks-thumbnail").exists()
+    again, _ = embed_shards("thumbnail", shards, keys, batch_size=5, folder=tmp_path)  # finished: nothing redone
+    np.testing.assert_array_equal(again, embeddings)
 
 
 def test_one_stage_at_a_time(tmp_path):

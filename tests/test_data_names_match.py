@@ -1,15 +1,20 @@
 """Stages 1–2: names and matching, on small hand-made inputs and on the embedded sample's known truth."""
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from namespace.data_pipeline.match import MatchConfig, match_files
+from namespace.data_pipeline.match_batch import match_batch
 from namespace.data_pipeline.matcher import NameMatcher
 from namespace.data_pipeline.names import build_names, load_names, normalise
+from namespace.data_pipeline.normalise import normalise_array
 from namespace.data_pipeline.sample import generate_sample
 
 SAMPLE_MATCH = MatchConfig(min_width=96, min_height=96)
@@ -126,8 +131,102 @@ class TestMatcher:
         ]
         assert matcher.identities(captions) == {0: {0}, 1: {0}, 2: {1}, 3: {1}, 4: {2}, 5: {2}}
 
+    def test_caption_offsets_survive_normalisation(self):
+        """Normalising the batch changes lengths (ligatures, case, runs of spaces, a separator inside a caption):
+        every name must still be credited to its own caption."""
+        matcher = NameMatcher([7, 8], [["Alma Quintrell"], ["Boris Vantanen"]])
+        captions = [
+            "\ufb01ne İİİ  \t ",  # ﬁ → fi and İ → i̇ lengthen, the spaces shrink
+            "Boris  Vantanen",
+            "",
+            "x\x00Alma Quintrell\x00y",  # the separator itself, inside a caption
+            "  Ａlma Quintrell",  # full-width A, leading spaces
+            "naïve Boris Vantanen’s café",
+            "Boris Vantanen" + " word" * 3000 + " Alma Quintrell",  # two people far apart
+        ]
+        assert matcher.identities(captions) == {1: {8}, 3: {7}, 4: {7}, 5: {8}, 6: {7, 8}}
+        caption, identity = matcher.find(pa.array(captions).slice(3))  # an Arrow slice: offsets start inside
+        assert caption.tolist() == [0, 1, 2, 3, 3] and identity.tolist() == [7, 7, 8, 7, 8]
+        case_sensitive = NameMatcher([7], [["Alma Quintrell"]], case_sensitive=True)
+        assert case_sensitive.identities(captions) == {3: {7}, 4: {7}, 6: {7}}  # NFKC makes Ａ an A
+
+
+def test_normalise_array_is_normalise_of_each_value():
+    values = ["Alma Quintrell", "", " lead", "trail ", "two  spaces", "tab\there", "Nyong’o", "Ｆull", "\ufb01",
+              "İstanbul", "a\u3000b", "nbsp\xa0x", "x\x00y", "ΟΔΥΣΣΕΥΣ", "\x85", "plain ascii", "é"]  # fmt: skip
+    array = pa.array(["pad", *values], pa.large_string()).slice(1)  # an offset into the buffers
+    assert normalise_array(array).to_pylist() == [normalise(value) for value in values]
+    assert normalise_array(array, lower=True).to_pylist() == [normalise(value).lower() for value in values]
+
 
 class TestMatchStage:
+    def test_match_batch_reasons_counts_and_examples(self):
+        """One row per outcome; counts in order of first appearance, examples in row order, at most one per reason."""
+        matcher = NameMatcher([3, 4], [["Alma Quintrell"], ["Boris Vantanen"]])
+        rows = [  # (url, caption, width, similarity, punsafe)
+            ("u0", b"Boris Vantanen at home", 512, 0.3, 0.0),  # matched
+            ("u1", b"a bowl of soup", 512, 0.3, 0.0),  # no_name
+            (None, b"Alma Quintrell", 512, 0.3, 0.0),  # missing_url
+            ("u3", b"Alma Quintrell", 100, 0.3, 0.0),  # too_small
+            ("u4", b"Alma Quintrell", None, 0.3, 0.0),  # too_small: no width
+            ("u5", b"Alma Quintrell", 512, 0.1, 0.0),  # low_similarity
+            ("u6", b"Alma Quintrell", 512, 0.3, 0.9),  # unsafe
+            ("u7", None, 512, 0.3, 0.0),  # missing_caption
+            ("u8", b"Alma Quintrell \xff", 512, 0.3, 0.0),  # caption_not_utf8
+            ("u9", b"Alma Quintrell and Boris Vantanen", 512, 0.3, 0.0),  # several_names
+            ("u10", b"ALMA QUINTRELL\xe2\x80\x99s caf\xc3\xa9", 512, 0.3, 0.0),  # matched
+            ("u11", b"more soup", 512, 0.3, 0.0),  # no_name: a second example is not kept
+            ("u12", b"\xfe", 50, 0.3, 0.0),  # too_small wins over a caption that is not UTF-8
+        ]
+        url, caption, width, similarity, punsafe = map(list, zip(*rows, strict=True))
+        raw = pa.array(caption, pa.binary())
+        for text in (raw, pa.Array.from_buffers(pa.string(), len(raw), raw.buffers(), raw.null_count)):
+            columns = {"URL": url, "TEXT": text, "WIDTH": width, "similarity": similarity, "punsafe": punsafe}
+            batch = pa.table({**columns, "HEIGHT": [512] * len(rows), "pwatermark": [0.0] * len(rows)})
+            sources = pa.array([f"file-{i}" for i in range(len(rows))])
+            config = MatchConfig(examples_per_reason=1)
+            matched, counts, examples = match_batch(batch, matcher, config, sources, pa.array(np.arange(len(rows))))
+            assert matched.to_pydict() == {
+                "url": ["u0", "u10"],
+                "caption": ["Boris Vantanen at home", "ALMA QUINTRELL’s café"],
+                "identity_id": [4, 3],
+                "width": [512, 512],
+                "height": [512, 512],
+                "similarity": [0.3, 0.3],
+                "source": ["file-0", "file-10"],
+                "row": [0, 10],
+            }
+            expected = {"rows": 13, "matched": 2, "no_name": 2, "missing_url": 1, "too_small": 3, "low_similarity": 1,
+                        "unsafe": 1, "missing_caption": 1, "caption_not_utf8": 1, "several_names": 1}  # fmt: skip
+            assert list(counts.items()) == list(expected.items())  # in order of first appearance
+            assert [(e["row"], e["reason"], e["caption"], e["source"]) for e in examples] == [
+                (1, "no_name", "a bowl of soup", "file-1"),
+                (2, "missing_url", "Alma Quintrell", "file-2"),
+                (3, "too_small", "Alma Quintrell", "file-3"),
+                (5, "low_similarity", "Alma Quintrell", "file-5"),
+                (6, "unsafe", "Alma Quintrell", "file-6"),
+                (7, "missing_caption", "None", "file-7"),
+                (8, "caption_not_utf8", repr(b"Alma Quintrell \xff"), "file-8"),
+                (9, "several_names", "Alma Quintrell and Boris Vantanen", "file-9"),
+            ]
+            for first, count, expected_counts in ((1, 2, {"no_name": 1, "missing_url": 1}), (0, 0, {})):
+                part = [batch.slice(first, count), matcher, config, sources[first:], pa.array(np.arange(count))]
+                matched, counts, examples = match_batch(*part)
+                assert matched.num_rows == 0 and counts == {"rows": count, "matched": 0, **expected_counts}
+            none = MatchConfig(examples_per_reason=0)
+            _, counts, examples = match_batch(batch, matcher, none, sources, pa.array(np.arange(len(rows))))
+            assert examples == [] and list(counts.items()) == list(expected.items())
+
+    def test_benchmark_agrees_with_flashtext(self):
+        """benchmarks/name_matching.py at a tiny size: every caption's names as flashtext finds them."""
+        pytest.importorskip("flashtext")
+        script = Path(__file__).parents[1] / "benchmarks/name_matching.py"
+        command = [sys.executable, str(script), "--captions", "3000", "--names", "300", "--batch", "1000"]
+        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+        assert result["flashtext_agreement"] == 1.0 and result["flashtext_disagreements"] == 0
+        assert result["match_stage_captions_per_second_per_core"] > 0
+        assert result["flashtext_captions_per_second_per_core"] > 0
+
     def test_funnel_equals_the_sample_truth(self, sample, tmp_path):
         truth, names = sample
         summary = match_files(truth["files"], names, SAMPLE_MATCH, tmp_path)
@@ -189,7 +288,8 @@ def provenance_file(path):
     rows[22] = {"URL": "http://x/beyonce.jpg", "TEXT": "Beyonce Knowles on tour"}
     rows[27] = {"URL": "http://x/lupita.jpg", "TEXT": "Lupita Nyong'o, portrait"}
     numbers = {"WIDTH": 512, "HEIGHT": 512, "similarity": 0.3, "punsafe": 0.0, "pwatermark": 0.0}
-    pq.write_table(pa.Table.from_pylist([{**row, **numbers} for row in rows]), path)
+    # row groups of 16 rows: the tie's two rows lie in different Spark work units
+    pq.write_table(pa.Table.from_pylist([{**row, **numbers} for row in rows]), path, row_group_size=16)
     return str(path)
 
 
@@ -217,7 +317,6 @@ def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypa
     spark = (
         pyspark.sql.SparkSession.builder.master("local[2]")
         .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8")  # every file spans several Arrow batches
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
@@ -233,6 +332,8 @@ def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypa
     spark_rows = pq.read_table(tmp_path / "spark/matches.parquet").sort_by("url").to_pylist()
     local_rows = pq.read_table(tmp_path / "local/matches.parquet").sort_by("url").to_pylist()
     assert spark_rows == local_rows  # every column, the provenance (source, row) included
+    for name in ("matches.parquet", "rejected_examples.parquet"):  # the download numbers photos by row order
+        assert (tmp_path / "spark" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
     assert_rows_are_in_their_files(spark_rows)
     by_url = {row["url"]: row for row in spark_rows}
     name_of = dict(zip(names["identity_id"].to_pylist(), names["name"].to_pylist(), strict=True))
