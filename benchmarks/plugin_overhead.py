@@ -59,22 +59,33 @@ def paired_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--output", help="also write the results as JSON here")
-    args = parser.parse_args()
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+def measure(
+    size: str = "tiny",
+    device: str = "cpu",
+    dtype: str = "fp32",
+    steps: int = 20,
+    image_size: int = 64,
+    repeats: int = 15,
+    budget_s: float | None = None,
+) -> dict:
+    """Times the three pipelines interleaved and returns the figures (the JSON this script prints).
+
+    Args:
+        size: ``tiny`` (offline tiny models) or ``full`` (SDXL base's architecture, random weights).
+        device: a torch device (``cpu``, ``cuda``).
+        dtype: ``fp32``, ``fp16`` or ``bf16``.
+        steps: denoising steps per image.
+        image_size: the side of the square images.
+        repeats: timed rounds (each round makes one image per pipeline) at most.
+        budget_s: stop after the round that passes this many seconds of timed rounds (at least 3 rounds), so that a
+            suite fits its time; ``repeats`` holds the rounds actually made.
+    """
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     torch.manual_seed(0)
 
-    pipe, encoder, reference = build(args.size, args.device, dtype)
+    pipe, encoder, reference = build(size, device, torch_dtype)
     naming = MagicNaming(pipe, encoder)
-    encode_seconds = [timed(lambda: naming.identity(reference), args.device) for _ in range(3)]
+    encode_seconds = [timed(lambda: naming.identity(reference), device) for _ in range(3)]
     identity = naming.identity(reference)
 
     ip_pipe = type(pipe)(**{**pipe.components, "unet": copy.deepcopy(pipe.unet)})  # its own UNet to patch
@@ -82,10 +93,10 @@ def main() -> None:
     embed_dim = 1280
     state = random_ip_adapter(ip_pipe.unet, embed_dim, torch.Generator().manual_seed(1))
     ip_pipe.load_ip_adapter(state, subfolder="", weight_name="random.bin", image_encoder_folder=None)
-    image_embeds = [torch.randn(2, 1, embed_dim, generator=torch.Generator().manual_seed(2)).to(args.device, dtype)]
+    image_embeds = [torch.randn(2, 1, embed_dim, generator=torch.Generator().manual_seed(2)).to(device, torch_dtype)]
 
     prompt = "a photo of a person riding a horse on the beach, golden hour"
-    common = {"num_inference_steps": args.steps, "height": args.image_size, "width": args.image_size}
+    common = {"num_inference_steps": steps, "height": image_size, "width": image_size}
     common["guidance_scale"] = 5.0
     runs = {
         "plain": lambda: pipe(prompt, generator=torch.Generator().manual_seed(0), **common),
@@ -97,23 +108,39 @@ def main() -> None:
     for run in runs.values():  # warm-up
         run()
     seconds = {name: [] for name in runs}
-    for _ in range(args.repeats):
+    start = time.perf_counter()
+    for round_index in range(repeats):
         for name, run in runs.items():
-            seconds[name].append(timed(run, args.device))
+            seconds[name].append(timed(run, device))
+        if budget_s is not None and round_index >= 2 and time.perf_counter() - start > budget_s:
+            break
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    result = {
-        "size": args.size,
-        "device": args.device,
-        "dtype": args.dtype,
-        "steps": args.steps,
-        "image_size": args.image_size,
-        "repeats": args.repeats,
+    return {
+        "size": size,
+        "device": device,
+        "dtype": dtype,
+        "steps": steps,
+        "image_size": image_size,
+        "repeats": len(seconds["plain"]),
         "seconds_per_image_median": median,
         # ratios of runs made back to back in the same repeat (paired), then the median: robust to machine drift
         "magicnaming_over_plain": paired_ratio(seconds["magicnaming"], seconds["plain"]),
         "ip_adapter_over_plain": paired_ratio(seconds["ip_adapter"], seconds["plain"]),
         "magicnaming_one_off_encoder_pass_seconds": statistics.median(encode_seconds),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--output", help="also write the results as JSON here")
+    args = parser.parse_args()
+    result = measure(args.size, args.device, args.dtype, args.steps, args.image_size, args.repeats)
     print(json.dumps(result, indent=2))
     if args.output:
         with open(args.output, "w") as handle:

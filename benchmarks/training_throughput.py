@@ -30,9 +30,9 @@ from safetensors.torch import save_file
 
 from namespace import NameEncoder, NameEncoderConfig, NameSpaceStatistics
 from namespace.data_pipeline.shards import ShardWriter
+from namespace.laioncele import FORMAT, FORMAT_VERSION
 from namespace.testing import synthetic_face, tiny_name_encoder_config
 from namespace.train.cached_data import CachedFeatureDataModule
-from namespace.train.laioncele import FORMAT, FORMAT_VERSION
 from namespace.train.module import NameEncoderModule
 from namespace.train.streaming_data import StreamingImageDataModule
 
@@ -99,10 +99,12 @@ def synthetic_laioncele(
 
 
 class StepTimer(L.Callback):
-    """Wall time of the steps after ``warmup`` (synchronising the GPU at both ends)."""
+    """Wall time of the steps after ``warmup`` (synchronising the GPU at both ends); stops the run once the timed
+    steps pass ``budget_s`` seconds (after at least 2 of them)."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.start, self.end = warmup, 0.0, 0.0
+    def __init__(self, warmup: int, budget_s: float | None = None) -> None:
+        self.warmup, self.budget_s = warmup, budget_s
+        self.start, self.end, self.timed_steps = 0.0, 0.0, 0
 
     @staticmethod
     def _now() -> float:
@@ -116,15 +118,21 @@ class StepTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.end = self._now()
+        self.timed_steps = trainer.global_step - self.warmup
+        if self.budget_s is not None and self.timed_steps >= 2 and self.end - self.start > self.budget_s:
+            trainer.should_stop = True
 
 
-def photos_per_second(datamodule, config, args, batch: int) -> float:
-    timer = StepTimer(args.warmup)
+def photos_per_second(
+    datamodule, config, accelerator: str, precision: str, batch: int, steps: int, warmup: int, budget_s: float | None
+) -> tuple[float, int]:
+    """(photos/s over the timed steps, how many steps were timed)."""
+    timer = StepTimer(warmup, budget_s)
     trainer = L.Trainer(
-        accelerator=args.accelerator,
+        accelerator=accelerator,
         devices=1,
-        precision=args.precision,
-        max_steps=args.warmup + args.steps,
+        precision=precision,
+        max_steps=warmup + steps,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
@@ -133,7 +141,74 @@ def photos_per_second(datamodule, config, args, batch: int) -> float:
         callbacks=[timer],
     )
     trainer.fit(NameEncoderModule(config, warmup_steps=1), datamodule=datamodule)
-    return args.steps * batch / (timer.end - timer.start)
+    return timer.timed_steps * batch / (timer.end - timer.start), timer.timed_steps
+
+
+def measure(
+    size: str = "tiny",
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+    batch: int = 64,
+    cached_batch: int | None = None,
+    random_cache_features: bool = False,
+    steps: int = 20,
+    warmup: int = 3,
+    workers: int = 2,
+    photos: int = 2048,
+    budget_s: float | None = None,
+) -> dict:
+    """Trains on the cache, then on streaming images, and returns the figures (the JSON this script prints).
+
+    Holds the synthetic directory on disk (``photos`` JPEGs at 256²) and, for the cache, its (photos, F) features.
+
+    Args:
+        size: ``tiny`` (the test towers) or ``full`` (ViT-L/14 + ViT-bigG/14, random weights; fp16 on a GPU, as in
+            ``configs/train/sdxl.yaml``).
+        accelerator: Lightning's accelerator (``cpu``, ``gpu``).
+        precision: Lightning's precision (``32-true``, ``bf16-mixed``).
+        batch: photos per step of the streaming path.
+        cached_batch: photos per step of the cache path (default: ``batch``).
+        random_cache_features: fill the cache with random values instead of running the towers (same speed).
+        steps: timed steps per path at most (after ``warmup`` steps).
+        warmup: untimed steps first.
+        workers: the streaming DataLoader's workers.
+        photos: photos in the synthetic directory.
+        budget_s: per path, stop after the step that passes this many timed seconds (at least 2 steps).
+    """
+    if size == "tiny":
+        config, image_size = tiny_name_encoder_config(), 48
+    else:
+        config, image_size = NameEncoderConfig(), 224
+        for tower in config.towers:
+            tower.pretrained = None  # the architecture with random weights: same cost, no download
+            # fp16 matrix products are emulated, very slowly, on most CPUs; on a GPU the towers run as the recipe has
+            tower.precision = "fp32" if accelerator == "cpu" else "fp16"
+    device = "cpu" if accelerator == "cpu" else "cuda"
+    cached_batch = cached_batch or batch
+    timing = {"accelerator": accelerator, "precision": precision, "steps": steps, "warmup": warmup}
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder)
+        synthetic_laioncele(data_dir, config, photos, 64, device, random_cache_features)
+        cached_data = CachedFeatureDataModule(str(data_dir), batch_size=cached_batch)
+        cached, cached_steps = photos_per_second(cached_data, config, batch=cached_batch, budget_s=budget_s, **timing)
+        streaming_data = StreamingImageDataModule(
+            str(data_dir), batch_size=batch, num_workers=workers, image_size=image_size
+        )
+        streaming, streaming_steps = photos_per_second(streaming_data, config, batch=batch, budget_s=budget_s, **timing)
+    return {
+        "size": size,
+        "accelerator": accelerator,
+        "precision": precision,
+        "tower_precision": config.towers[0].precision,
+        "cached_batch": cached_batch,
+        "streaming_batch": batch,
+        "streaming_workers": workers,
+        "cached_steps": cached_steps,
+        "streaming_steps": streaming_steps,
+        "cached_photos_per_second": round(cached, 1),
+        "streaming_photos_per_second": round(streaming, 1),
+        "cached_over_streaming": round(cached / streaming, 1),
+    }
 
 
 def main() -> None:
@@ -149,36 +224,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="streaming DataLoader workers")
     parser.add_argument("--photos", type=int, default=2048)
     args = parser.parse_args()
-    if args.size == "tiny":
-        config, image_size = tiny_name_encoder_config(), 48
-    else:
-        config, image_size = NameEncoderConfig(), 224
-        for tower in config.towers:
-            tower.pretrained = None  # the architecture with random weights: same cost, no download
-            if args.accelerator == "cpu":
-                tower.precision = "fp32"  # fp16 matrix products are emulated, very slowly, on most CPUs
-    device = "cuda" if args.accelerator == "gpu" else "cpu"
-    with tempfile.TemporaryDirectory() as folder:
-        data_dir = Path(folder)
-        synthetic_laioncele(data_dir, config, args.photos, 64, device, args.random_cache_features)
-        cached_batch = args.cached_batch or args.batch
-        cached_data = CachedFeatureDataModule(str(data_dir), batch_size=cached_batch)
-        cached = photos_per_second(cached_data, config, args, cached_batch)
-        streaming_data = StreamingImageDataModule(
-            str(data_dir), batch_size=args.batch, num_workers=args.workers, image_size=image_size
-        )
-        streaming = photos_per_second(streaming_data, config, args, args.batch)
-    result = {
-        "size": args.size,
-        "accelerator": args.accelerator,
-        "precision": args.precision,
-        "cached_batch": cached_batch,
-        "streaming_batch": args.batch,
-        "streaming_workers": args.workers,
-        "cached_photos_per_second": round(cached, 1),
-        "streaming_photos_per_second": round(streaming, 1),
-        "cached_over_streaming": round(cached / streaming, 1),
-    }
+    result = measure(
+        size=args.size,
+        accelerator=args.accelerator,
+        precision=args.precision,
+        batch=args.batch,
+        cached_batch=args.cached_batch,
+        random_cache_features=args.random_cache_features,
+        steps=args.steps,
+        warmup=args.warmup,
+        workers=args.workers,
+        photos=args.photos,
+    )
     print(json.dumps(result, indent=2))
 
 
