@@ -22,15 +22,22 @@ import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
-from safetensors.torch import save_file
 
 from namespace import NameEncoder, NameEncoderConfig, NameSpaceStatistics
 from namespace.data_pipeline.shards import ShardWriter
-from namespace.laioncele import FORMAT, FORMAT_VERSION
+from namespace.laioncele import (
+    FEATURES,
+    FORMAT,
+    FORMAT_VERSION,
+    FeatureCacheWriter,
+    shard_sample_metadata,
+    write_feature_keys,
+    write_identities,
+    write_manifest,
+    write_name_embeddings,
+)
 from namespace.testing import synthetic_face, tiny_name_encoder_config
 from namespace.train.cached_data import CachedFeatureDataModule
 from namespace.train.module import NameEncoderModule
@@ -51,7 +58,9 @@ def synthetic_laioncele(
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=90)
             key = f"{index:08d}"
-            writer.write(key, buffer.getvalue(), {"key": key, "identity_id": identity, "split": "train"})
+            writer.write(
+                key, buffer.getvalue(), shard_sample_metadata(key, identity, f"person {identity}", "", "", "train")
+            )
             keys.append(key), identity_ids.append(identity), images.append(image)
         shards = [path.name for path in writer.paths]
     if random_features:
@@ -59,43 +68,28 @@ def synthetic_laioncele(
     else:
         encoder = NameEncoder(config).to(device)
         features = torch.cat([encoder.image_features(images[i : i + 64]).cpu() for i in range(0, photos, 64)])
-    (folder / "features").mkdir()
-    start = 0
-    for index, tower in enumerate(config.towers):
-        part = features[:, start : start + tower.embed_dim].half().numpy()
-        np.save(folder / "features" / f"tower_{index}.npy", part, allow_pickle=False)
-        start += tower.embed_dim
+    dims = [tower.embed_dim for tower in config.towers]
+    with FeatureCacheWriter(folder / FEATURES, photos, dims) as cache:
+        cache.write(0, [part.half().numpy() for part in features.split(dims, dim=1)])
     shard_of = [shards[i // 256] for i in range(photos)]
-    pq.write_table(
-        pa.table({"key": keys, "identity_id": identity_ids, "split": ["train"] * photos, "shard": shard_of}),
-        folder / "features" / "keys.parquet",
-    )
+    keys = pa.table({"key": keys, "identity_id": identity_ids, "split": ["train"] * photos, "shard": shard_of})
+    write_feature_keys(folder / FEATURES, keys)
     names = torch.randn(identities, config.num_tokens, config.width) * 0.1
     statistics = NameSpaceStatistics.fit(names, rank=min(config.pca_rank, identities - 1))
-    save_file(
+    tensors = {"name_embeddings": names, "name_mean": statistics.mean, "name_norm": torch.tensor(statistics.norm),
+               "pca_components": statistics.components, "pca_variances": statistics.variances}  # fmt: skip
+    write_name_embeddings(folder, tensors, {"statistics_from": "train identities"})
+    identities_table = pa.table(
         {
-            "name_embeddings": names,
-            "name_mean": statistics.mean,
-            "name_norm": torch.tensor(statistics.norm),
-            "pca_components": statistics.components.contiguous(),
-            "pca_variances": statistics.variances,
-        },
-        str(folder / "name_embeddings.safetensors"),
+            "identity_id": list(range(identities)),
+            "name": [f"person {i}" for i in range(identities)],
+            "num_images": [photos // identities] * identities,
+            "split": ["train"] * identities,
+            "row": list(range(identities)),
+        }
     )
-    pq.write_table(
-        pa.table(
-            {
-                "identity_id": list(range(identities)),
-                "name": [f"person {i}" for i in range(identities)],
-                "num_images": [photos // identities] * identities,
-                "split": ["train"] * identities,
-                "row": list(range(identities)),
-            }
-        ),
-        folder / "identities.parquet",
-    )
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": {"train": shards, "val": []}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    write_identities(folder, identities_table)
+    write_manifest(folder, {"format": FORMAT, "format_version": FORMAT_VERSION, "shards": {"train": shards, "val": []}})
 
 
 class StepTimer(L.Callback):

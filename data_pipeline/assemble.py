@@ -30,6 +30,7 @@ from namespace.laioncele import (
     FEATURES,
     FeatureCacheWriter,
     open_feature_cache,
+    shard_sample_metadata,
     write_feature_keys,
     write_identities,
     write_name_embeddings,
@@ -154,8 +155,8 @@ def _write_shards(kept, row_of, photo_split, download_shards, name_of, config, o
             for sample in read_samples_by_key(shard, keys, decode=False) if keys else ():
                 key, row = sample["key"], row_of[sample["key"]]
                 writer = train if photo_split[key] == "train" else val
-                metadata = {"key": key, "identity_id": identities[row], "name": name_of[identities[row]],
-                            "url": urls[row], "caption": captions[row], "split": photo_split[key]}  # fmt: skip
+                metadata = shard_sample_metadata(key, identities[row], name_of[identities[row]], urls[row],
+                                                 captions[row], photo_split[key])  # fmt: skip
                 writer.write(key, sample["jpg"], metadata)
                 shard_of[key] = writer.paths[-1].name
                 order.append(row)

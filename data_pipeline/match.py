@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import zlib
@@ -178,9 +179,16 @@ def _match_in_worker(path: str):
     return match_file(path, _WORKER["matcher"], _WORKER["config"], _WORKER["options"])
 
 
+# scheme and authority ("https://host:port"): left out of a URL's bucket, so that the order of the matches (hence the
+# photos' keys) does not depend on which host or port serves the photos (the embedded sample's port is a free one)
+AUTHORITY = r"^[^:/?#]+://[^/?#]*"
+
+
 def url_bucket(urls: list[str], buckets: int) -> list[int]:
-    """Each URL's bucket: CRC-32 of its UTF-8 bytes modulo ``buckets`` (Spark's ``pmod(crc32(url), buckets)``)."""
-    return [zlib.crc32(url.encode("utf-8")) % buckets for url in urls]
+    """Each URL's bucket: CRC-32 of the UTF-8 bytes of its path and query (the URL without ``AUTHORITY``) modulo
+    ``buckets``; Spark computes the same with ``pmod(crc32(regexp_replace(url, AUTHORITY, '')), buckets)``."""
+    authority = re.compile(AUTHORITY)
+    return [zlib.crc32(authority.sub("", url, count=1).encode("utf-8")) % buckets for url in urls]
 
 
 def deduplicate_urls(matched: pa.Table) -> tuple[pa.Table, dict[str, int]]:

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 
 from .match import (
+    AUTHORITY,
     EXAMPLE_SCHEMA,
     CaptionColumns,
     MatchConfig,
@@ -127,7 +128,8 @@ def match_files_spark(
     _stream(examples.select(*EXAMPLE_SCHEMA.names), Path(output) / "rejected_examples.parquet", EXAMPLE_SCHEMA)
 
     matched = report.filter("reason = ''").select(*MATCH_SCHEMA.names)
-    matched = matched.withColumn("bucket", F.pmod(F.crc32(F.col("url")), F.lit(config.url_buckets)))
+    path = F.regexp_replace(F.col("url"), AUTHORITY, "")  # as url_bucket: the order does not depend on the host
+    matched = matched.withColumn("bucket", F.pmod(F.crc32(path), F.lit(config.url_buckets)))
     by_url = Window.partitionBy("bucket", "url")
     ranked = matched.withColumn("people", F.size(F.collect_set("identity_id").over(by_url))).withColumn(
         "rank", F.row_number().over(by_url.orderBy("caption", "source", "row"))

@@ -33,6 +33,7 @@ IDENTITIES = "identities.parquet"
 NAME_EMBEDDINGS = "name_embeddings.safetensors"
 FEATURES = "features"
 FEATURE_KEYS = "keys.parquet"
+SHARD_KINDS = ("train", "val")  # train-*.tar: train photos; val-*.tar: unseen identities' and held-out photos
 
 __all__ = [
     "FEATURES",
@@ -42,12 +43,15 @@ __all__ = [
     "IDENTITIES",
     "MANIFEST",
     "NAME_EMBEDDINGS",
+    "SHARD_KINDS",
     "FeatureCacheWriter",
+    "listed_shards",
     "manifest_text",
     "open_feature_cache",
     "read_identities",
     "read_manifest",
     "read_name_embeddings",
+    "shard_sample_metadata",
     "tower_file",
     "write_feature_keys",
     "write_identities",
@@ -92,6 +96,17 @@ def write_manifest(folder: str | os.PathLike, manifest: dict) -> None:
     """Writes ``manifest.json`` atomically."""
     text = manifest_text(manifest)
     atomic_write(Path(folder) / MANIFEST, lambda path: path.write_text(text))
+
+
+def listed_shards(manifest: dict) -> dict[str, list[str]]:
+    """The webdataset shards a manifest lists: ``{"train": [...], "val": [...]}`` (file names in the directory)."""
+    shards = manifest.get("shards", {})
+    return {kind: list(shards.get(kind, [])) for kind in SHARD_KINDS}
+
+
+def shard_sample_metadata(key: str, identity_id: int, name: str, url: str, caption: str, split: str) -> dict:
+    """The ``KEY.json`` beside each ``KEY.jpg`` in the shards; ``split`` is train, heldout or val."""
+    return {"key": key, "identity_id": identity_id, "name": name, "url": url, "caption": caption, "split": split}
 
 
 def read_identities(folder: str | os.PathLike) -> pa.Table:

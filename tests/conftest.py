@@ -118,3 +118,15 @@ def detector():
     from namespace.miniature import train_attribute_detector
 
     return train_attribute_detector(16, people=200, photos=8, steps=300, seed=0)
+
+
+def local_spark_session(pyspark):
+    """A 2-core local Spark session, as spark-submit would set it up (the match stage finds it with getOrCreate);
+    the caller sets ``PYSPARK_PYTHON`` first (its workers need this interpreter's pyarrow) and stops it."""
+    return (
+        pyspark.sql.SparkSession.builder.master("local[2]")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )

@@ -17,6 +17,8 @@ from namespace.data_pipeline.names import build_names, load_names, normalise
 from namespace.data_pipeline.normalise import normalise_array
 from namespace.data_pipeline.sample import generate_sample
 
+from .conftest import local_spark_session
+
 SAMPLE_MATCH = MatchConfig(min_width=96, min_height=96)
 
 
@@ -314,13 +316,7 @@ def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypa
     names = load_names(tmp_path / "names")
     files = [*truth["files"], provenance_file(tmp_path / "provenance.parquet")]
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # workers need this interpreter's pyarrow
-    spark = (
-        pyspark.sql.SparkSession.builder.master("local[2]")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
+    spark = local_spark_session(pyspark)
     try:
         (tmp_path / "spark").mkdir()
         (tmp_path / "local").mkdir()

@@ -22,6 +22,8 @@ from namespace.data_pipeline.names import build_names
 from namespace.data_pipeline.sample import generate_sample
 from namespace.data_pipeline.storage import expand
 
+from .conftest import local_spark_session
+
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "laion"
 
@@ -84,13 +86,7 @@ def builds(sample_on_s3, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYSPARK_PYTHON", sys.executable)  # read when the context starts: workers need this pyarrow
         patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-        spark = (  # the session the match stage finds (getOrCreate), as spark-submit would set it up
-            pyspark.sql.SparkSession.builder.master("local[2]")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .getOrCreate()
-        )
+        spark = local_spark_session(pyspark)  # the session the match stage finds (getOrCreate)
         try:
             manifests["spark"] = build(with_engine(config, "spark"), f"s3://{BUCKET}/spark", scratch=scratch / "sp")
         finally:

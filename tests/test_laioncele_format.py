@@ -15,10 +15,12 @@ from namespace.laioncele import (
     FORMAT,
     FORMAT_VERSION,
     FeatureCacheWriter,
+    listed_shards,
     open_feature_cache,
     read_identities,
     read_manifest,
     read_name_embeddings,
+    shard_sample_metadata,
     tower_file,
     write_feature_keys,
     write_identities,
@@ -114,3 +116,12 @@ def test_manifest_errors_name_the_argument(tmp_path, manifest, error, message):
         (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(error, match=message):
         read_manifest(tmp_path, argument="my_dir")
+
+
+def test_listed_shards_and_shard_sample_metadata():
+    manifest = {"shards": {"train": ["train-000000.tar"], "val": ["val-000000.tar", "val-000001.tar"]}}
+    assert listed_shards(manifest) == {"train": ["train-000000.tar"], "val": ["val-000000.tar", "val-000001.tar"]}
+    assert listed_shards({}) == {"train": [], "val": []}  # a manifest without shards lists none (the trainer refuses)
+    metadata = shard_sample_metadata("000000001", 7, "Ada Lovelace", "http://127.0.0.1/1.jpg", "Ada", "heldout")
+    assert metadata == {"key": "000000001", "identity_id": 7, "name": "Ada Lovelace",
+                        "url": "http://127.0.0.1/1.jpg", "caption": "Ada", "split": "heldout"}  # fmt: skip

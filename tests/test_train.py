@@ -19,6 +19,7 @@ from namespace.cli import main
 from namespace.inference import MagicNaming
 from namespace.testing import tiny_sdxl_pipeline
 from namespace.train.laioncele import read_feature_cache, read_laioncele
+from namespace.train.retrieval import ShardedNameIndex, merge_top_k
 
 from .conftest import ROOT
 
@@ -98,10 +99,10 @@ def test_delta_is_calibrated_on_held_out_photos_and_gives_predictions_the_target
     assert delta > 1.05
     data = read_laioncele(built[0], encoder.config.num_tokens, encoder.config.width)
     cache = read_feature_cache(data, encoder.config.feature_dim)
-    heldout = [index for index, split in enumerate(cache.splits) if split == "heldout"]
+    heldout = cache.rows("heldout")
     with torch.no_grad():
-        predicted = encoder(cache.features[heldout].float())  # (B, N, D)
-    targets = data.names[cache.name_rows[heldout]]
+        predicted = encoder(cache.gather(heldout))  # (B, N, D)
+    targets = data.names[cache.name_rows[heldout]].float()
     mean = encoder.statistics.mean
 
     def spread(names):
@@ -178,3 +179,24 @@ class TestBadData:
     def test_missing_directory(self, tmp_path, capsys):
         assert self.fit(tmp_path / "nothing", tmp_path) == 1
         assert "has no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("world", [2, 3, 5])
+def test_the_sharded_name_index_merged_equals_one_index_of_all_names(world):
+    """Rank r of W indexes names r, r + W, ...; each rank's top-k of every query, merged, is the exact top-k of one
+    index of all names (ties to the lower row), as validation under DDP needs."""
+    generator = torch.Generator().manual_seed(0)
+    names = torch.randn(23, 2, 6, generator=generator).half()  # (M, N, D), stored fp16
+    names[7] = names[3]  # a tie: the lower row wins in both
+    queries = torch.randn(9, 12, generator=generator)  # (T, N·D)
+    queries[0] = names[3].flatten().float()
+    expected = ShardedNameIndex(names).search(queries, 5)  # one process: all names in one index
+    shards = [ShardedNameIndex(names, rank, world) for rank in range(world)]
+    assert sorted(row for shard in shards for row in shard.rows.tolist()) == list(range(23))  # each name once
+    normalised = torch.nn.functional.normalize(queries, dim=1)
+    scores, rows = zip(*(shard._search_shard(normalised, 5) for shard in shards), strict=True)
+    merged = merge_top_k(torch.stack(scores), torch.stack(rows), 5)  # (T, 5)
+    assert torch.equal(merged, expected)
+    assert expected[0, :2].tolist() == [3, 7]  # the query equal to name 3 finds it first, its copy second
+    similarity = normalised @ torch.nn.functional.normalize(names.flatten(1).float(), dim=1).T  # (T, M) brute force
+    torch.testing.assert_close(similarity.gather(1, expected), similarity.topk(5).values)  # the true top 5, in order

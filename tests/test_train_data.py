@@ -2,14 +2,20 @@
 
 import io
 import itertools
+import multiprocessing
+import pickle
 import shutil
 import tarfile
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
+from namespace.laioncele import FeatureCacheWriter, open_feature_cache, read_name_embeddings, write_feature_keys
 from namespace.train.cached_data import CachedFeatureDataModule
 from namespace.train.epoch_plan import consumed_per_worker, deal_items, deal_shards, plan_epoch
+from namespace.train.laioncele import FeatureCache
 from namespace.train.streaming_data import StreamingImageDataModule
 
 NAME_SHAPE = (8, 80, 40)  # tokens, width, tiny tower features (16 + 24)
@@ -82,6 +88,70 @@ def test_ranks_and_workers_read_every_photo_once_in_equal_batch_counts(built, mo
     again = [rank_batches(module_class, output, rank, 3, epoch=1, **settings) for rank in range(3)]
     assert sorted(k for share in again for k in real_keys(share)) == sorted(keys)
     assert [real_keys(share) for share in again] != [real_keys(share) for share in shares]
+
+
+def cached_rows_by_key(folder):
+    """Every photo's (F,) features and split, read straight from the cache files: key → (features, split)."""
+    keys, towers = open_feature_cache(folder / "features")
+    features = np.concatenate([np.asarray(tower) for tower in towers], axis=1)
+    pairs = zip(keys["key"].to_pylist(), keys["split"].to_pylist(), strict=True)
+    return {key: (features[row], split) for row, (key, split) in enumerate(pairs)}
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_cached_batches_are_gathered_from_the_memory_mapped_cache(built, num_workers):
+    """The cache stays in its files: every split holds row numbers, every batch is gathered from the read-only maps
+    in the order the epoch plan deals the photos, and the targets keep their stored precision."""
+    module = CachedFeatureDataModule(str(built[0]), batch_size=4, num_workers=num_workers)
+    module.trainer = FakeTrainer(0, 1)
+    data = module.load(*NAME_SHAPE)
+    assert data.names.dtype == read_name_embeddings(built[0])["name_embeddings"].dtype
+    assert all(isinstance(tower, np.memmap) and not tower.flags.writeable for tower in module.cache.towers)
+    assert {split: rows.dtype for split, rows in module.splits.items()} == dict.fromkeys(module.splits, np.int64)
+    truth = cached_rows_by_key(built[0])
+    heldout, val = module.val_dataloader()
+    for loader, split in ((module.train_dataloader(), "train"), (heldout, "heldout"), (val, "val")):
+        batches = list(loader)
+        keys = real_keys(batches)
+        assert sorted(keys) == sorted(key for key, (_, s) in truth.items() if s == split)
+        for batch in batches:
+            real = batch["weight"] > 0
+            expected = np.stack([truth[key][0] for key, keep in zip(batch["key"], real, strict=True) if keep])
+            assert batch["features"].dtype == torch.float32
+            np.testing.assert_array_equal(batch["features"][real].numpy(), expected.astype(np.float32))
+    # the shuffled train order is not the cache order, so the sorted gather had rows to put back
+    assert real_keys(list(module.train_dataloader())) != sorted(real_keys(list(module.train_dataloader())))
+
+
+def test_the_feature_cache_pickles_as_a_reference_to_its_files(tmp_path):
+    """A spawned DataLoader worker gets the cache by pickle: it must reopen the maps, not carry the features."""
+    towers = [np.random.default_rng(i).standard_normal((2000, 256)).astype(np.float16) for i in range(2)]
+    with FeatureCacheWriter(tmp_path, 2000, [256, 256]) as writer:
+        writer.write(0, towers)
+    write_feature_keys(tmp_path, pa.table({"key": [str(i) for i in range(2000)], "split": ["train"] * 2000}))
+    keys, maps = open_feature_cache(tmp_path)
+    cache = FeatureCache(tmp_path, keys, np.zeros(2000, np.int64), maps)
+    pickled = pickle.dumps(cache)
+    assert len(pickled) < sum(tower.nbytes for tower in towers) / 20  # 2 MB of features, not in the pickle
+    copy = pickle.loads(pickled)
+    assert all(isinstance(tower, np.memmap) and not tower.flags.writeable for tower in copy.towers)
+    rows = np.array([5, 0, 1999, 3, 3, 1])  # unsorted, with a repeat: gathered in this order
+    expected = np.concatenate([tower[rows] for tower in towers], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(copy.gather(rows).numpy(), expected)
+    np.testing.assert_array_equal(cache.gather(rows).numpy(), expected)
+
+
+def test_cached_loader_runs_in_spawned_workers(built):
+    module = CachedFeatureDataModule(str(built[0]), batch_size=4, num_workers=1)
+    module.trainer = FakeTrainer(0, 1)
+    module.load(*NAME_SHAPE)
+    loader = module.train_dataloader()
+    loader.multiprocessing_context = multiprocessing.get_context("spawn")
+    spawned = list(loader)
+    loader.multiprocessing_context = None
+    forked = list(loader)
+    assert real_keys(spawned) == real_keys(forked)
+    assert all(torch.equal(a["features"], b["features"]) for a, b in zip(spawned, forked, strict=True))
 
 
 def test_streaming_batches_are_augmented_crops_of_the_requested_size(built):

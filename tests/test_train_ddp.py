@@ -43,9 +43,10 @@ def write_overlay(folder, towers, data_dir, data, epochs, callbacks):
     return path
 
 
-def fit(overlay, *extra, check=True, timeout=600):
+def fit(overlay, *extra, check=True, timeout=600, subcommand="fit"):
     """Runs the CLI in a fresh process, as a user would (Lightning's DDP launcher starts the second rank)."""
-    command = [sys.executable, "-m", "namespace.cli", "train", "fit", "--config", str(ROOT / "configs/train/tiny.yaml")]
+    command = [sys.executable, "-m", "namespace.cli", "train", subcommand]
+    command += ["--config", str(ROOT / "configs/train/tiny.yaml")]
     command += ["--config", str(overlay), *extra]
     env = {**os.environ, "PYTHONPATH": str(PROBES), "NO_ALBUMENTATIONS_UPDATE": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -84,9 +85,10 @@ def test_two_process_ddp_reads_each_photo_once_and_matches_one_process(
         folder.mkdir()
         # the same global batch: 2 ranks × B or 1 process × 2B
         settings = data | {"batch_size": batch_size * (3 - processes)}
-        overlay = write_overlay(
-            folder, tiny_towers, output, settings, epochs, [("training_probes.RecordKeys", {"folder": folder})]
-        )
+        callbacks = [("training_probes.RecordKeys", {"folder": folder})]
+        if processes == 1:  # its weights are validated by 2 ranks below
+            callbacks.append(("lightning.pytorch.callbacks.ModelCheckpoint", {"save_last": True}))
+        overlay = write_overlay(folder, tiny_towers, output, settings, epochs, callbacks)
         fit(overlay, "--trainer.devices", str(processes), "--trainer.strategy", "ddp" if processes == 2 else "auto")
         runs[processes] = folder
     for epoch in (0, epochs - 1):
@@ -101,6 +103,21 @@ def test_two_process_ddp_reads_each_photo_once_and_matches_one_process(
     assert two["val_heldout/cosine"] == pytest.approx(one["val_heldout/cosine"], abs=0.03)
     assert two["val_heldout/mse"] == pytest.approx(one["val_heldout/mse"], rel=0.3, abs=0.005)
     assert abs(two["val_heldout/top1"] - one["val_heldout/top1"]) <= 1 / 6 + 1e-6  # at most one held-out photo apart
+    if data is CACHED:
+        # the same weights validated by 2 ranks, each indexing half of the names: the 1-process metrics exactly
+        (checkpoint,) = runs[1].glob("logs/version_0/checkpoints/last.ckpt")
+        folder = tmp_path / "validate"
+        folder.mkdir()
+        overlay = write_overlay(folder, tiny_towers, output, data | {"batch_size": 3}, epochs, [])
+        fit(overlay, "--trainer.devices", "2", "--trainer.strategy", "ddp", "--ckpt_path", str(checkpoint),
+            subcommand="validate")  # fmt: skip
+        sharded = last_validation(metrics(folder))
+        assert set(sharded) == set(one)
+        for name, value in one.items():
+            if name.endswith(("top1", "top5", "chance")):
+                assert sharded[name] == value, name
+            else:
+                assert sharded[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
 
 
 def test_uneven_shards_do_not_hang(built, tiny_towers, tmp_path):

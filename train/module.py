@@ -1,8 +1,12 @@
 """The LightningModule: the name encoder's head learns, the CLIP towers stay frozen, MSE on (N, D) names.
 
 Validation runs on held-out photos of train identities and on photos of unseen identities: MSE, cosine, and top-1 /
-top-5 retrieval of the right name among all identities' names (faiss inner product on normalised names), and the
-spread ratio δ that calibrates name guidance (eq. 4, see ``on_validation_epoch_end``).
+top-5 retrieval of the right name among all identities' names (faiss inner product on normalised names, the index
+built once and sharded over the DDP ranks: ``retrieval``), and the spread ratio δ that calibrates name guidance
+(eq. 4, see ``on_validation_epoch_end``).
+
+Memory per rank: the (M, N, D) targets in the precision they are stored in (on the training device: any photo's
+target may be needed), 1/W of the retrieval index (float32, on the CPU) and the head.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ from __future__ import annotations
 import math
 import warnings
 
-import faiss
 import lightning as L
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from namespace import NameEncoder, NameEncoderConfig
+
+from .retrieval import ShardedNameIndex
 
 VAL_SPLITS = ("heldout", "unseen")
 # the frozen towers (streaming images) are in eval mode on purpose: no dropout, fixed norm statistics
@@ -61,9 +66,10 @@ class NameEncoderModule(L.LightningModule):
         # the cached-features path needs the head only; the towers made the features once, in the data pipeline
         self.encoder = NameEncoder(encoder, load_towers=False)
         # (M, N, D) targets, set in setup: data, not model state. A plain tensor, not a buffer, so that DDP does not
-        # broadcast all M names on every step (its buffers are, with broadcast_buffers=True, DDP's default).
+        # broadcast all M names on every step (its buffers are, with broadcast_buffers=True, DDP's default). Kept in
+        # the dtype they are stored in; the rows of a batch are converted to float32.
         self.names = torch.zeros(0)
-        self._index: faiss.IndexFlatIP | None = None
+        self._index: ShardedNameIndex | None = None  # this rank's shard of the names, built at the first validation
         self._sums: dict[str, torch.Tensor] = {}
 
     def setup(self, stage: str) -> None:
@@ -73,6 +79,7 @@ class NameEncoderModule(L.LightningModule):
         datamodule = self.trainer.datamodule
         data = datamodule.load(config.num_tokens, config.width, config.feature_dim, config.reference_crop)
         self.names = data.names.to(self.device)  # Lightning has set self.device to the strategy's device by now
+        self._index = None  # new names: the next validation indexes them
         self.encoder.set_statistics(data.statistics)
         if getattr(datamodule, "provides", "features") == "images":
             self.encoder.attach_towers()
@@ -94,7 +101,7 @@ class NameEncoderModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
         predicted = self._predict(batch).float()
-        errors = (predicted - self.names[batch["name_row"]]).square().mean(dim=(1, 2))  # (B,)
+        errors = (predicted - self.names[batch["name_row"]].float()).square().mean(dim=(1, 2))  # (B,)
         weight = batch["weight"]  # 0 for padding (a rank with fewer photos than the busiest one)
         count = weight.sum()
         loss = (errors * weight).sum() / count.clamp(min=1)
@@ -105,21 +112,21 @@ class NameEncoderModule(L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        candidates = nn.functional.normalize(self.names.flatten(1), dim=1).cpu().numpy()  # (M, N·D)
-        self._index = faiss.IndexFlatIP(candidates.shape[1])
-        self._index.add(candidates)
+        if self._index is None:  # once: the names do not change during training
+            self._index = ShardedNameIndex(self.names, self.global_rank, self.trainer.world_size)
         self._sums = {split: torch.zeros(7, dtype=torch.float64) for split in VAL_SPLITS}
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int, dataloader_idx: int = 0) -> None:
         keep = batch["weight"] > 0
+        predicted = self._predict(batch).float()[keep].flatten(1)  # (B, N·D)
+        # a collective under DDP: every rank searches, also with a batch of padding only (B = 0)
+        found = self._index.search(predicted, 5)  # (B, 5) name rows
         if not keep.any():
             return
-        predicted = self._predict(batch).float()[keep].flatten(1)  # (B, N·D)
         rows = batch["name_row"][keep]
-        targets = self.names[rows].flatten(1)
+        targets = self.names[rows].flatten(1).float()
         mean = self.encoder.name_mean.flatten()  # F_mean (N·D,), float32 whatever the head's precision
-        _, found = self._index.search(nn.functional.normalize(predicted, dim=1).cpu().numpy(), 5)
-        hits = torch.from_numpy(found) == rows.cpu()[:, None]
+        hits = found == rows.cpu()[:, None]
         self._sums[VAL_SPLITS[dataloader_idx]] += torch.stack(
             [
                 torch.tensor(float(len(rows))),

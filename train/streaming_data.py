@@ -28,6 +28,7 @@ from PIL import Image
 
 from namespace.encoder.reference_crop import check_crop_mode, check_face_stack, crop_references
 from namespace.faces import CropMode
+from namespace.laioncele import FEATURE_KEYS, FEATURES, listed_shards
 
 from .augment import augment, centre
 from .epoch_plan import EpochPlan, deal_shards, epoch_random, plan_epoch
@@ -43,7 +44,7 @@ OTHER_SPLIT: Sample = {}  # marks a photo of the shard that belongs to another s
 def count_shard_photos(data: LaionCele, shards: list[str]) -> dict[str, Counter]:
     """Photos per split in each shard: from ``features/keys.parquet`` when the build wrote it, else by reading the
     shards' metadata (the images themselves are not read)."""
-    keys = data.folder / "features" / "keys.parquet"
+    keys = data.folder / FEATURES / FEATURE_KEYS
     counts: dict[str, Counter] = {shard: Counter() for shard in shards}
     if keys.is_file():
         table = pq.read_table(keys, columns=["shard", "split"])
@@ -206,8 +207,7 @@ class StreamingImageDataModule(ResumableDataModule):
         self.reference_crop = reference_crop
         if self.data is None:
             data = read_laioncele(self.data_dir, num_tokens, width)
-            manifest = json.loads((data.folder / "manifest.json").read_text())
-            self.shards = {kind: list(manifest.get("shards", {}).get(kind, [])) for kind in ("train", "val")}
+            self.shards = listed_shards(data.manifest)
             missing = [name for names in self.shards.values() for name in names if not (data.folder / name).is_file()]
             if missing:
                 raise FileNotFoundError(

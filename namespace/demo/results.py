@@ -61,14 +61,13 @@ def encoder_delta(folder: Path) -> float:
 def nearest_names(laioncele: Path, identity_files: dict[int, Path]) -> dict[str, dict]:
     """For each identity file (by its person's identity id): the nearest name of the data set by cosine, as the
     trainer's retrieval measures it, and whether it is the person's own name."""
-    import pyarrow.parquet as pq
     import torch
-    from safetensors.torch import load_file
 
     from namespace import Identity
+    from namespace.laioncele import read_identities, read_name_embeddings
 
-    table = pq.read_table(laioncele / "identities.parquet").to_pylist()
-    names = load_file(laioncele / "name_embeddings.safetensors")["name_embeddings"].flatten(1)  # (M, N·D)
+    table = read_identities(laioncele).to_pylist()
+    names = read_name_embeddings(laioncele)["name_embeddings"].flatten(1)  # (M, N·D)
     names = torch.nn.functional.normalize(names.float(), dim=1)
     row_of = {row["identity_id"]: row["row"] for row in table}
     name_of = {row["row"]: row["name"] for row in table}
