@@ -50,7 +50,7 @@ def _reference_photos(laioncele: Path) -> dict[str, tuple[str, list[Image.Image]
     return people
 
 
-class _Judging:
+class Judging:
     """The world's judge and detectors, with the famous people enrolled from their photos."""
 
     def __init__(self, world: Path, famous: list[str], cast_seed: int) -> None:
@@ -138,7 +138,7 @@ def likeness(
     steps = Steps(total=9)
     naming = load_naming(str(encoder), str(world / "pipeline"), steps, device=device)
     steps.start("loading the identity judge and the attribute detectors")
-    judging = _Judging(world, famous, settings["config"]["cast_seed"])
+    judging = Judging(world, famous, settings["config"]["cast_seed"])
     output.mkdir(parents=True, exist_ok=True)
     tasks = task_prompts()
     prompts = [BASE_PROMPT] + [prompt for prompt, _ in tasks.values()]

@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "namespace.inference.identity_commands:main",
         "make identity files: encode images, mix, sample, or from text",
     ),
+    "story": (
+        "namespace.inference.story.commands:main",
+        "a story with consistent characters: storyline → editable panels → pages (PNG, PDF)",
+    ),
+    "app": ("namespace.inference.app.commands:main", "the web app: identities, generation, fictional people, stories"),
 }
 
 

@@ -11,12 +11,13 @@ from namespace.data_pipeline.commands import build as data_build
 from namespace.demo import demo
 from namespace.encoder import NameEncoderConfig
 from namespace.encoder.commands import create
+from namespace.inference.story import story
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 # which function's signature each config mirrors; a YAML that is in none of these fails the first test
 COMMANDS = {"encoder": create, "demo.yaml": demo, "demo-sdxl.yaml": demo, "data": data_build, "train": "lightning",
-            "eval": "evaluate"}  # fmt: skip
+            "eval": "evaluate", "story": story}  # fmt: skip
 
 
 def command_for(path: Path):

@@ -1,0 +1,77 @@
+"""``magicnaming app``: the web app (Gradio) around the plugin, served on this machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from namespace.cli import run_command
+from namespace.files import cache_dir
+
+
+def app(
+    encoder: str | None = None,
+    pipeline: str = "miniature",
+    library: Path | None = None,
+    outputs: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    dtype: str = "auto",
+    device: str = "auto",
+    build_missing: bool = True,
+) -> None:
+    """Serves the MagicNaming web app: identities from photos, generation, fictional people, stories.
+
+    Args:
+        encoder: name-encoder folder or Hub id (default with --pipeline miniature: demo-output/encoder, the
+            demo's; tiny: the tiny test encoder).
+        pipeline: miniature (the miniature world cached by magicnaming demo), tiny (the offline tiny test models,
+            random weights), or an SDXL-family pipeline folder or Hub id.
+        library: the folder of saved identities (default: $MAGICNAMING_CACHE/app/identities or
+            ~/.cache/magicnaming/app/identities).
+        outputs: where every image, story and its settings are written (default: the cache's app/outputs).
+        host: the address to serve on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network).
+        port: the port to serve on.
+        dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
+        device: auto, cpu, cuda, cuda:1, ...
+        build_missing: with --pipeline miniature and no --encoder, build the miniature world and the demo's encoder
+            when they are missing, by running the demo (``configs/demo.yaml`` of a checkout, in the current
+            folder; about 10 minutes on 2 CPU cores, its steps printed as it goes); false: say what to run instead.
+    """
+    from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config
+    from .state import DEMO_COMMAND, DEMO_CONFIG, load_state, resolve_models
+
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port: expected 1 to 65535, got {port}")
+    try:
+        resolved = resolve_models(encoder, pipeline)
+    except FileNotFoundError:
+        if not (build_missing and pipeline == "miniature" and encoder is None and Path(DEMO_CONFIG).is_file()):
+            raise
+        print(f"the miniature world or the demo's encoder is missing: building them with `{DEMO_COMMAND}` "
+              "(about 10 minutes on 2 CPU cores; the world is cached for later runs)", flush=True)  # fmt: skip
+        subprocess.run([sys.executable, "-m", "namespace.cli", *DEMO_COMMAND.split()[1:]], check=True)
+        resolved = resolve_models(encoder, pipeline)
+    encoder, pipeline, defaults = resolved
+    if pipeline != "tiny":
+        with InputCheck() as check:  # before any model loads
+            check(encoder_config, encoder)
+            check(check_pipeline, pipeline)
+            check(dtype_and_device, dtype, device)
+    try:
+        from .layout import build_app
+    except ImportError as error:
+        raise RuntimeError(f"magicnaming app needs Gradio: pip install 'magicnaming[app]' ({error})") from error
+    library = Path(library) if library is not None else cache_dir("app") / "identities"
+    outputs = Path(outputs) if outputs is not None else cache_dir("app") / "outputs"
+    state = load_state(encoder, pipeline, defaults, library, outputs, dtype, device)
+    print(f"identity library: {library}\noutputs: {outputs}", flush=True)
+    build_app(state).queue().launch(
+        server_name=host, server_port=port, allowed_paths=[str(library), str(outputs)], quiet=False
+    )
+
+
+def main(argv: list[str], prog: str = "magicnaming app") -> int:
+    run_command(app, argv, prog)
+    return 0

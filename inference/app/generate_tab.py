@@ -1,0 +1,79 @@
+"""The Generate tab: a prompt, a library identity and every control of the plugin (δ, η, step window, seed, steps,
+size); the image and the settings that made it (also written, PNG and JSON, to the outputs folder)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from .drawing import PROGRESS, draw, for_display, keep, shown_errors
+from .state import AppState
+
+
+def generate(
+    state: AppState,
+    prompt: str,
+    label: str | None,
+    delta: float,
+    eta: float,
+    window_start: float,
+    window_end: float,
+    seed: float,
+    steps: float,
+    size: float,
+    guidance_scale: float,
+    progress=PROGRESS,
+):
+    """Draws the library identity ``label`` (None or empty: nobody, the plain pipeline) in ``prompt``."""
+    if window_start >= window_end:
+        raise ValueError(f"step window: expected start < end, got ({window_start:g}, {window_end:g})")
+    identity = state.library.load(label) if label else None
+    window = None if (window_start, window_end) == (0.0, 1.0) else (float(window_start), float(window_end))
+    image, settings = draw(
+        state,
+        prompt,
+        identity,
+        progress,
+        delta=float(delta),
+        eta=float(eta) if eta else None,  # 0 or empty: the encoder's own η
+        step_window=window,
+        seed=int(seed),
+        steps=int(steps),
+        size=int(size),
+        guidance_scale=float(guidance_scale),
+        description=f"drawing {label or 'without an identity'}",
+    )
+    settings["output"] = str(keep(state, image, settings, "generate"))
+    return for_display(image), settings
+
+
+def build_generate_tab(state: AppState) -> gr.Dropdown:
+    """Lays out the tab; returns its identity dropdown (refreshed when the library changes)."""
+    naming, defaults = state.naming, state.defaults
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", value="a photo of a person on a beach")
+            identity = gr.Dropdown(
+                choices=state.library.labels(), value=None, label="Identity (empty: none)", allow_custom_value=False
+            )
+            with gr.Row():
+                delta = gr.Slider(0.0, 3.0, value=round(naming.delta, 3), step=0.01, label="δ (name guidance, eq. 4)")
+                norm = round(float(naming.encoder.statistics.norm), 3)
+                eta = gr.Number(value=norm, label=f"η (name norm, eq. 5; the encoder's is {norm})")
+            with gr.Row():
+                start = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Step window: start")
+                end = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Step window: end")
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, label="Seed")
+                steps = gr.Slider(1, 100, value=defaults.steps, step=1, label="Steps")
+            with gr.Row():
+                size = gr.Slider(8, defaults.max_size, value=defaults.size, step=8, label="Size (pixels)")
+                guidance = gr.Slider(1.0, 15.0, value=defaults.guidance_scale, step=0.5, label="Guidance scale")
+            button = gr.Button("Generate", variant="primary")
+        with gr.Column():
+            image = gr.Image(label="Image", type="pil", interactive=False, elem_id="generate-image")
+            settings = gr.JSON(label="Settings")
+    inputs = [prompt, identity, delta, eta, start, end, seed, steps, size, guidance]
+    button.click(shown_errors(partial(generate, state)), inputs, [image, settings])
+    return identity

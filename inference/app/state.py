@@ -1,0 +1,107 @@
+"""What the app holds while it runs: the plugin (pipeline + name encoder), its image defaults, where it writes.
+
+``--pipeline miniature`` (the default) is the miniature world cached by ``magicnaming demo`` with the demo's encoder
+(``demo-output/encoder``); ``tiny`` is the offline tiny pipeline and encoder of ``namespace.testing`` (random weights:
+noise images, for tests); anything else is an SDXL-family pipeline folder or Hub id with ``--encoder``.
+Memory: the pipeline and the encoder (a few MB on the miniature world, about 7 GB in fp16 for SDXL); the library and
+the outputs live on disk.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from namespace.progress import Steps
+
+from ..plugin import MagicNaming
+from .library import IdentityLibrary
+
+DEMO_CONFIG = "configs/demo.yaml"
+DEMO_COMMAND = f"magicnaming demo --config {DEMO_CONFIG} --output demo-output"
+
+
+@dataclass(frozen=True)
+class ImageDefaults:
+    """The Generate tab's starting values for one kind of pipeline."""
+
+    size: int
+    steps: int
+    guidance_scale: float
+    max_size: int
+
+
+TINY = ImageDefaults(size=32, steps=2, guidance_scale=5.0, max_size=128)
+MINIATURE = ImageDefaults(size=16, steps=20, guidance_scale=2.0, max_size=64)  # configs/demo.yaml's settings
+FULL_SIZE = ImageDefaults(size=1024, steps=30, guidance_scale=5.0, max_size=2048)
+
+
+@dataclass
+class AppState:
+    """The loaded plugin and the app's folders; ``lock`` lets one event at a time use the pipeline."""
+
+    naming: MagicNaming
+    library: IdentityLibrary
+    outputs: Path
+    defaults: ImageDefaults
+    encoder_name: str
+    pipeline_name: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def resolve_models(encoder: str | None, pipeline: str) -> tuple[str, str, ImageDefaults]:
+    """The encoder and pipeline the app loads (defaults filled in) and their image defaults; raises
+    ``FileNotFoundError`` naming the command that builds the miniature world and the demo's encoder when they are
+    missing (cheap: no model loads)."""
+    if pipeline == "tiny":
+        if encoder not in (None, "tiny"):
+            raise ValueError(f"--encoder: --pipeline tiny takes only the tiny test encoder (tiny), got {encoder!r}")
+        return "tiny", "tiny", TINY
+    if encoder == "tiny":
+        raise ValueError(f"--encoder tiny: the tiny test encoder works only with --pipeline tiny, got {pipeline!r}")
+    if pipeline != "miniature":
+        if encoder is None:
+            raise ValueError(f"--encoder: --pipeline {pipeline!r} needs a name-encoder folder or Hub id")
+        return encoder, pipeline, FULL_SIZE
+    from namespace.miniature.world import MiniatureWorldConfig, default_cache_root
+
+    world = default_cache_root() / MiniatureWorldConfig().key() / "pipeline"
+    encoder = encoder or "demo-output/encoder"
+    missing = [f"the miniature world ({world})"] * (not (world / "model_index.json").is_file())
+    if encoder == "demo-output/encoder" and not (Path(encoder) / "config.json").is_file():
+        missing.append(f"the demo's encoder ({Path(encoder).resolve()})")
+    if missing:
+        raise FileNotFoundError(
+            f"--pipeline miniature: {' and '.join(missing)} not found; build them with `{DEMO_COMMAND}` in a checkout "
+            "(about 10 minutes on 2 CPU cores; the world is cached for later runs), or give --encoder and --pipeline"
+        )
+    return encoder, str(world), MINIATURE
+
+
+def load_state(
+    encoder: str,
+    pipeline: str,
+    defaults: ImageDefaults,
+    library: Path,
+    outputs: Path,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> AppState:
+    """Loads the plugin (printing a line per step) for the app; ``encoder``, ``pipeline`` and ``defaults`` as
+    ``resolve_models`` returns them."""
+    steps = Steps(total=2)
+    if pipeline == "tiny":
+        from namespace.testing import tiny_name_encoder, tiny_sdxl_pipeline
+
+        steps.start("building the tiny test pipeline (random weights: noise images)")
+        pipe = tiny_sdxl_pipeline(seed=0)
+        pipe.set_progress_bar_config(disable=True)
+        steps.start("building the tiny test encoder")
+        naming = MagicNaming(pipe, tiny_name_encoder(pipe))
+    else:
+        from ..loading import load_naming
+
+        naming = load_naming(encoder, pipeline, steps, "text2img", dtype, device)
+    shape = (naming.encoder.config.num_tokens, naming.encoder.config.width)
+    return AppState(naming, IdentityLibrary(library, shape), Path(outputs), defaults, encoder, pipeline)

@@ -1,0 +1,274 @@
+"""``magicnaming story``: characters and a storyline → editable panels → panels drawn through MagicNaming → pages.
+
+Output folder::
+
+    panels.yaml                 the parsed panels (editable; --panels draws an edited copy)
+    panels/panel-000.png        every panel's image, with its settings beside it (panel-000.json)
+    page-01.png, ...            the pages: a grid, gutters, a caption under each panel
+    story.pdf                   all pages
+    story.json                  the story's settings and files
+    judged.json                 with --judge_world: the identity judge's verdict on every (panel, named person)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from namespace.files import atomic_write
+from namespace.progress import Steps
+
+from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file
+from .config import Character, LLMConfig, Panel, check_characters, style_preset
+from .panels import check_panels, read_panels, write_panels
+
+MINIATURE = "miniature"  # --pipeline / --judge_world: the default miniature world (built once and cached)
+
+
+@dataclass
+class StoryFiles:
+    """What ``story`` wrote."""
+
+    panels_yaml: Path
+    panel_images: list[Path]
+    pages: list[Path]
+    pdf: Path
+    settings: Path
+
+
+def write_story(
+    output: str | Path, panels: list[Panel], drawn: list[tuple[Image.Image, dict]], pages: list[Image.Image],
+    settings: dict,
+) -> StoryFiles:  # fmt: skip
+    """Writes every panel's image and settings, the pages (PNG), story.pdf and story.json (each atomically)."""
+    output = Path(output)
+    (output / "panels").mkdir(parents=True, exist_ok=True)
+    images = []
+    for index, (image, panel_settings) in enumerate(drawn):
+        path = output / "panels" / f"panel-{index:03d}.png"
+        atomic_write(path, lambda temporary, image=image: image.save(temporary, format="PNG"))
+        text = json.dumps(panel_settings, indent=2) + "\n"
+        atomic_write(path.with_suffix(".json"), lambda temporary, text=text: temporary.write_text(text))
+        images.append(path)
+    page_files = []
+    for number, page in enumerate(pages, 1):
+        path = output / f"page-{number:02d}.png"
+        atomic_write(path, lambda temporary, page=page: page.save(temporary, format="PNG"))
+        page_files.append(path)
+    pdf = output / "story.pdf"
+    atomic_write(pdf, lambda t: pages[0].save(t, format="PDF", save_all=True, append_images=pages[1:], resolution=96))
+    panels_yaml = output / "panels.yaml"
+    if not panels_yaml.is_file():
+        write_panels(panels, panels_yaml)
+    files = {"panels_yaml": panels_yaml.name, "panels": [str(p.relative_to(output)) for p in images]}
+    files |= {"pages": [p.name for p in page_files], "pdf": pdf.name}
+    body = json.dumps({**settings, "files": files}, indent=2) + "\n"
+    story_json = atomic_write(output / "story.json", lambda temporary: temporary.write_text(body))
+    return StoryFiles(panels_yaml, images, page_files, pdf, story_json)
+
+
+def story(
+    encoder: str,
+    pipeline: str,
+    characters: list[Character],
+    output: Path,
+    storyline: str = "",
+    panels: Path | None = None,
+    parse_only: bool = False,
+    parser: Literal["builtin", "llm"] = "builtin",
+    llm: LLMConfig | None = None,
+    style: str = "comic",
+    panels_per_page: int = 4,
+    columns: int | None = None,
+    panel_size: int | None = 256,
+    gutter: int = 16,
+    seed: int = 0,
+    num_inference_steps: int = 30,
+    guidance_scale: float = 5.0,
+    height: int | None = None,
+    width: int | None = None,
+    delta: float | None = None,
+    eta: float | None = None,
+    step_window: tuple[float, float] | None = None,
+    check_faces: bool = True,
+    judge_world: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> StoryFiles | Path:
+    """Draws a story with consistent characters: storyline → editable panels → pages (PNG and PDF).
+
+    The storyline is split into panels (written to panels.yaml before anything is drawn), each panel is drawn
+    through MagicNaming with its people as ``<label>`` placeholders, and the panels are laid out on pages.
+
+    Args:
+        encoder: name-encoder folder or Hub id.
+        pipeline: SDXL-family pipeline folder or Hub id; ``miniature``: the miniature world's tiny SDXL (built once
+            and cached).
+        characters: the story's people: each a label, a name, and photos or an identity file.
+        output: folder for panels.yaml, the panels, the pages, story.pdf and story.json.
+        storyline: the story as free text (one panel per sentence with the built-in parser).
+        panels: draw this (edited) panel file instead of parsing the storyline.
+        parse_only: only write output/panels.yaml (edit it, then draw it with --panels).
+        parser: builtin (no network) or llm (an OpenAI-compatible chat endpoint: --llm).
+        llm: the chat endpoint of the llm parser (base_url, model, api_key_env).
+        style: a style preset: none, comic, cinematic, watercolor, sketch, anime or photo.
+        panels_per_page: panels on a page.
+        columns: grid columns (default: ceil(sqrt(panels_per_page))).
+        panel_size: a panel's longer side on the page in pixels (null: as drawn).
+        gutter: pixels between panels and around the page.
+        seed: panel i is drawn with seed + i (unless the panel file gives it a seed).
+        num_inference_steps: denoising steps per panel.
+        guidance_scale: classifier-free guidance scale.
+        height: panel height (default: the pipeline's).
+        width: panel width (default: the pipeline's).
+        delta: name guidance δ (default: the encoder's calibrated one).
+        eta: name norm η (default: the encoder's mean training-name norm).
+        step_window: (start, end) fractions of the steps in which the names are applied (default: all).
+        check_faces: warn about a character photo with no face or several (needs the face stack; false for
+            drawings and synthetic people).
+        judge_world: a miniature world folder, or ``miniature``: its identity judge checks that every person a
+            panel names is in it (judged.json); characters' names must be the world's famous people.
+        dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
+        device: auto, cpu, cuda, cuda:1, ...
+
+    Returns:
+        the files written (``StoryFiles``); with parse_only, the panel file's path.
+    """
+    output = Path(output)
+    with InputCheck() as check:
+        check(check_characters, characters, "characters")
+        check(style_preset, style, "style")
+        if panels is None and parser == "llm" and llm is None:
+            check.problem("llm: parser llm needs an endpoint (llm.base_url, llm.model), got none")
+        if parser not in ("builtin", "llm"):
+            check.problem(f"parser: expected builtin or llm, got {parser!r}")
+        for argument, value, low in (("panels_per_page", panels_per_page, 1), ("gutter", gutter, 0),
+                                     ("num_inference_steps", num_inference_steps, 1), ("columns", columns, 1),
+                                     ("panel_size", panel_size, 8)):  # fmt: skip
+            if value is not None and value < low:
+                check.problem(f"{argument}: expected at least {low}, got {value}")
+        if panels is not None and not Path(panels).is_file():
+            check.problem(f"--panels: panel file {str(panels)!r} does not exist")
+        if not parse_only:
+            config = check(encoder_config, encoder)
+            for i, person in enumerate(characters):
+                if person.identity is not None and Path(person.identity).is_file() and config is not None:
+                    check(identity_file, Path(person.identity), config, f"characters[{i}].identity")
+            if pipeline != MINIATURE:
+                check(check_pipeline, pipeline)
+            check(dtype_and_device, dtype, device)
+            if judge_world not in (None, MINIATURE) and not (Path(judge_world) / "world.json").is_file():
+                check.problem(
+                    f"--judge_world: expected a miniature world folder (with world.json), got {judge_world!r}"
+                )
+    story_panels = _story_panels(storyline, characters, panels, parser, llm)
+    output.mkdir(parents=True, exist_ok=True)
+    panels_yaml = output / "panels.yaml"
+    if panels is None or Path(panels).resolve() != panels_yaml.resolve():
+        write_panels(story_panels, panels_yaml)
+    if parse_only:
+        print(f"wrote {len(story_panels)} panels to {panels_yaml}: edit it, then draw it with --panels {panels_yaml}")
+        return panels_yaml
+    arguments = {"storyline": storyline, "panels": panels, "parser": parser, "llm": llm, "style": style, "seed": seed}
+    arguments |= {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "height": height}
+    arguments |= {"width": width, "delta": delta, "eta": eta, "step_window": step_window, "check_faces": check_faces}
+    arguments |= {"panels_per_page": panels_per_page, "columns": columns, "panel_size": panel_size, "gutter": gutter}
+    arguments |= {"judge_world": judge_world, "dtype": dtype, "device": device}
+    return _draw(encoder, pipeline, characters, output, story_panels, arguments)
+
+
+def _story_panels(storyline, characters, panels, parser, llm) -> list[Panel]:
+    """The panels: read from the panel file, or parsed from the storyline; checked before anything is drawn."""
+    if panels is not None:
+        return read_panels(panels, characters)
+    if parser == "llm":
+        from .llm_parser import parse_with_llm
+
+        return parse_with_llm(storyline, characters, llm)
+    from .parser import parse_storyline
+
+    parsed = parse_storyline(storyline, characters)
+    check_panels(parsed, characters, "storyline")
+    return parsed
+
+
+def _draw(encoder, pipeline, characters, output, story_panels, arguments) -> StoryFiles:
+    from ..loading import load_naming
+    from .drawing import draw_panels, load_identities
+    from .page import layout_pages
+
+    world = None
+    if MINIATURE in (pipeline, arguments["judge_world"]):
+        from namespace.miniature.world import miniature_world
+
+        world = miniature_world()
+    pipeline_path = str(world / "pipeline") if pipeline == MINIATURE else pipeline
+    judge_world = world if arguments["judge_world"] == MINIATURE else arguments["judge_world"]
+    steps = Steps(total=4 + len(story_panels) + (judge_world is not None))
+    naming = load_naming(encoder, pipeline_path, steps, "text2img", arguments["dtype"], arguments["device"])
+    steps.start(f"identities of {len(characters)} character(s)")
+    identities = load_identities(naming, characters, check_faces=arguments["check_faces"])
+    drawing = {key: arguments[key] for key in ("style", "seed", "num_inference_steps", "guidance_scale", "height",
+                                               "width", "delta", "eta", "step_window")}  # fmt: skip
+    steps.start(f"panel 1/{len(story_panels)}: {story_panels[0].sentence[:60]}")
+
+    def on_panel(done: int, total: int) -> None:
+        if done < total:
+            steps.start(f"panel {done + 1}/{total}: {story_panels[done].sentence[:60]}")
+
+    drawn = draw_panels(naming, story_panels, identities, on_panel=on_panel, **drawing)
+    pages_count = math.ceil(len(drawn) / arguments["panels_per_page"])
+    steps.start(f"laying out {pages_count} page(s)")
+    page_options = {key: arguments[key] for key in ("panels_per_page", "columns", "panel_size", "gutter")}
+    pages = layout_pages([image for image, _ in drawn], [panel.sentence for panel in story_panels], **page_options)
+    settings = {
+        "encoder": encoder,
+        "pipeline": pipeline_path,
+        "characters": [asdict(person) for person in characters],
+        "storyline": arguments["storyline"],
+        "panels_file": None if arguments["panels"] is None else str(arguments["panels"]),
+        "parser": arguments["parser"],
+        "llm": None if arguments["llm"] is None else asdict(arguments["llm"]),
+        **{key: (list(value) if isinstance(value, tuple) else value) for key, value in drawing.items()},
+        **page_options,
+    }
+    files = write_story(output, story_panels, drawn, pages, settings)
+    if judge_world is not None:
+        from .judging import judge_story
+
+        steps.start("the identity judge: is every named person in the panels that name them?")
+        judged = judge_story(Path(judge_world), story_panels, [image for image, _ in drawn], characters)
+        text = json.dumps(judged, indent=2) + "\n"
+        atomic_write(output / "judged.json", lambda temporary: temporary.write_text(text))
+        print(f"the judge recognises {judged['recognised']:.2f} of {judged['pairs']} (panel, named person) pairs "
+              f"(chance {judged['chance']:.2f})")  # fmt: skip
+    steps.done(f"wrote {len(drawn)} panels, {len(pages)} page(s) and story.pdf to {output}/")
+    return files
+
+
+def _flag_spellings(argv: list[str]) -> list[str]:
+    """``--parse-only`` and a bare ``--parse_only`` (a switch, as users type it) as jsonargparse reads them:
+    ``--parse_only true``."""
+    result = []
+    for index, item in enumerate(argv):
+        if item in ("--parse-only", "--parse_only"):
+            following = argv[index + 1] if index + 1 < len(argv) else "--"
+            result += ["--parse_only"] + ([] if following.lower() in ("true", "false") else ["true"])
+        else:
+            result.append(item.replace("--parse-only=", "--parse_only=", 1))
+    return result
+
+
+def main(argv: list[str], prog: str = "magicnaming story") -> int:
+    from namespace.cli import run_command
+
+    run_command(story, _flag_spellings(argv), prog)
+    return 0
+
+
+__all__ = ["StoryFiles", "main", "story", "write_story"]
