@@ -6,16 +6,16 @@ and file are kept for inspection. Runs over many files with multiprocessing; :mo
 batch function on Spark. Caption files may live on any fsspec filesystem (:mod:`.storage`).
 
 Bounded memory: matched rows go to bucket files on disk by a hash of their URL (``match.url_buckets``), then
-each bucket is deduplicated on its own into ``matches.parquet``, in (bucket, url) order; both engines write the
-same bytes (the download numbers photos by row order).
+each bucket is deduplicated on its own and the buckets are merged into ``matches.parquet`` in URL order (whatever
+``url_buckets`` is); both engines write the same bytes (the download numbers photos by row order).
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import multiprocessing
 import os
-import re
 import shutil
 import sys
 import zlib
@@ -179,16 +179,9 @@ def _match_in_worker(path: str):
     return match_file(path, _WORKER["matcher"], _WORKER["config"], _WORKER["options"])
 
 
-# scheme and authority ("https://host:port"): left out of a URL's bucket, so that the order of the matches (hence the
-# photos' keys) does not depend on which host or port serves the photos (the embedded sample's port is a free one)
-AUTHORITY = r"^[^:/?#]+://[^/?#]*"
-
-
 def url_bucket(urls: list[str], buckets: int) -> list[int]:
-    """Each URL's bucket: CRC-32 of the UTF-8 bytes of its path and query (the URL without ``AUTHORITY``) modulo
-    ``buckets``; Spark computes the same with ``pmod(crc32(regexp_replace(url, AUTHORITY, '')), buckets)``."""
-    authority = re.compile(AUTHORITY)
-    return [zlib.crc32(authority.sub("", url, count=1).encode("utf-8")) % buckets for url in urls]
+    """Each URL's bucket: CRC-32 of its UTF-8 bytes modulo ``buckets`` (all rows of one URL meet in one bucket)."""
+    return [zlib.crc32(url.encode("utf-8")) % buckets for url in urls]
 
 
 def deduplicate_urls(matched: pa.Table) -> tuple[pa.Table, dict[str, int]]:
@@ -284,22 +277,58 @@ class _Buckets:
 
 
 def write_deduplicated(buckets: list[Path], output: Path) -> dict[str, int]:
-    """Deduplicates bucket file by bucket file into ``output/matches.parquet`` ((bucket, url) order); returns the
-    funnel's URL counts and ``matched``. Memory: one bucket (about matched rows / ``url_buckets``)."""
+    """Deduplicates bucket file by bucket file (each then rewritten sorted by URL), then merges the buckets into
+    ``output/matches.parquet`` in URL order, whatever ``url_buckets`` is; returns the funnel's URL counts and
+    ``matched``. Memory: one bucket (about matched rows / ``url_buckets``), then one batch per bucket."""
     counts = {"duplicate_url": 0, "url_names_several_people": 0}
+    for path in buckets:
+        kept, bucket_counts = deduplicate_urls(pq.read_table(path))  # sorted by URL
+        counts = merge_counts([counts, bucket_counts])
+        pq.write_table(kept, path)
     with RowGroupWriter(Path(output) / "matches.parquet", MATCH_SCHEMA) as writer:
-        for path in buckets:
-            kept, bucket_counts = deduplicate_urls(pq.read_table(path))
-            counts = merge_counts([counts, bucket_counts])
-            writer.write(kept)
+        chunk: list[tuple[pa.Table, int]] = []
+        for _, _, position, table in heapq.merge(*(_sorted_rows(i, path) for i, path in enumerate(buckets))):
+            chunk.append((table, position))
+            if len(chunk) == ROWS_PER_GROUP:
+                writer.write(_gather(chunk))
+                chunk = []
+        if chunk:
+            writer.write(_gather(chunk))
     return {**counts, "matched": writer.rows}
+
+
+def _sorted_rows(run: int, path: Path):
+    """(url, run, position, batch table) for every row of a bucket file sorted by URL, one batch read at a time (a URL
+    is in one bucket only: the merge never compares two tables)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROWS_PER_GROUP):
+        table = pa.Table.from_batches([batch])
+        for position, url in enumerate(table["url"].to_pylist()):
+            yield url, run, position, table
+
+
+def _gather(chunk: list[tuple[pa.Table, int]]) -> pa.Table:
+    """The rows ``chunk`` names (a batch table and a row of it each), in that order: one take per batch table, then
+    one take of their concatenation into the merged order."""
+    rows: dict[int, tuple[pa.Table, list[int]]] = {}
+    for table, position in chunk:
+        rows.setdefault(id(table), (table, []))[1].append(position)
+    start, parts = {}, []
+    for key, (table, positions) in rows.items():
+        start[key] = sum(len(part) for part in parts)
+        parts.append(table.take(pa.array(positions, pa.int64())))
+    taken = dict.fromkeys(rows, 0)
+    order = []
+    for table, _ in chunk:  # a batch's rows come in the order they were taken
+        order.append(start[id(table)] + taken[id(table)])
+        taken[id(table)] += 1
+    return pa.concat_tables(parts).take(pa.array(order, pa.int64()))
 
 
 def match_files(
     files: list[str], names: pa.Table, config: MatchConfig, output: Path, storage_options: dict | None = None
 ) -> dict:
     """Matches every file (``config.processes`` at a time, or on Spark) and writes the stage's outputs:
-    ``matches.parquet`` (one row per URL, in (bucket, url) order) and ``rejected_examples.parquet``.
+    ``matches.parquet`` (one row per URL, in URL order) and ``rejected_examples.parquet``.
 
     Memory (the parent): one file's matched rows and examples at a time, appended to bucket files on disk; then one
     bucket's rows at a time (:func:`write_deduplicated`). Each worker: one batch and its file's matched rows.

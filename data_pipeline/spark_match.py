@@ -1,7 +1,7 @@
 """The match stage on Spark, for LAION scale: the caption files' row groups are the work units, each read in a
 Python worker through fsspec (so any fsspec filesystem works, ``s3://`` without Hadoop's s3a connector) and matched
 by the same generator as the multiprocessing engine (:func:`.match.match_batches`); the URL deduplication is a
-window per (bucket, url), and the driver streams the kept rows into ``matches.parquet``.
+window per URL, and the driver streams the kept rows, sorted by URL, into ``matches.parquet``.
 
 Each row's provenance is the multiprocessing engine's: ``source`` (:func:`.match.source_name` of the file) and
 ``row`` (the row's index in its file: the unit's first row plus its offset). Both engines write the same bytes.
@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 
 from .match import (
-    AUTHORITY,
     EXAMPLE_SCHEMA,
     CaptionColumns,
     MatchConfig,
@@ -128,16 +127,14 @@ def match_files_spark(
     _stream(examples.select(*EXAMPLE_SCHEMA.names), Path(output) / "rejected_examples.parquet", EXAMPLE_SCHEMA)
 
     matched = report.filter("reason = ''").select(*MATCH_SCHEMA.names)
-    path = F.regexp_replace(F.col("url"), AUTHORITY, "")  # as url_bucket: the order does not depend on the host
-    matched = matched.withColumn("bucket", F.pmod(F.crc32(path), F.lit(config.url_buckets)))
-    by_url = Window.partitionBy("bucket", "url")
+    by_url = Window.partitionBy("url")
     ranked = matched.withColumn("people", F.size(F.collect_set("identity_id").over(by_url))).withColumn(
         "rank", F.row_number().over(by_url.orderBy("caption", "source", "row"))
     )
     ranked = ranked.cache()
     counts["url_names_several_people"] = ranked.filter("people > 1").count()
     counts["duplicate_url"] = ranked.filter("people = 1 AND rank > 1").count()
-    kept = ranked.filter("people = 1 AND rank = 1").orderBy("bucket", "url").select(*MATCH_SCHEMA.names)
+    kept = ranked.filter("people = 1 AND rank = 1").orderBy("url").select(*MATCH_SCHEMA.names)
     counts["matched"] = _stream(kept, Path(output) / "matches.parquet", MATCH_SCHEMA)
     report.unpersist()
     ranked.unpersist()

@@ -62,8 +62,8 @@ def test_fit_logs_losses_and_retrieval(fitted):
             assert 0.0 <= float(row[f"val_{split}/top1"]) <= float(row[f"val_{split}/top5"]) <= 1.0
             assert float(row[f"val_{split}/mse"]) > 0 and -1 <= float(row[f"val_{split}/cosine"]) <= 1
         assert float(row["val/chance"]) == pytest.approx(1 / 8)
-    # held-out photos of train identities: their names are retrieved far above chance (1/8): at least 5 of the 6
-    assert float(validations[-1]["val_heldout/top1"]) >= 0.8
+    # held-out photos of train identities: their names are retrieved far above chance (1/8)
+    assert float(validations[-1]["val_heldout/top1"]) >= 0.9
 
 
 def test_exported_encoder_loads_in_the_plugin_with_the_data_statistics(fitted, built):
