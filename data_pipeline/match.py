@@ -279,7 +279,8 @@ class _Buckets:
 def write_deduplicated(buckets: list[Path], output: Path) -> dict[str, int]:
     """Deduplicates bucket file by bucket file (each then rewritten sorted by URL), then merges the buckets into
     ``output/matches.parquet`` in URL order, whatever ``url_buckets`` is; returns the funnel's URL counts and
-    ``matched``. Memory: one bucket (about matched rows / ``url_buckets``), then one batch per bucket."""
+    ``matched``. Memory: one bucket (about matched rows / ``url_buckets``), then ``MERGE_BATCH_ROWS`` rows per bucket
+    and one output row group."""
     counts = {"duplicate_url": 0, "url_names_several_people": 0}
     for path in buckets:
         kept, bucket_counts = deduplicate_urls(pq.read_table(path))  # sorted by URL
@@ -297,10 +298,13 @@ def write_deduplicated(buckets: list[Path], output: Path) -> dict[str, int]:
     return {**counts, "matched": writer.rows}
 
 
+MERGE_BATCH_ROWS = 4096  # rows read at once from each bucket by the merge: url_buckets × this many rows held
+
+
 def _sorted_rows(run: int, path: Path):
     """(url, run, position, batch table) for every row of a bucket file sorted by URL, one batch read at a time (a URL
     is in one bucket only: the merge never compares two tables)."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROWS_PER_GROUP):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=MERGE_BATCH_ROWS):
         table = pa.Table.from_batches([batch])
         for position, url in enumerate(table["url"].to_pylist()):
             yield url, run, position, table

@@ -352,3 +352,32 @@ def test_identity_embedders_are_pluggable_by_import_path():
     expected = "expected 'clip', 'face', thumbnail, face_colors, 'judge:FOLDER' or 'module:function'"
     with pytest.raises(ValueError, match=expected):
         resolve_embedder("arcface")
+
+
+def test_buckets_merge_into_the_order_of_one_deduplication(tmp_path, monkeypatch):
+    """Matched rows spread over 7 buckets and merged back in batches smaller than a bucket equal one deduplication
+    of all the rows (sorted by URL): the stage's output does not depend on the number of buckets."""
+    from namespace.data_pipeline import match
+    from namespace.data_pipeline.match_batch import MATCH_SCHEMA
+
+    monkeypatch.setattr(match, "MERGE_BATCH_ROWS", 16)  # many batches per bucket
+    monkeypatch.setattr(match, "ROWS_PER_GROUP", 50)  # several output row groups
+    rng = np.random.default_rng(0)
+    count = 900
+    urls = [f"http://127.0.0.1/{i}.jpg" for i in rng.integers(0, 600, count)]  # repeated URLs: duplicates
+    rows = pa.table(
+        {"url": urls, "caption": [f"caption {i % 5}" for i in range(count)],
+         "identity_id": pa.array(rng.integers(0, 3, count), pa.int32()), "width": pa.array([512] * count, pa.int64()),
+         "height": pa.array([512] * count, pa.int64()), "similarity": [0.3] * count, "source": ["file"] * count,
+         "row": pa.array(range(count), pa.int64())},
+        schema=MATCH_SCHEMA,
+    )  # fmt: skip
+    buckets = match._Buckets(tmp_path / "buckets", 7)
+    for start in range(0, count, 100):  # file by file, as the stage appends them
+        buckets.write(rows.slice(start, 100))
+    counts = match.write_deduplicated(buckets.close(), tmp_path)
+    expected, expected_counts = match.deduplicate_urls(rows)
+    merged = pq.read_table(tmp_path / "matches.parquet")
+    assert merged.equals(expected) and merged["url"].to_pylist() == sorted(merged["url"].to_pylist())
+    assert counts == {**expected_counts, "matched": expected.num_rows}
+    assert expected_counts["duplicate_url"] > 0 and expected_counts["url_names_several_people"] > 0
