@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   installs everything into .venv and runs the end-to-end demo on tiny offline models
+#   make demo   installs everything into .venv and runs the end-to-end demo (its defaults: the miniature world, offline)
 #   make test   installs everything into .venv and runs the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/magicnaming demo --config configs/demo.yaml --output $(OUTPUT)
+	$(BIN)/magicnaming demo --output $(OUTPUT) --overwrite true
 
 # the app's browser test drives Debian's chromium (browser downloads are not reachable): installed when missing, as
 # root (CI); elsewhere the test is skipped with the command that installs it

@@ -14,7 +14,8 @@ CFG``, so each has its own wall time and peak memory:
 
 The ratios are the largest size's over the smallest's: ``peak_rss_ratio`` on the build's peak (the largest stage
 peak), ``seconds_per_photo_ratio`` on the whole build's time; per stage too. The goal: both ≤ 1.5 (memory flat,
-time linear). The images are written once per size under ``--work`` and reused by later runs.
+time linear). The images are written once per size under ``--work`` (by default ``magicnaming-build-scale`` in the
+temporary folder, never the current one) and reused by later runs.
 
     python benchmarks/build_scale.py --sizes 1,4,16 --base-photos 3200 --rows-per-photo 100 \\
         --work /tmp/build-scale --json build_scale.json
@@ -29,6 +30,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,6 +44,8 @@ from namespace.data_pipeline.local_server import serve_folder
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = (*STAGES, "publish")  # publish: the build's last step, after its stages (the top-level files, the manifest)
 GOAL = 1.5  # largest / smallest size: peak memory and seconds per photo
+# kept between runs (the images are reused), outside the checkout and the current folder
+DEFAULT_WORK = Path(tempfile.gettempdir()) / "magicnaming-build-scale"
 
 
 def _descendants(pid: int) -> list[int]:
@@ -129,6 +133,8 @@ def measure(command: list[str], log: Path) -> dict:
 def stage_command(step: str, output: Path, config: Path) -> list[str]:
     """``magicnaming data STAGE`` for a stage; ``publish`` is ``magicnaming data build`` over finished stages:
     it skips them all and writes the LaionCele files and ``manifest.json`` (``--only`` runs stop before that)."""
+    # each stage runs from its log folder (``measure``): a relative path would name another place there
+    assert output.is_absolute() and config.is_absolute(), (output, config)
     command = "build" if step == "publish" else step
     return [sys.executable, "-m", "namespace.cli", "data", command, "--output", str(output), "--config", str(config)]
 
@@ -236,7 +242,7 @@ def machine() -> dict:
             "python": platform.python_version(), "platform": platform.platform()}  # fmt: skip
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,4,16", help="multiples of the base size, comma-separated")
     parser.add_argument("--base-photos", type=int, default=3200, help="photos at 1x (16x: 51,200)")
@@ -244,10 +250,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--photos-per-person", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=32, help="side of the served photos")
     parser.add_argument("--config", type=Path, default=ROOT / "configs/data/scale.yaml", help="the build's settings")
-    parser.add_argument("--work", type=Path, default=Path("build-scale"), help="worlds, builds and logs (kept)")
+    parser.add_argument(
+        "--work", type=Path, default=DEFAULT_WORK, help="worlds, builds and logs (kept; default: %(default)s)"
+    )
     parser.add_argument("--processes", type=int, default=2, help="processes writing the images")
     parser.add_argument("--until", choices=STEPS, default="publish", help="the last step run (default: all)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser
+
+
+def resolve_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """``--work``, ``--config`` and ``--json`` made absolute against the current folder, before any stage runs: each
+    stage runs from its own log folder, where a relative path would name another place."""
+    args.work, args.config = args.work.expanduser().resolve(), args.config.expanduser().resolve()
+    if args.json is not None:
+        args.json = args.json.expanduser().resolve()
+    return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked, with its paths absolute (``resolve_paths``)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     problems = []
     try:
@@ -264,7 +287,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         problems.append(f"--config: {str(args.config)!r} does not exist")
     if problems:
         parser.error("\n  ".join(problems))
-    return args
+    return resolve_paths(args)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -60,12 +60,16 @@ def measure(config: FaceConfig, side: int, images: list[Image.Image], repeats: i
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cnn", action="store_true", help="also measure dlib's CNN detector (slow on a CPU)")
     parser.add_argument("--json", help="write the figures here")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     folder = real_face_photos()

@@ -133,7 +133,7 @@ def measure(
     return result
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--device", default="cpu")
@@ -141,7 +141,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--peak-tflops", type=float, help="the device's dense peak at this precision")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     result = measure(args.size, args.device, args.precision, args.batch, args.batches, args.peak_tflops)
     print(json.dumps(result, indent=2))
 

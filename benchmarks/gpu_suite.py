@@ -16,6 +16,9 @@ rewritten after each part, so an interrupted run keeps the finished parts.
     python benchmarks/gpu_suite.py [--json gpu_suite.json] [--markdown] [--peak-tflops P]
     python benchmarks/gpu_suite.py --device cpu --tiny --json smoke.json   # tiny offline models, seconds (CI)
     python benchmarks/gpu_suite.py --from-json gpu_suite.json               # the README rows of an earlier run
+
+Without ``--json`` the JSON goes to ``gpu_suite.json`` in a new temporary folder (its path is printed last), so that
+a run writes nothing where it was started.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -255,17 +259,27 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def json_destination(argument: str | None) -> Path:
+    """``--json`` as given, else ``gpu_suite.json`` in a new temporary folder (never the current folder)."""
+    return Path(argument) if argument else Path(tempfile.mkdtemp(prefix="gpu_suite-")) / "gpu_suite.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--device", choices=["cuda", "cpu"], default="cuda", help="pick a GPU with CUDA_VISIBLE_DEVICES"
     )
     parser.add_argument("--tiny", action="store_true", help="the tiny offline models (a smoke run, not figures)")
-    parser.add_argument("--json", default="gpu_suite.json", help="where to write the figures")
+    parser.add_argument("--json", help="where to write the figures (default: a new temporary folder)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="a subset of the parts")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense fp16 peak, if the built-in table lacks it")
     parser.add_argument("--markdown", action="store_true", help="print the README's rows filled in, after the run")
     parser.add_argument("--from-json", help="print the README's rows of an earlier run's JSON, and run nothing")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.from_json:
         print(markdown(json.loads(Path(args.from_json).read_text())))
@@ -281,7 +295,7 @@ def main() -> None:
         check_device(args.device, args.tiny, cuda_available)
     except ValueError as error:
         parser.error(str(error))
-    report = run_suite(args.device, args.tiny, Path(args.json), tuple(args.parts), args.peak_tflops)
+    report = run_suite(args.device, args.tiny, json_destination(args.json), tuple(args.parts), args.peak_tflops)
     if args.markdown:
         print(markdown(report))
     sys.exit(1 if any(part["status"] != "ok" for part in report["parts"].values()) else 0)

@@ -91,13 +91,17 @@ def caption_table(captions: list[str]) -> pa.Table:
                      "punsafe": [0.0] * count, "pwatermark": [0.0] * count})  # fmt: skip
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--captions", type=int, default=1_000_000)
     parser.add_argument("--names", type=int, default=40_000)
     parser.add_argument("--non-ascii-share", type=float, default=0.05, help="captions with a non-ASCII word")
     parser.add_argument("--batch", type=int, default=65_536, help="rows per batch (match.batch_rows)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     rng = random.Random(0)
     names = synthetic_names(args.names, rng)
     captions = synthetic_captions(args.captions, names, rng, non_ascii_share=args.non_ascii_share)

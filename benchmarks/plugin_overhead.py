@@ -130,7 +130,7 @@ def measure(
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--device", default="cpu")
@@ -139,7 +139,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--output", help="also write the results as JSON here")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     result = measure(args.size, args.device, args.dtype, args.steps, args.image_size, args.repeats)
     print(json.dumps(result, indent=2))
     if args.output:

@@ -169,7 +169,7 @@ def train_and_measure(folder: Path, steps: int, batch: int, val_batches: int) ->
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 160_000], help="photos in the cache")
     parser.add_argument("--steps", type=int, default=300, help="training steps per size")
@@ -177,7 +177,11 @@ def main() -> None:
     parser.add_argument("--val-batches", type=int, default=20, help="validation batches per split")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: measure in this process
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.child is not None:
         print(json.dumps(train_and_measure(args.child, args.steps, args.batch, args.val_batches)))
         return

@@ -205,7 +205,7 @@ def measure(
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--accelerator", default="cpu")
@@ -217,7 +217,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="streaming DataLoader workers")
     parser.add_argument("--photos", type=int, default=2048)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     result = measure(
         size=args.size,
         accelerator=args.accelerator,

@@ -11,10 +11,9 @@ land at the top of ``OUTPUT``, ``manifest.json`` last.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from namespace.laioncele import FORMAT, FORMAT_VERSION, open_feature_cache, write_manifest
 from namespace.progress import Steps
+from namespace.redaction import redacted, redacted_url
 
 from .assemble import AssembleConfig, assemble
 from .clean import CleanConfig, clean, thresholds
@@ -38,7 +38,7 @@ from .sample import SampleConfig, generate_sample
 from .shard_embeddings import embed_shards
 from .stage_dirs import finished
 from .stage_dirs import run_stage as run_stage_folder
-from .storage import RemoteOutput, expand, is_remote, redacted
+from .storage import RemoteOutput, expand, file_name, is_remote
 from .targets import TargetsConfig, compute_targets
 
 STAGES = ("sample", "names", "match", "download", "features", "probe", "clean", "targets", "assemble")
@@ -53,7 +53,7 @@ class SourceConfig:
         name_lists: name files (.txt, .csv, .tsv, .parquet), local or fsspec URLs.
         storage_options: the captions' and name lists' filesystem options (s3fs: ``endpoint_url``, ``key``,
             ``secret``, ``anon``, ...); the filesystem's own environment variables apply beneath them (the manifest
-            records the config with secret-looking values redacted: keep credentials in the environment).
+            records the config redacted, :func:`namespace.redaction.redacted`: keep credentials in the environment).
         name_column: the name column of CSV/parquet name lists.
         alias_column: their alias column (None: no aliases).
         sample: generate the embedded sample (served on 127.0.0.1) instead of reading ``captions``/``name_lists``.
@@ -332,7 +332,7 @@ def _build(config: DataConfig, output: Path, only: str | None, store: RemoteOutp
         if store is not None:
             store.remove_work()
     destination = store.url if store else output
-    steps.done(f"LaionCele written to {destination}: {manifest['counts']['identities']} identities, "
+    steps.done(f"LaionCele written to {redacted_url(str(destination))}: {manifest['counts']['identities']} identities, "
                f"{sum(manifest['counts']['images'].values())} images")  # fmt: skip
     return manifest
 
@@ -367,8 +367,8 @@ def _publish(assembled: Path, output: Path, manifest: dict, store: RemoteOutput 
 
 
 def _manifest(config: DataConfig, captions: list[str], name_lists: list[str], stages: dict) -> dict:
-    """The manifest: counts, shards, funnel, every stage's summary, the sources' file names and the config (storage
-    options' secrets redacted)."""
+    """The manifest: counts, shards, funnel, every stage's summary, the sources' file names and the config, all of it
+    redacted (:func:`namespace.redaction.redacted`: it is published with the dataset)."""
     summary = stages["assemble"]
     manifest = {
         "format": FORMAT,
@@ -386,11 +386,9 @@ def _manifest(config: DataConfig, captions: list[str], name_lists: list[str], st
             name: {key: value for key, value in stages[name].items() if key != "images_per_identity"} for name in STAGES
         },
         "sources": {
-            "captions": [os.path.basename(c) for c in captions],
-            "name_lists": [os.path.basename(n) for n in name_lists],
+            "captions": [file_name(c) for c in captions],
+            "name_lists": [file_name(n) for n in name_lists],
         },
-        "config": asdict(config),
+        "config": config,
     }
-    manifest["config"]["source"]["storage_options"] = redacted(config.source.storage_options)
-    manifest["config"]["output_storage_options"] = redacted(config.output_storage_options)
-    return manifest
+    return redacted(manifest)

@@ -1,4 +1,8 @@
-"""``magicnaming data build|names|match|...``: the LaionCele builder from the command line."""
+"""``magicnaming data build|names|match|...``: the LaionCele builder from the command line.
+
+A data config is code: an embedder named ``module:function`` (``clean.identity_embedder``, ``clean.duplicate_embedder``,
+``probe.embedder``) is imported and run, so build only with configs you trust. Keep credentials in the environment:
+the manifest published with the dataset and the stage logs are redacted, but cannot know every secret."""
 
 from __future__ import annotations
 

@@ -73,6 +73,7 @@ def download(matches: Path, output: Path, config: DownloadConfig) -> dict:
     """Downloads every URL of ``matches.parquet`` into ``output`` (shards ``00000.tar``, ``00000.parquet`` per-sample
     status, ``00000_stats.json``); writes ``failures.parquet`` and ``download.log`` (img2dataset's own output) and
     returns the counts. The photos' keys follow the row order of ``matches.parquet``."""
+    _check_matches(Path(matches))
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
     from img2dataset import download as img2dataset_download
 
@@ -106,6 +107,20 @@ def download(matches: Path, output: Path, config: DownloadConfig) -> dict:
             compute_hash=None,
         )
     return _summarise(output)
+
+
+def _check_matches(matches: Path) -> None:
+    """Raises a ValueError naming ``matches`` unless it is a parquet file with rows (img2dataset would fail later
+    with no shard written)."""
+    try:
+        rows = pq.read_metadata(matches).num_rows
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"download: {str(matches)!r} is not a readable parquet file ({error})") from error
+    if rows == 0:
+        raise ValueError(
+            f"download: {str(matches)!r} holds no rows: no caption named exactly one known person (the match "
+            "stage's funnel, in its _stage.json, says where the rows went)"
+        )
 
 
 @contextlib.contextmanager

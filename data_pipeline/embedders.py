@@ -8,6 +8,10 @@ duplicates) and ``face_colors`` (hue–saturation histogram of the image centre:
 ``judge:FOLDER`` is a miniature world's identity judge (``namespace.miniature``), with its calibrated
 ``same_person_threshold``. ``face`` is the face stack (``namespace.faces``, the clean config's ``face`` settings):
 each photo's largest face, NaN rows where none is found, the backend's calibrated ``same_person_threshold``.
+
+A ``"module:function"`` name imports that module and runs its code: a data config that names one is code, so build
+only with configs you trust. The names come from the data config only (``clean.identity_embedder``,
+``clean.duplicate_embedder``, ``probe.embedder``); nothing the app, a story or an LLM answer supplies reaches here.
 """
 
 from __future__ import annotations
@@ -117,7 +121,8 @@ def _face_embedder(settings: str) -> Callable[[list[Image.Image]], np.ndarray]:
 
 def resolve_embedder(name: str, face: FaceConfig | None = None) -> Callable[[list[Image.Image]], np.ndarray] | None:
     """``"clip"`` → None (use the feature cache); ``"face"`` (the face stack with ``face``'s settings); a built-in
-    pixel embedder; ``"judge:FOLDER"``; or ``"module:function"``."""
+    pixel embedder; ``"judge:FOLDER"`` (a judge's config.json and safetensors: no code); or ``"module:function"``,
+    which imports and runs that module (a config that names one is code: the module's docstring)."""
     if name == "clip":
         return None
     if name == "face":

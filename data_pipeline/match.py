@@ -20,7 +20,7 @@ import shutil
 import sys
 import zlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -35,7 +35,7 @@ from namespace.progress import progress
 from .match_batch import MATCH_SCHEMA, match_batch
 from .matcher import NameMatcher
 from .stage_log import output_to
-from .storage import check_inputs, is_remote, parquet_file
+from .storage import check_inputs, file_name, is_remote, parquet_file
 
 ROWS_PER_GROUP = 65536  # the row groups of matches.parquet and rejected_examples.parquet, whichever engine
 
@@ -102,6 +102,28 @@ def check_columns(found: list[str], columns: CaptionColumns, source: str) -> Non
             f"{source}: missing column(s) {missing} (configured in match.columns); the file has {found}. "
             "Set a column to null to skip its filter."
         )
+
+
+def check_caption_files(files: list[str], columns: CaptionColumns, options: dict | None = None) -> None:
+    """Reads each caption file's footer before any matching; raises one ValueError naming every file that is not a
+    readable parquet file, holds no rows, or lacks a configured column (an empty file would only fail inside
+    img2dataset, stages later)."""
+    problems = []
+    for url in files:
+        try:
+            with parquet_file(url, options) as handle:
+                rows, found = handle.metadata.num_rows, handle.schema_arrow.names
+        except (pa.ArrowException, OSError, ValueError) as error:
+            problems.append(f"{url!r} is not a readable parquet file ({error})")
+            continue
+        if rows == 0:
+            problems.append(f"{url!r} holds no rows (expected caption rows)")
+        try:
+            check_columns(found, columns, repr(url))
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ValueError("captions: " + "; ".join(problems))
 
 
 def source_name(path: str) -> str:
@@ -348,6 +370,7 @@ def match_files(
     if not files:
         raise ValueError("captions: expected at least one parquet file, got none")
     check_inputs(files, "captions", storage_options)
+    check_caption_files(files, config.columns, storage_options)
     if config.url_buckets < 1:
         raise ValueError(f"match.url_buckets: expected at least 1, got {config.url_buckets}")
     if config.engine == "spark":
@@ -383,4 +406,4 @@ def match_files(
         bucket_files = buckets.close()
     counts.update(write_deduplicated(bucket_files, output))
     shutil.rmtree(Path(output) / "buckets")  # scratch: the stage folder keeps its outputs only
-    return {"files": [PurePosixPath(f).name for f in files], "funnel": counts}
+    return {"files": [file_name(f) for f in files], "funnel": counts}  # no presigned query

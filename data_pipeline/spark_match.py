@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import asdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -30,7 +30,7 @@ from .match import (
     row_groups,
 )
 from .match_batch import MATCH_SCHEMA
-from .storage import parquet_file
+from .storage import file_name, parquet_file
 
 # one output schema for everything a unit reports: matched rows (reason ""), counts, and rejected examples
 REPORT_SCHEMA = pa.schema([*MATCH_SCHEMA, ("file", pa.int64()), ("reason", pa.string()), ("count", pa.int64())])
@@ -138,7 +138,7 @@ def match_files_spark(
     counts["matched"] = _stream(kept, Path(output) / "matches.parquet", MATCH_SCHEMA)
     report.unpersist()
     ranked.unpersist()
-    return {"files": [PurePosixPath(f).name for f in files], "funnel": counts}
+    return {"files": [file_name(f) for f in files], "funnel": counts}  # no presigned query
 
 
 def _spark_schema(schema: pa.Schema):

@@ -4,8 +4,9 @@ Storage options (endpoint, credentials, ...) are the filesystem's own keyword ar
 for the captions and name lists, ``output_storage_options`` for the output. Beneath them each filesystem reads its
 usual environment (s3fs: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``;
 gcsfs: ``GOOGLE_APPLICATION_CREDENTIALS``) and fsspec any ``FSSPEC_<PROTOCOL>_<OPTION>`` variable
-(``FSSPEC_S3_ENDPOINT_URL``). The manifest records the config, so secrets belong in the environment; values of
-options named like a secret are redacted there anyway (:func:`redacted`).
+(``FSSPEC_S3_ENDPOINT_URL``). The manifest records the config, so secrets belong in the environment; what is
+recorded or printed (the manifest, the stage logs, error messages) goes through :func:`namespace.redaction.redacted`
+anyway: values under secret-like keys at any depth, URLs' userinfo and signed query strings.
 
 The stages work on local files (faiss, img2dataset's incremental mode, memory maps), so a remote output is built
 in a local scratch folder (:class:`RemoteOutput`): every finished stage folder is uploaded to ``OUTPUT/work/<stage>/``
@@ -19,15 +20,16 @@ import hashlib
 import os
 import shutil
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import fsspec
 import pyarrow.parquet as pq
 
 from namespace.files import cache_dir
 from namespace.laioncele import MANIFEST, manifest_text
+from namespace.redaction import redacted_url
 
 MARKER = "_stage.json"  # as data_pipeline.stage_dirs: a stage folder with it is finished
-SECRET_WORDS = ("key", "secret", "token", "password", "credential")
 
 
 def is_remote(url: str | os.PathLike) -> bool:
@@ -51,7 +53,7 @@ def expand(patterns: list[str], argument: str, options: dict | None = None) -> l
         fs, path = filesystem(pattern, options)
         found = sorted(name for name, info in fs.glob(path, detail=True).items() if info["type"] == "file")
         if not found:
-            raise FileNotFoundError(f"{argument}: nothing matches {pattern!r}")
+            raise FileNotFoundError(f"{argument}: nothing matches {redacted_url(pattern)!r}")
         files += [fs.unstrip_protocol(name) if is_remote(pattern) else name for name in found]
     return files
 
@@ -61,7 +63,7 @@ def check_inputs(urls: list[str], argument: str, options: dict | None = None) ->
     for url in urls:
         fs, path = filesystem(url, options)
         if not fs.isfile(path):
-            raise FileNotFoundError(f"{argument}: {url!r} does not exist")
+            raise FileNotFoundError(f"{argument}: {redacted_url(url)!r} does not exist")
 
 
 def parquet_file(url: str, options: dict | None = None) -> pq.ParquetFile:
@@ -81,14 +83,11 @@ def suffix(url: str) -> str:
     return PurePosixPath(fsspec.core.split_protocol(str(url))[1]).suffix
 
 
-def redacted(options):
-    """``options`` with the values of keys that look like secrets replaced (nested dicts too), for the manifest."""
-    if isinstance(options, dict):
-        return {
-            key: "<redacted>" if any(word in str(key).lower() for word in SECRET_WORDS) else redacted(value)
-            for key, value in options.items()
-        }
-    return options
+def file_name(url: str | os.PathLike) -> str:
+    """The file name of a path or URL, without a URL's query string (a presigned URL's signature)."""
+    if is_remote(url):
+        return PurePosixPath(urlsplit(str(url)).path).name
+    return os.path.basename(url)
 
 
 def default_scratch(url: str) -> Path:

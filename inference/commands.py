@@ -6,24 +6,40 @@ Every image is written with a JSON file beside it holding the settings that made
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from namespace.cli import run_command
-from namespace.files import atomic_write
+from namespace.files import atomic_write, check_new_output
 from namespace.images import as_image_list, image_grid, load_image
 from namespace.progress import Steps
 
-from .inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, path_list
+from .inputs import (
+    InputCheck,
+    check_pipeline,
+    dtype_and_device,
+    encoder_config,
+    identity_file,
+    name_settings,
+    path_list,
+    sampling_settings,
+)
 from .loading import Task, load_naming
+from .step_window import check_window
+
+IDENTITY_FILE = "identity.safetensors"
+IMAGE_FILE = re.compile(r"\d{3,}-\d{2,}\.(png|json)")  # generate's own files: prompt-image.png and its settings
 
 
 def _write_image(image, path: Path, settings: dict) -> None:
+    """The PNG and its settings beside it as strict JSON (a NaN setting raises rather than writing ``NaN``)."""
+    text = json.dumps(settings, indent=2, allow_nan=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
-    atomic_write(path.with_suffix(".json"), lambda t: t.write_text(json.dumps(settings, indent=2) + "\n"))
+    atomic_write(path.with_suffix(".json"), lambda t: t.write_text(text))
 
 
 def generate(
@@ -31,6 +47,7 @@ def generate(
     pipeline: str,
     prompts: list[str] | str,
     output: Path = Path("generated"),
+    overwrite: bool = False,
     references: list[Path] | Path | None = None,
     identity: Path | None = None,
     negative_prompt: str | None = None,
@@ -56,13 +73,16 @@ def generate(
         encoder: name-encoder folder or Hub id.
         pipeline: SDXL-family pipeline folder or Hub id.
         prompts: prompts to draw the identity in (one prompt, or a list).
-        output: folder for the PNGs, their settings (JSON) and the identity file used.
+        output: folder for the PNGs, their settings (JSON) and the identity file used; a new or empty folder.
+        overwrite: write into a non-empty --output folder: the images, settings and identity file of an earlier
+            generate there are removed first, other files are kept.
         references: reference images of the person (averaged): one image, a folder of images, or a list; or give
             --identity.
         identity: an identity file.
         negative_prompt: negative prompt for every image.
-        delta: name guidance δ (default: the one calibrated when the encoder was trained; 1.0: names as predicted).
-        eta: name norm η (default: the encoder's mean training-name norm).
+        delta: name guidance δ, a finite number (default: the one calibrated when the encoder was trained; 1.0: names
+            as predicted).
+        eta: name norm η > 0 (default: the encoder's mean training-name norm).
         step_window: (start, end) fractions of the steps in which the name is applied (default: all).
         num_images_per_prompt: images per prompt.
         num_inference_steps: denoising steps.
@@ -73,14 +93,19 @@ def generate(
         image: the init image for img2img and inpainting.
         mask: the inpainting mask (white = repaint).
         strength: how much of the init image is repainted (img2img, inpaint).
-        seed: seeds the noise; image k of prompt p uses seed + p.
+        seed: seeds the noise, 0 to 2**64-1; the images of prompt p use seed + p.
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
         device: auto, cpu, cuda, cuda:1, ...
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    person, pictures, extra = _generate_inputs(
-        encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device
-    )
+    with InputCheck() as check:
+        person, pictures, extra = _generate_inputs(
+            check, encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device
+        )
+        name_settings(check, delta, eta)
+        sampling_settings(check, seed, len(prompts), num_inference_steps, guidance_scale)
+        _check_drawing(check, num_images_per_prompt, step_window, strength if task != "text2img" else None)
+        check(check_new_output, output, "--output", overwrite, True)
     if task != "text2img":
         extra["strength"] = strength
     steps = Steps(total=2 + (pictures is not None) + len(prompts))
@@ -89,8 +114,9 @@ def generate(
         steps.start(f"encoding {len(pictures)} reference image(s)")
         person = naming.identity(pictures, label=path_list(references)[0].stem)
     output = Path(output)
+    _clear_earlier_run(output)
     output.mkdir(parents=True, exist_ok=True)
-    person.save(output / "identity.safetensors")
+    person.save(output / IDENTITY_FILE)
     written = []
     for p, prompt in enumerate(prompts):
         steps.start(f"image {p + 1}/{len(prompts)}" + (f" (×{num_images_per_prompt})" * (num_images_per_prompt > 1)))
@@ -114,7 +140,7 @@ def generate(
             settings = {
                 "prompt": prompt,
                 "negative_prompt": negative_prompt,
-                "identity": {"label": person.label, "source": person.source, "file": "identity.safetensors"},
+                "identity": {"label": person.label, "source": person.source, "file": IDENTITY_FILE},
                 "delta": naming.delta if delta is None else delta,
                 "eta": naming.encoder.statistics.norm if eta is None else eta,
                 "step_window": list(step_window) if step_window else None,
@@ -133,35 +159,56 @@ def generate(
     return written
 
 
-def _generate_inputs(encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device):
-    """Checks every cheap input of ``generate`` before a model loads; returns the identity file's identity or the
-    decoded reference images, and the pipeline's extra image inputs."""
+def _generate_inputs(check, encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device):
+    """Checks the models, the identity and the images of ``generate`` (into ``check``) before a model loads; returns
+    the identity file's identity or the decoded reference images, and the pipeline's extra image inputs."""
     person = pictures = None
     extra = {}
-    with InputCheck() as check:
-        if not prompts:
-            check.problem("--prompts: expected at least one prompt, got an empty list")
-        config = check(encoder_config, encoder)
-        if (references is None) == (identity is None):
-            found = "both" if identity is not None else "neither"
-            check.problem(f"give either --references (reference images) or --identity (an identity file), got {found}")
-        elif identity is not None:
-            person = check(identity_file, identity, config)
+    if not prompts:
+        check.problem("--prompts: expected at least one prompt, got an empty list")
+    config = check(encoder_config, encoder)
+    if (references is None) == (identity is None):
+        found = "both" if identity is not None else "neither"
+        check.problem(f"give either --references (reference images) or --identity (an identity file), got {found}")
+    elif identity is not None:
+        person = check(identity_file, identity, config)
+    else:
+        pictures = check(as_image_list, references, "--references")
+    if task != "text2img":
+        if image is None:
+            check.problem(f"--image: --task {task} needs an init image")
         else:
-            pictures = check(as_image_list, references, "--references")
-        if task != "text2img":
-            if image is None:
-                check.problem(f"--image: --task {task} needs an init image")
-            else:
-                extra["image"] = check(load_image, image, "--image")
-        if task == "inpaint":
-            if mask is None:
-                check.problem("--mask: --task inpaint needs a mask image")
-            else:
-                extra["mask_image"] = check(load_image, mask, "--mask")
-        check(check_pipeline, pipeline)
-        check(dtype_and_device, dtype, device)
+            extra["image"] = check(load_image, image, "--image")
+    if task == "inpaint":
+        if mask is None:
+            check.problem("--mask: --task inpaint needs a mask image")
+        else:
+            extra["mask_image"] = check(load_image, mask, "--mask")
+    check(check_pipeline, pipeline)
+    check(dtype_and_device, dtype, device)
     return person, pictures, extra
+
+
+def _check_drawing(check: InputCheck, num_images_per_prompt: int, step_window, strength: float | None) -> None:
+    """``--num_images_per_prompt`` ≥ 1, ``--step_window`` within the steps, ``--strength`` (when used) in [0, 1]."""
+    if num_images_per_prompt < 1:
+        check.problem(f"--num_images_per_prompt: expected at least 1, got {num_images_per_prompt}")
+    if step_window is not None:
+        try:
+            check_window(step_window)
+        except ValueError as error:  # its message names the plugin's step_window
+            check.problem(f"--{error}")
+    if strength is not None and not 0 <= strength <= 1:
+        check.problem(f"--strength: expected a number from 0 to 1, got {strength}")
+
+
+def _clear_earlier_run(output: Path) -> None:
+    """Removes what an earlier ``generate`` wrote into ``output`` (``--overwrite``), so no image of it is taken
+    for one of this run; other files stay."""
+    if output.is_dir():
+        for path in output.iterdir():
+            if path.is_file() and (path.name == IDENTITY_FILE or IMAGE_FILE.fullmatch(path.name)):
+                path.unlink()
 
 
 def interpolate(
@@ -181,6 +228,7 @@ def interpolate(
     seed: int = 0,
     dtype: str = "auto",
     device: str = "auto",
+    overwrite: bool = False,
 ) -> Path:
     """Draws the path between two identities: a PNG grid, a row per step (t = 0 … 1), a column per prompt.
 
@@ -201,6 +249,7 @@ def interpolate(
         seed: the same noise for every cell of a column, so only the identity changes down a column.
         dtype: auto, fp32, fp16 or bf16.
         device: auto, cpu, cuda, ...
+        overwrite: replace an existing --output grid (and its settings JSON).
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     identities = path_list(identities)
@@ -213,8 +262,11 @@ def interpolate(
             check.problem("--prompts: expected at least one prompt, got an empty list")
         config = check(encoder_config, encoder)
         ends = [check(identity_file, path, config, f"--identities[{i}]") for i, path in enumerate(identities)]
+        name_settings(check, delta, eta)
+        sampling_settings(check, seed, len(prompts), num_inference_steps, guidance_scale)
         check(check_pipeline, pipeline)
         check(dtype_and_device, dtype, device)
+        check(check_new_output, output, "--output", overwrite)
     a, b = ends
     progress = Steps(total=2 + steps * len(prompts))
     naming = load_naming(encoder, pipeline, progress, "text2img", dtype, device)

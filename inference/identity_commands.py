@@ -8,6 +8,7 @@ from namespace import Identity
 from namespace.cli import run_command
 from namespace.encoder.reference_crop import check_crop_mode, check_face_stack
 from namespace.faces import CropMode
+from namespace.files import check_new_output
 from namespace.images import as_image_list
 from namespace.progress import Steps
 
@@ -24,6 +25,7 @@ def encode(
     crop: CropMode | None = None,
     check_faces: bool = True,
     device: str = "auto",
+    overwrite: bool = False,
 ) -> Path:
     """Encodes reference images of one person into an identity file (their names are averaged). With the face
     stack installed, a reference with no face or several faces is warned about.
@@ -37,8 +39,10 @@ def encode(
             reference_crop, what it was trained with).
         check_faces: warn about references with no face or several (false: no check, e.g. for synthetic people).
         device: auto, cpu, cuda, ...
+        overwrite: replace an existing ``output`` (otherwise it is refused).
     """
     with InputCheck() as check:
+        check(check_new_output, output, "--output", overwrite)
         config = check(encoder_config, encoder)
         pictures = check(as_image_list, images, "--images")
         if crop is not None:
@@ -52,7 +56,11 @@ def encode(
 
 
 def mix(
-    identities: list[Path] | Path, output: Path, weights: list[float] | None = None, label: str | None = None
+    identities: list[Path] | Path,
+    output: Path,
+    weights: list[float] | None = None,
+    label: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Mixes several identity files into one (weighted mean; weights default to equal).
 
@@ -61,9 +69,11 @@ def mix(
         output: the identity file to write.
         weights: one weight per identity; they need not sum to 1 (they are normalised).
         label: the identity's label (default: the output file's name).
+        overwrite: replace an existing ``output`` (otherwise it is refused).
     """
     from namespace import mix as mix_names
 
+    check_new_output(output, "--output", overwrite)
     identities = path_list(identities)
     if not identities:
         raise ValueError("--identities: expected at least one identity file, got none")
@@ -89,7 +99,13 @@ def _same_shape(path: Path, shape: tuple[int, int], argument: str) -> Identity:
 
 
 def sample(
-    encoder: str, output: Path, num: int = 1, seed: int = 0, temperature: float = 1.0, label: str = "sampled"
+    encoder: str,
+    output: Path,
+    num: int = 1,
+    seed: int = 0,
+    temperature: float = 1.0,
+    label: str = "sampled",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Samples new, fictional identities from the encoder's name-space statistics.
 
@@ -100,13 +116,18 @@ def sample(
         seed: seeds the sampling.
         temperature: spread around the mean name (1 = as in training; below 1 closer to the average person).
         label: label prefix.
+        overwrite: replace existing identity files of those names (otherwise they are refused).
     """
     from namespace import NameEncoder
 
-    encoder_config(encoder)  # names --encoder if it is not an encoder folder
+    paths = [Path(output) / f"{label}-{k}.safetensors" for k in range(num)]
+    with InputCheck() as check:
+        for path in paths:
+            check(check_new_output, path, "--output", overwrite)
+        check(encoder_config, encoder)  # names --encoder if it is not an encoder folder
     model = NameEncoder.from_pretrained(encoder, load_towers=False)
     identities = Identity.sampled(model.statistics, num, seed, temperature, label, encoder_id=encoder)
-    return [_saved(identity, Path(output) / f"{label}-{k}.safetensors") for k, identity in enumerate(identities)]
+    return [_saved(identity, path) for path, identity in zip(paths, identities, strict=True)]
 
 
 def from_text(
@@ -123,6 +144,7 @@ def from_text(
     width: int | None = None,
     dtype: str = "auto",
     device: str = "auto",
+    overwrite: bool = False,
 ) -> Path:
     """A consistent character from a description: generate candidates, encode, cluster (faiss), keep the mean of
     the cluster that agrees most (size and closeness of its names).
@@ -141,8 +163,10 @@ def from_text(
         width: candidate width (default: the pipeline's).
         dtype: auto, fp32, fp16 or bf16.
         device: auto, cpu, cuda, ...
+        overwrite: replace an existing ``output`` (otherwise it is refused).
     """
     with InputCheck() as check:
+        check(check_new_output, output, "--output", overwrite)
         check(encoder_config, encoder)
         check(check_pipeline, pipeline)
         check(dtype_and_device, dtype, device)

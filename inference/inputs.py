@@ -6,11 +6,13 @@ be reported before that, naming the option as the user typed it (``--encoder``, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from namespace import Identity
+from namespace.checks import check_delta, check_eta
 from namespace.encoder import NameEncoderConfig
 from namespace.encoder.model import CONFIG_NAME, HUB_ID, read_config
 
@@ -112,6 +114,27 @@ def dtype_and_device(dtype: str, device: str) -> None:
     from .loading import resolve_device, resolve_dtype
 
     resolve_dtype(dtype, resolve_device(device))
+
+
+def name_settings(check: InputCheck, delta: float | None, eta: float | None) -> None:
+    """``--delta`` and ``--eta`` when given: δ finite, η finite and > 0 (NaN would draw a black image)."""
+    if delta is not None:
+        check(check_delta, delta, "--delta")
+    if eta is not None:
+        check(check_eta, eta, "--eta")
+
+
+def sampling_settings(check: InputCheck, seed: int, count: int, num_inference_steps: int, guidance_scale: float):
+    """``--seed`` (``count`` seeds from it must fit torch's generator), ``--num_inference_steps`` ≥ 1 and a finite
+    ``--guidance_scale`` ≥ 0."""
+    largest = 2**64 - max(count, 1)  # torch.Generator().manual_seed takes 0 … 2**64 − 1
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= largest:
+        uses = f" (seed + k for k < {count}, so at most {largest})" if count > 1 else ""
+        check.problem(f"--seed: expected an integer from 0 to 2**64-1{uses}, got {seed!r}")
+    if num_inference_steps < 1:
+        check.problem(f"--num_inference_steps: expected at least 1, got {num_inference_steps}")
+    if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
+        check.problem(f"--guidance_scale: expected a finite number ≥ 0, got {guidance_scale}")
 
 
 def path_list(value: Path | list[Path]) -> list[Path]:

@@ -10,7 +10,13 @@ figure is judged by the world's identity judge (not the encoder) and its attribu
   encoder never saw and images made with their predicted identity / with a sampled identity;
 - ``prompt_followed_magicnaming`` / ``prompt_followed_plain``: task prompts whose attribute the detector finds, with
   and without a prepended name;
-- ``interpolation_monotonic``: interpolation paths along which the judge's similarity to A falls and to B rises.
+- ``interpolation_monotonic``: interpolation paths along which the judge's similarity to A falls and to B rises
+  (beyond the noise over seeds); ``interpolation_rank_correlation``: Spearman's correlation of the step with the
+  similarity to B minus that to A, per path and seed (1: every step moves towards B).
+
+Every figure is measured on each seed's images alone and reported as the mean over seeds, with its spread under
+``spread`` (``namespace.seed_spread``: standard deviation, min, max and the per-seed values; for the interpolation
+paths, judged on all seeds together, the leave-one-seed-out jackknife's standard error).
 
 Memory: the pipeline, the encoder, the judges, and one person's images at a time (PNG files are written as made).
 """
@@ -26,8 +32,10 @@ import torch
 from PIL import Image
 
 from namespace.demo.references import slug, validation_samples
+from namespace.files import atomic_write, output_problems
 from namespace.miniature.captions import PERSON, caption, task_prompts
 from namespace.progress import Steps
+from namespace.seed_spread import jackknife, over_seeds
 from namespace.testing.faces import synthetic_face
 from namespace.testing.people import cast_names
 
@@ -83,19 +91,36 @@ def _trend(similarities: torch.Tensor, sign: int) -> tuple[torch.Tensor, bool]:
     return mean, bool(sign * (mean[-1] - mean[0]) > 0 and not against.any())
 
 
+def _monotonic(to_a: torch.Tensor, to_b: torch.Tensor) -> bool:
+    """(seeds, T) judge cosines to A and to B along one path → whether A's falls and B's rises (beyond the noise)."""
+    return _trend(to_a, -1)[1] and _trend(to_b, 1)[1]
+
+
+def _rank_correlation(values: torch.Tensor) -> float:
+    """Spearman's correlation between the step index and (T,) ``values`` (1: rising at every step)."""
+    ranks = values.argsort().argsort().double()
+    steps = torch.arange(values.numel(), dtype=torch.float64)
+    return float(torch.corrcoef(torch.stack([steps, ranks]))[0, 1])
+
+
+def _share(marks: list[bool]) -> float:
+    return sum(marks) / len(marks) if marks else float("nan")
+
+
 def likeness(
     world: Path,
     encoder: Path,
     laioncele: Path,
     output: Path,
     probe_names: list[str] | None = None,
-    seeds: int = 2,
+    seeds: int = 4,
     num_inference_steps: int = 20,
     guidance_scale: float = 2.0,
     interpolation_steps: int = 5,
-    interpolation_pairs: int = 8,
-    interpolation_seeds: int = 4,
+    interpolation_pairs: int = 28,
+    interpolation_seeds: int = 6,
     device: str = "auto",
+    overwrite: bool = False,
 ) -> dict:
     """Measures the method on a miniature world; writes ``likeness.json`` and the images into ``output``.
 
@@ -110,9 +135,11 @@ def likeness(
         num_inference_steps: denoising steps per image.
         guidance_scale: classifier-free guidance scale.
         interpolation_steps: identities on each path (both ends included).
-        interpolation_pairs: most pairs of train people interpolated (neighbours: the 1st and 2nd, 2nd and 3rd…).
+        interpolation_pairs: most pairs of train people interpolated (every pair, in order: 1st and 2nd, 1st and 3rd…).
         interpolation_seeds: images per identity on a path; the judge's similarities are averaged over them.
         device: where the pipeline and encoder run.
+        overwrite: write into a non-empty ``output`` (otherwise it is refused); its old likeness.json is removed
+            before the first image is drawn, so a killed run leaves no likeness.json beside new images.
     """
     from .loading import load_naming
 
@@ -126,6 +153,7 @@ def likeness(
         problems.append(f"world: expected a miniature world folder (with world.json), got {world}")
     if not (laioncele / "manifest.json").is_file():
         problems.append(f"laioncele: expected a LaionCele directory (with manifest.json), got {laioncele}")
+    problems += output_problems(output, "--output", overwrite, folder=True)
     if problems:
         raise ValueError("\n".join(problems))
     settings = json.loads((world / "world.json").read_text())
@@ -140,6 +168,7 @@ def likeness(
     steps.start("loading the identity judge and the attribute detectors")
     judging = Judging(world, famous, settings["config"]["cast_seed"])
     output.mkdir(parents=True, exist_ok=True)
+    (output / "likeness.json").unlink(missing_ok=True)  # written last (atomically): the folder loads once finished
     tasks = task_prompts()
     prompts = [BASE_PROMPT] + [prompt for prompt, _ in tasks.values()]
     wanted = [None] + [attribute for _, attribute in tasks.values()]
@@ -157,33 +186,38 @@ def likeness(
     results["settings"] |= {"guidance_scale": guidance_scale, "prompts": prompts, "famous": famous}
 
     steps.start(f"the tiny SDXL alone: 'a photo of NAME' for {len(famous)} famous people × {seeds} seeds")
-    right = []
+    name_right = []  # [seed][famous person]
     for seed in range(seeds):
         images = draw([caption(name) for name in famous], seed=seed)
-        right += [r for name, image in zip(famous, images, strict=True) for r in judging.right([image], name)]
-    results["mini_model_name_accuracy"] = sum(right) / len(right)
+        name_right.append([r for name, image in zip(famous, images, strict=True) for r in judging.right([image], name)])
+    spreads = {"mini_model_name_accuracy": over_seeds([_share(marks) for marks in name_right])}
     if probe_names:
         (output / "probe").mkdir(exist_ok=True)
         for name, image in zip(probe_names, draw([caption(name) for name in probe_names]), strict=True):
             image.save(output / "probe" / f"{slug(name)}.png")
 
+    # as many plain images as named ones: seed s of the figures gathers the plain seeds s, s + seeds, s + 2·seeds…
     steps.start(f"plain pipeline: {len(prompts)} prompts × {seeds * len(train)} seeds, no name")
     plain = [draw(prompts, seed=seed) for seed in range(seeds * len(train))]  # [seed][prompt]
     for index, image in enumerate(plain[0]):
         image.save(output / f"plain-{index}.png")
-    plain_follow = [f for images in plain for f in followed(images, wanted)]
+    plain_follow = [followed(images, wanted) for images in plain]
+    spreads["prompt_followed_plain"] = over_seeds(
+        [_share([f for marks in plain_follow[seed::seeds] for f in marks]) for seed in range(seeds)]
+    )
 
     steps.start(f"held-out photos of {len(train)} train people → identities → {len(prompts)} prompts × {seeds} seeds")
-    likeness_right, plain_right, follow, identities, people = [], [], [], {}, {}
+    likeness_right, plain_right, follow = ([[] for _ in range(seeds)] for _ in range(3))  # [seed][image]
+    identities, people = {}, {}
     for name in train:
         identities[name] = naming.identity(references[name][1], label=name, check_faces=False)
         person = {"right": 0, "images": 0}
         for seed in range(seeds):
             images = draw(prompts, [identities[name]] * len(prompts), seed)
             marks = judging.right(images, name)
-            likeness_right += marks
-            plain_right += judging.right(plain[seed], name)
-            follow += followed(images, wanted)
+            likeness_right[seed] += marks
+            plain_right[seed] += judging.right(plain[seed], name)
+            follow[seed] += followed(images, wanted)
             person["right"] += sum(marks)
             person["images"] += len(marks)
             if seed == 0:
@@ -191,33 +225,35 @@ def likeness(
                     image.save(output / f"{slug(name)}-{index}.png")
         references[name][1][0].save(output / f"{slug(name)}-reference.png")
         people[name] = person
-    results |= {"likeness_heldout": sum(likeness_right) / len(likeness_right)}
-    results |= {"likeness_plain": sum(plain_right) / len(plain_right), "likeness_chance": 1 / len(famous)}
-    results |= {"prompt_followed_magicnaming": sum(follow) / len(follow)}
-    results |= {"prompt_followed_plain": sum(plain_follow) / len(plain_follow), "train_people": people}
+    spreads["likeness_heldout"] = over_seeds([_share(marks) for marks in likeness_right])
+    spreads["likeness_plain"] = over_seeds([_share(marks) for marks in plain_right])
+    spreads["prompt_followed_magicnaming"] = over_seeds([_share(marks) for marks in follow])
+    results |= {"likeness_chance": 1 / len(famous), "train_people": people}
 
     steps.start(f"{len(unseen)} people the encoder never saw: predicted against sampled identities")
-    predicted, baseline, unseen_people = [], [], {}
+    predicted, baseline, unseen_people = [[] for _ in range(seeds)], [[] for _ in range(seeds)], {}
     for name in unseen:
         reference = judging.judge.embed(references[name][1]).mean(0)
         identity = naming.identity(references[name][1], label=name, check_faces=False)
         mine, theirs = [], []
         for seed in range(seeds):
             sampled = naming.sample(1, seed=seed)[0]
-            mine += judging.similarity(draw(prompts, [identity] * len(prompts), seed), reference).tolist()
-            theirs += judging.similarity(draw(prompts, [sampled] * len(prompts), seed), reference).tolist()
-        predicted += mine
-        baseline += theirs
-        unseen_people[name] = {"predicted": sum(mine) / len(mine), "sampled": sum(theirs) / len(theirs)}
+            mine.append(judging.similarity(draw(prompts, [identity] * len(prompts), seed), reference).tolist())
+            theirs.append(judging.similarity(draw(prompts, [sampled] * len(prompts), seed), reference).tolist())
+            predicted[seed] += mine[-1]
+            baseline[seed] += theirs[-1]
+        mine, theirs = torch.tensor(mine), torch.tensor(theirs)  # (seeds, prompts)
+        unseen_people[name] = {"predicted": float(mine.mean()), "sampled": float(theirs.mean())}
     if unseen:
-        results |= {"likeness_unseen": sum(predicted) / len(predicted)}
-        results |= {"likeness_unseen_baseline": sum(baseline) / len(baseline), "unseen_people": unseen_people}
+        spreads["likeness_unseen"] = over_seeds([sum(values) / len(values) for values in predicted])
+        spreads["likeness_unseen_baseline"] = over_seeds([sum(values) / len(values) for values in baseline])
+        results["unseen_people"] = unseen_people
 
-    pairs = list(itertools.pairwise(train))[:interpolation_pairs]
+    pairs = list(itertools.combinations(train, 2))[:interpolation_pairs]
     steps.start(f"interpolating {len(pairs)} pairs of train people, {interpolation_steps} identities per path")
-    paths, monotonic = [], []
+    paths, similarities = [], []  # per path: (seeds, T) judge cosines to A and to B
+    ts = [i / (interpolation_steps - 1) for i in range(interpolation_steps)]
     for a, b in pairs:
-        ts = [i / (interpolation_steps - 1) for i in range(interpolation_steps)]
         path = [naming.interpolate(identities[a], identities[b], t) for t in ts]
         to_a, to_b = [], []  # per seed: (len(ts),) judge cosines to A's and B's enrolled photos
         for seed in range(interpolation_seeds):
@@ -227,13 +263,26 @@ def likeness(
             if seed == 0:
                 for index, image in enumerate(images):
                     image.save(output / f"path-{slug(a)}--{slug(b)}-{index}.png")
-        (to_a, falls), (to_b, rises) = _trend(torch.stack(to_a), -1), _trend(torch.stack(to_b), 1)
-        monotonic.append(falls and rises)
-        paths.append({"a": a, "b": b, "t": ts, "similarity_a": to_a.tolist(), "similarity_b": to_b.tolist()})
+        similarities.append((torch.stack(to_a), torch.stack(to_b)))
+        paths.append({"a": a, "b": b, "t": ts})
     if pairs:
-        results |= {"interpolation_monotonic": sum(monotonic) / len(monotonic), "interpolation_paths": paths}
+        for path, (to_a, to_b) in zip(paths, similarities, strict=True):
+            path |= {"similarity_a": to_a.mean(0).tolist(), "similarity_b": to_b.mean(0).tolist()}
+            path["monotonic"] = _monotonic(to_a, to_b)
+        spreads["interpolation_monotonic"] = jackknife(
+            lambda kept: _share([_monotonic(to_a[kept], to_b[kept]) for to_a, to_b in similarities]),
+            interpolation_seeds,
+        ) | {"paths": len(pairs)}
+        spreads["interpolation_rank_correlation"] = over_seeds(
+            [sum(_rank_correlation(b[seed] - a[seed]) for a, b in similarities) / len(pairs)
+             for seed in range(interpolation_seeds)]
+        )  # fmt: skip
+        results["interpolation_paths"] = paths
+    results |= {key: spread["mean"] for key, spread in spreads.items()}
+    results["spread"] = spreads
     steps.start("likeness.json")
-    (output / "likeness.json").write_text(json.dumps(results, indent=2) + "\n")
+    text = json.dumps(results, indent=2) + "\n"
+    atomic_write(output / "likeness.json", lambda path: path.write_text(text))
     steps.done(
         f"likeness of held-out photos {results['likeness_heldout']:.2f} (plain {results['likeness_plain']:.2f}, "
         f"chance {results['likeness_chance']:.2f}); the tiny SDXL draws its people by name "

@@ -16,6 +16,7 @@ import torch
 
 import namespace as ns
 from namespace import Identity, NameEncoder
+from namespace.checks import check_delta, check_eta
 from namespace.encoder.reference_crop import check_crop_mode, checked_references
 from namespace.faces import CropMode
 from namespace.images import ImageInput, as_image_list
@@ -66,7 +67,7 @@ class MagicNaming:
 
     @delta.setter
     def delta(self, value: float | None) -> None:
-        self._delta = None if value is None else float(value)
+        self._delta = None if value is None else check_delta(value)
 
     # -- identities --------------------------------------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class MagicNaming:
         """The (N, D') name this pipeline receives: eq. 4, eq. 5, then the pipeline's channels (D' = D, or 1280)."""
         statistics = self.encoder.statistics  # float32 whatever the encoder's dtype, as identities are
         embedding = self._checked(identity).embedding.to(statistics.mean.device)
-        delta = self.delta if delta is None else float(delta)
+        delta = self.delta if delta is None else check_delta(delta)
         if delta != 1.0:
             embedding = ns.guide(embedding, statistics.mean, delta)
         return self.name_slice(ns.normalize(embedding, statistics.norm if eta is None else eta))
@@ -196,6 +197,10 @@ class MagicNaming:
             raise ValueError(f"prompt: expected a string or a non-empty list of strings, got {prompt!r}")
         if not isinstance(copies, int) or copies < 1:
             raise ValueError(f"num_images_per_prompt: expected a positive integer, got {copies!r}")
+        if delta is not None:  # checked here too, before the text encoders run
+            check_delta(delta)
+        if eta is not None:
+            check_eta(eta)
         identities = self._per_prompt(identity, len(prompts))
         parsed = [self._parse(p) for p in prompts]
         both = [i for i, (p, person) in enumerate(zip(parsed, identities, strict=True)) if p and person is not None]

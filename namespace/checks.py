@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -37,6 +39,30 @@ def check_finite(tensor: torch.Tensor, argument: str) -> None:
     if not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).sum())
         raise ValueError(f"{argument}: expected finite values, found {bad} NaN/inf entries of {tensor.numel()}")
+
+
+def check_delta(delta: object, argument: str = "delta") -> float:
+    """Name guidance δ (eq. 4) as a float; raises unless it is a finite number (NaN would draw a black image)."""
+    try:
+        value = float(delta)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{argument}: expected a number (name guidance δ), got {delta!r}") from error
+    if not math.isfinite(value):
+        raise ValueError(f"{argument}: expected a finite name guidance δ, got {value}")
+    return value
+
+
+def check_eta(eta: object, argument: str = "eta") -> torch.Tensor:
+    """Name norm η (eq. 5), a number or one per identity, as a float64 tensor of shape () or (B,); raises unless
+    every value is finite and > 0."""
+    try:
+        values = torch.as_tensor(eta, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{argument}: expected a number (name norm η), got {eta!r}") from error
+    if not bool((torch.isfinite(values) & (values > 0)).all()):
+        found = values.item() if values.ndim == 0 else values.tolist()
+        raise ValueError(f"{argument}: expected a finite name norm η > 0, got {found}")
+    return values
 
 
 def check_state_fits(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: str, what: str) -> None:

@@ -148,15 +148,12 @@ class Identity:
             problems.append(f"holds tensors {sorted(tensors)}, expected only {TENSOR_KEY!r}")
         if problems:
             raise ValueError(f"{path} is not a valid identity file: " + "; ".join(problems))
-        embedding = tensors[TENSOR_KEY]
-        if embedding.ndim != 2:
-            raise ValueError(f"{path}: {TENSOR_KEY} has shape {tuple(embedding.shape)}, expected (N, D)")
+        embedding = _checked_embedding(tensors[TENSOR_KEY], path)
         found_tokens, found_width = embedding.shape
         if num_tokens is not None and found_tokens != num_tokens:
             raise ValueError(f"{path}: identity has {found_tokens} name tokens, expected {num_tokens}")
         if width is not None and found_width != width:
             raise ValueError(f"{path}: identity has width {found_width}, expected {width} (made for another model?)")
-        check_finite(embedding, f"{path}: {TENSOR_KEY}")
         return cls(
             embedding,
             label=metadata.get("label", path.stem),
@@ -164,6 +161,23 @@ class Identity:
             encoder=metadata.get("encoder", ""),
             metadata={key: value for key, value in metadata.items() if key not in HEADER_KEYS},
         )
+
+
+def _checked_embedding(embedding: torch.Tensor, path: Path) -> torch.Tensor:
+    """The file's tensor as an (N, D) float32 name; raises a ValueError naming ``path`` unless it is a floating-point
+    matrix, finite in float32 and not all zero (eq. 5 divides by its norm)."""
+    what = f"{path}: {TENSOR_KEY}"
+    if embedding.ndim != 2:
+        raise ValueError(f"{what} has shape {tuple(embedding.shape)}, expected (N, D)")
+    if not embedding.is_floating_point():
+        raise ValueError(f"{what} has dtype {embedding.dtype}, expected a floating-point name (float32, float16, ...)")
+    check_finite(embedding, what)
+    if not bool(torch.isfinite(embedding.float()).all()):
+        raise ValueError(f"{what} holds values beyond float32's range (largest {embedding.abs().max().item():.3g})")
+    embedding = embedding.float()
+    if not bool(embedding.any()):
+        raise ValueError(f"{what} is all zeros, expected a name (an all-zero name cannot be scaled to norm η, eq. 5)")
+    return embedding
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
@@ -60,15 +62,35 @@ def _one_image(image: object, argument: str) -> Image.Image | torch.Tensor:
 
 
 def load_image(path: str | Path, argument: str = "image") -> Image.Image:
-    """Opens and fully decodes an image file as RGB."""
+    """Opens and fully decodes an image file as RGB.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming ``argument`` and the file: not an image, truncated, or more pixels than
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (PIL's guard against decompression bombs, here an error from that limit on).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{argument}: image file {str(path)!r} does not exist")
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")  # convert() decodes the whole file: truncated data fails here
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.convert("RGB")  # convert() decodes the whole file: truncated data fails here
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(_too_large(path, argument, error)) from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{argument}: {str(path)!r} is not a readable image file ({error})") from error
+
+
+def _too_large(path: Path, argument: str, error: Exception) -> str:
+    """The message for an image beyond PIL's pixel limit, with its pixel count as PIL's message gives it."""
+    count = re.search(r"\((\d+) pixels\)", str(error))
+    found = f"{int(count[1]):,} pixels" if count else str(error)
+    return (
+        f"{argument}: {str(path)!r} is too large: expected at most {Image.MAX_IMAGE_PIXELS:,} pixels "
+        f"(PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs), found {found}; downscale it"
+    )
 
 
 def image_grid(rows: Sequence[Sequence[Image.Image]], gap: int = 0) -> Image.Image:

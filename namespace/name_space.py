@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from .checks import check_name_tensor, check_same_layout
+from .checks import check_delta, check_eta, check_finite, check_name_tensor, check_same_layout
 
 InterpolationMethod = Literal["lerp", "slerp"]
 
@@ -87,31 +87,33 @@ def guide(name: torch.Tensor, mean: torch.Tensor, delta: float) -> torch.Tensor:
     name = check_name_tensor(name, "name")
     mean = check_name_tensor(mean, "mean", allow_batch=False)
     check_same_layout(name, mean, "name", "mean")
-    return mean + float(delta) * (name - mean)
+    return mean + check_delta(delta) * (name - mean)
 
 
 def normalize(name: torch.Tensor, eta: float | torch.Tensor) -> torch.Tensor:
     """Norm scaling (eq. 5): ``F'' = η·F' / ‖F'‖``, the Frobenius norm over each identity's whole (N, D) tensor.
 
+    The norm is taken in float64: a float32 name whose entries reach ~1e17 has a norm beyond float32's range.
+
     Args:
-        name: (N, D) or (B, N, D) name embeddings.
-        eta: target norm η, a number or a (B,) tensor (one per identity).
+        name: (N, D) or (B, N, D) name embeddings, finite.
+        eta: target norm η > 0, a number or a (B,) tensor (one per identity).
 
     Returns:
-        Tensor of the shape of ``name``; each (N, D) slice has norm η.
+        Tensor of the shape and dtype of ``name``; each (N, D) slice has norm η.
     """
     name = check_name_tensor(name, "name")
-    norms = torch.linalg.vector_norm(name, dim=(-2, -1), keepdim=True)  # (B, 1, 1) or (1, 1)
-    if bool((norms == 0).any()):
-        raise ValueError("name: cannot scale an all-zero name embedding to a norm (eq. 5 divides by its norm)")
-    eta = torch.as_tensor(eta, dtype=name.dtype, device=name.device)
+    eta = check_eta(eta)
     if eta.ndim == 1 and name.ndim == 3 and eta.shape[0] == name.shape[0]:
         eta = eta[:, None, None]
     elif eta.ndim != 0:
         raise ValueError(f"eta: expected a number or one value per identity, got shape {tuple(eta.shape)}")
-    if bool((eta <= 0).any()):
-        raise ValueError(f"eta: expected a positive norm, got {eta.flatten().tolist()}")
-    return eta * name / norms
+    check_finite(name, "name")
+    wide = name.double()
+    norms = torch.linalg.vector_norm(wide, dim=(-2, -1), keepdim=True)  # (B, 1, 1) or (1, 1)
+    if bool((norms == 0).any()):
+        raise ValueError("name: cannot scale an all-zero name embedding to a norm (eq. 5 divides by its norm)")
+    return (eta.to(name.device) * wide / norms).to(name.dtype)
 
 
 def interpolate(

@@ -37,6 +37,28 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def wait_until_serving(server, url: str, log: Path, seconds: float = 180) -> None:
+    """Waits until ``url`` answers 200 (straight to 127.0.0.1, no proxy); fails with the server's log if it exits
+    or stays silent for ``seconds``."""
+    import time
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + seconds
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with opener.open(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server did not answer on {url} in {seconds:.0f} s:\n{log.read_text()}")
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def tiny_towers(tmp_path_factory):
     """Tiny towers pre-trained on synthetic people (about 25 s): tower configs with local checkpoint paths."""

@@ -1,22 +1,24 @@
 """``magicnaming app`` in a real browser: the app served on 127.0.0.1 with the tiny test models (a subprocess, as a
 user starts it), driven by Playwright with Debian's Chromium (no browser download): photos → identities, an image,
-a two-panel story, an error in the page. Screenshots go to a folder under tmp_path; with
-MAGICNAMING_SCREENSHOTS=docs the story's is also copied to docs/app.png (the README's screenshot)."""
+a two-panel story, an error in the page; the page asks no host but 127.0.0.1 for anything (the app turns Gradio's
+analytics off itself: the test does not). Screenshots go to a folder under tmp_path; with MAGICNAMING_SCREENSHOTS=docs
+the story's is also copied to docs/app.png (the README's screenshot)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from namespace.faces import face_stack_installed
+
+from .conftest import free_port, wait_until_serving
 
 pytest.importorskip("gradio")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -28,36 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_MS = 60_000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app")
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "namespace.cli", "app", "--pipeline", "tiny", "--port", str(port)]
     command += ["--library", str(folder / "library"), "--outputs", str(folder / "outputs")]
-    env = os.environ | {"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(folder / "gradio")}
+    env = os.environ | {"GRADIO_TEMP_DIR": str(folder / "gradio")}
     log = (folder / "app.log").open("w")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the app exited with {server.returncode}:\n{(folder / 'app.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not answer on {url} in 120 s:\n{(folder / 'app.log').read_text()}")
-            time.sleep(0.5)
+        wait_until_serving(server, url, folder / "app.log")
         yield url, folder
     finally:
         server.terminate()
@@ -111,6 +95,8 @@ def test_app_in_a_browser(app_url, tmp_path):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
+        requested = []  # every URL the page asks for: fonts, scripts, images, the API
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(url)
 
         # Identities: an error in the page (no photos), then two identities from photos
@@ -144,7 +130,7 @@ def test_app_in_a_browser(app_url, tmp_path):
         page.get_by_role("button", name="Generate", exact=True).click()
         assert _image_width(page, "#generate-image") > 0
         page.screenshot(path=shots / "generate.png", full_page=True)
-        written = sorted((folder / "outputs").glob("*-generate-*.json"))
+        written = sorted((folder / "outputs").glob("*-generate*.json"))
         assert len(written) == 1 and '"label": "alice"' in written[0].read_text()
 
         # Story: alice and bob, the example storyline of two sentences → two panels → a page
@@ -159,6 +145,8 @@ def test_app_in_a_browser(app_url, tmp_path):
         page.screenshot(path=shots / "story.png", full_page=True)
         assert len(list((folder / "outputs").glob("story-*/panels/*.png"))) == 2
         browser.close()
+    elsewhere = [url for url in requested if urllib.parse.urlsplit(url).hostname not in (None, "127.0.0.1")]
+    assert requested and elsewhere == []
     if os.environ.get("MAGICNAMING_SCREENSHOTS") == "docs":
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copy(shots / "story.png", ROOT / "docs/app.png")

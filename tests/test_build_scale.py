@@ -60,13 +60,15 @@ def test_measure_sees_reaped_children_and_the_live_tree(tmp_path):
 
 
 def test_benchmark_reports_each_stage_at_each_size(tmp_path):
-    """Two tiny sizes through the match stage (the whole build is the benchmark's own run, minutes long)."""
+    """Two tiny sizes through the match stage (the whole build is the benchmark's own run, minutes long), with a
+    relative --work and --json: each stage runs from its own log folder, yet they name the current folder's."""
     result_path = tmp_path / "scale.json"
     command = [sys.executable, str(ROOT / "benchmarks" / "build_scale.py"), "--sizes", "1,2", "--base-photos", "120",
-               "--rows-per-photo", "5", "--until", "match", "--work", str(tmp_path / "work"), "--json",
-               str(result_path)]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900)  # ~40 s on 2 idle cores
+               "--rows-per-photo", "5", "--until", "match", "--work", "work", "--json", "scale.json"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # ~40 s on 2 idle cores
     assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scale.json", "work"]
+    assert (tmp_path / "work/build-2x/work/match/_stage.json").is_file()
     result = json.loads(result_path.read_text())
     assert [(s["scale"], s["photos"], s["caption_rows"], s["people"]) for s in result["sizes"]] == [
         (1, 120, 600, 2),

@@ -42,3 +42,14 @@ def test_encoder_create_then_info(tmp_path, capsys):
     assert (
         summary["name_shape"] == [8, 80] and summary["head_parameters"] == 40 * 64 + 64 + 64 * 64 + 64 + 64 * 640 + 640
     )
+
+
+def test_encoder_create_refuses_an_existing_folder_unless_overwrite(tmp_path, capsys):
+    create = ["encoder", "create", "--config", "configs/encoder/tiny.yaml", "--output", str(tmp_path / "e")]
+    assert main(create) == 0
+    weights = (tmp_path / "e/model.safetensors").read_bytes()
+    assert main([*create, "--seed", "1"]) == 1
+    assert "--output: expected a new folder" in capsys.readouterr().err
+    assert (tmp_path / "e/model.safetensors").read_bytes() == weights  # untouched
+    assert main([*create, "--seed", "1", "--overwrite", "true"]) == 0
+    assert (tmp_path / "e/model.safetensors").read_bytes() != weights

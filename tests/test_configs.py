@@ -69,8 +69,9 @@ def test_config_parses_against_its_command(path):
         from namespace.inference.evaluation.commands import parse_evaluation
         from namespace.inference.evaluation.config import EvaluationConfig
 
-        config, output = parse_evaluation(["--config", str(path), "--output", "unused"])
+        config, output, overwrite = parse_evaluation(["--config", str(path), "--output", "unused"])
         assert isinstance(config, EvaluationConfig) and config.suite and config.methods and output.name == "unused"
+        assert overwrite is False
         return
     config = parse(command_for(path), path)
     if command_for(path) is create:

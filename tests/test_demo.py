@@ -30,7 +30,7 @@ ARGS: list[str] = []  # the demo's command line, set by the fixture
 def demo_output(tmp_path_factory, small_world, worlds, tiny_towers):
     output = tmp_path_factory.mktemp("demo") / "output"
     towers = json.dumps([{"model": t.model, "pretrained": t.pretrained, "embed_dim": t.embed_dim} for t in tiny_towers])
-    ARGS[:] = ["demo", "--config", str(ROOT / "configs/demo.yaml"), "--output", str(output), *SMALLER]
+    ARGS[:] = ["demo", "--output", str(output), *SMALLER]  # no --config: the defaults are a working run
     ARGS.extend(["--miniature_cache", str(worlds), "--towers", towers])
     # what a person sees in the terminal (file descriptors 1 and 2, the libraries' output too), kept beside it
     with output_to(output.parent / "terminal.txt"):
@@ -177,15 +177,55 @@ def test_bad_input_fails_clearly_and_touches_nothing(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
-def test_a_previous_demo_output_is_replaced(tmp_path):
+def test_a_previous_demo_output_is_replaced_only_with_overwrite(tmp_path):
     problems = []
     checks.prepare_output(tmp_path / "out")
     (tmp_path / "out/work").mkdir()
     (tmp_path / "out/metrics.json").write_text("{}")
-    checks.check_output(tmp_path / "out", problems)
-    assert problems == []  # the demo's own folder may be written again
+    checks.check_output(tmp_path / "out", False, problems)
+    assert problems == [
+        f"output: {str(tmp_path / 'out')!r} holds a previous demo output; pass --overwrite true to replace it, or "
+        "give a new folder"
+    ]
+    problems.clear()
+    checks.check_output(tmp_path / "out", True, problems)
+    assert problems == []  # the demo's own folder may be written again when asked
     checks.prepare_output(tmp_path / "out")
     assert [p.name for p in (tmp_path / "out").iterdir()] == [checks.MARKER]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/notes.txt").write_text("mine")
+    checks.check_output(tmp_path / "mine", True, problems)  # --overwrite never replaces a folder it did not write
+    assert problems and "is not a previous demo output" in problems[0]
+
+
+def test_the_bare_defaults_pass_every_check(tmp_path, capsys):
+    """``magicnaming demo`` with no settings is a working run: only the one bad setting given here is refused (the
+    checks gather every problem, so a default that failed one would be listed too)."""
+    assert main(["demo", "--output", str(tmp_path / "out"), "--threads", "0"]) == 1
+    error = capsys.readouterr().err
+    assert "error: threads: expected at least 1, got 0\n" in error
+    assert error.count("expected") == 1 and not (tmp_path / "out").exists()
+
+
+def test_the_demo_config_holds_the_defaults():
+    """configs/demo.yaml lists every setting at the function's default (it documents them; it changes nothing)."""
+    import inspect
+    from dataclasses import asdict
+
+    import yaml
+
+    from namespace.demo.run import DEFAULT_PROMPTS, _default_data_configs, demo
+    from namespace.miniature.world import MiniatureWorldConfig
+
+    resolved = {"data_configs": _default_data_configs("miniature"), "prompts": DEFAULT_PROMPTS}
+    resolved |= {"miniature": asdict(MiniatureWorldConfig()), "eval_config": "configs/eval/demo.yaml"}
+    resolved |= {"train_configs": ["configs/train/tiny.yaml"], "train_args": []}
+    config = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
+    parameters = inspect.signature(demo).parameters
+    assert set(config) == set(parameters) - {"output", "command_line"}
+    for key, value in config.items():
+        default = parameters[key].default
+        assert value == resolved.get(key, default), key
 
 
 def test_the_method_is_visible_on_the_miniature_world(demo_output):
@@ -202,6 +242,14 @@ def test_the_method_is_visible_on_the_miniature_world(demo_output):
     assert m["prompt_followed_magicnaming"] >= 0.7 * m["prompt_followed_plain"]
     assert m["interpolation_monotonic"] >= 0.5
     assert m["likeness_unseen"] > m["likeness_unseen_baseline"]
+    # every headline figure with its spread over seeds: the mean is the figure, the per-seed values are its parts
+    for key in ("likeness_heldout", "likeness_plain", "prompt_followed_magicnaming", "mini_model_name_accuracy"):
+        spread = m["spread"][key]
+        assert spread["seeds"] == 4 and len(spread["per_seed"]) == 4, key
+        assert spread["mean"] == pytest.approx(m[key]) == pytest.approx(np.mean(spread["per_seed"])), key
+        assert spread["std"] == pytest.approx(np.std(spread["per_seed"], ddof=1)), key
+    assert m["spread"]["interpolation_monotonic"]["seeds"] == 6 and m["spread"]["interpolation_monotonic"]["std"] >= 0
+    assert m["interpolation_rank_correlation"] > 0.5  # the judge's similarity moves from A to B along the paths
 
 
 def test_the_demo_evaluation_scores_plain_against_magicnaming(demo_output):

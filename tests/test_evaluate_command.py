@@ -1,13 +1,15 @@
 """``magicnaming evaluate`` end to end on the full-size code path, offline: the tiny SDXL pipeline and encoder,
 IP-Adapter with random weights (plumbing only), real reference photos scored by the face stack, CLIP-TI with a tiny
-open_clip model that has the real tokenizer, FID/KID on a tiny tower's features; resumed without redrawing; bad input
-refused before anything is drawn."""
+open_clip model that has the real tokenizer, FID/KID on a tiny tower's features; resumed without redrawing; a finished
+evaluation refused without --overwrite; images reused by content, not by path; bad input refused before anything is
+drawn."""
 
 import json
 import shutil
 
 import pytest
 import yaml
+from PIL import Image
 
 from namespace.cli import main
 from namespace.testing.ip_adapter import RANDOM_WEIGHT_NAME, save_random_ip_adapter
@@ -70,10 +72,14 @@ def test_evaluate_writes_every_metric_and_resumes(setup):
     assert not (output / "tradeoff.png").exists()  # no face in any image: no similarity to plot against CLIP-TI
     pngs = sorted(output.glob("images/**/*.png"))
     assert len(pngs) == results["images"] and all(p.with_suffix(".json").is_file() for p in pngs)
+    assert results["reused_images"] == []
     stamps = {p: p.stat().st_mtime_ns for p in pngs}
+    (output / "results.json").unlink()  # as a run killed before its end leaves it: an unfinished evaluation
     assert main(["evaluate", "--config", str(setup / "eval.yaml"), "--output", str(output)]) == 0
     assert {p: p.stat().st_mtime_ns for p in pngs} == stamps  # resumed: nothing redrawn
-    assert json.loads((output / "results.json").read_text())["methods"] == results["methods"]
+    resumed = json.loads((output / "results.json").read_text())
+    assert resumed["methods"] == results["methods"]
+    assert sorted(resumed["reused_images"]) == [str(p.relative_to(output)) for p in pngs]  # every image reused
 
 
 def test_bad_input_is_refused_before_anything_is_drawn(setup, tmp_path, capsys):
@@ -95,3 +101,46 @@ def test_a_person_without_a_face_in_any_reference_photo_is_refused_before_drawin
     assert main([*args, "--reference_folders", str(tmp_path / "people"), "--methods", "[plain, magicnaming]"]) == 1
     assert "--references[0] (wall): no face found in any of its 1 reference photos" in capsys.readouterr().err
     assert not (tmp_path / "out" / "images").exists()
+
+
+def evaluate(setup, output, *more):
+    return main(["evaluate", "--config", str(setup / "eval.yaml"), "--output", str(output), *more])
+
+
+def test_a_finished_evaluation_or_another_folder_is_refused_without_overwrite(setup, tmp_path, capsys):
+    cheap = ["--methods", "[plain]", "--sweep.delta", "[]", "--seeds", "[0]"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert evaluate(setup, other, *cheap) == 1
+    error = capsys.readouterr().err
+    assert f"--output: expected a new folder, {str(other)!r} already exists (a non-empty folder)" in error
+    assert "--overwrite" in error and not (other / "images").exists()
+    output = tmp_path / "out"
+    assert evaluate(setup, output, *cheap) == 0
+    finished = (output / "results.json").read_text()
+    assert evaluate(setup, output, *cheap) == 1 and "--output: expected a new folder" in capsys.readouterr().err
+    assert (output / "results.json").read_text() == finished
+    assert evaluate(setup, output, *cheap, "--seeds", "[0, 1]", "--overwrite", "true") == 0
+    replaced = json.loads((output / "results.json").read_text())
+    assert replaced["settings"]["seeds"] == [0, 1] and replaced["images"] == 2 * 2 * 2  # people × prompts × seeds
+    assert len(replaced["reused_images"]) == 2 * 2  # seed 0's images: the same settings, the same content
+
+
+def test_an_encoder_re_exported_into_the_same_folder_is_not_reused(setup, tmp_path, tiny_pipe):
+    from namespace.testing import tiny_name_encoder
+
+    encoder, output = tmp_path / "encoder", tmp_path / "out"
+    tiny_name_encoder(tiny_pipe, seed=0).save_pretrained(encoder)
+    cheap = ["--methods", "[plain, magicnaming]", "--sweep.delta", "[]", "--seeds", "[0]", "--encoder", str(encoder)]
+    assert evaluate(setup, output, *cheap) == 0
+    first = sorted(output.glob("images/magicnaming/**/*.png"))
+    pixels = {path: Image.open(path).tobytes() for path in first}
+    tiny_name_encoder(tiny_pipe, seed=1).save_pretrained(encoder)  # other weights, the same path and δ/η settings
+    assert evaluate(setup, output, *cheap, "--overwrite", "true") == 0
+    results = json.loads((output / "results.json").read_text())
+    assert sorted(results["reused_images"]) == sorted(
+        str(p.relative_to(output)) for p in output.glob("images/plain/**/*.png"))  # fmt: skip
+    assert sorted(output.glob("images/magicnaming/**/*.png")) == first  # the same files, drawn again
+    assert all(Image.open(path).tobytes() != pixels[path] for path in first)

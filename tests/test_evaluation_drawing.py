@@ -16,8 +16,9 @@ from namespace import Identity
 from namespace.inference import MagicNaming
 from namespace.inference.evaluation.config import EvaluationConfig, IPAdapterConfig, ReferenceConfig, SweepConfig
 from namespace.inference.evaluation.drawing import draw_images, generation_options, plan_jobs
+from namespace.inference.evaluation.fingerprints import encoder_sha256
 from namespace.inference.evaluation.inputs import check_evaluation, miniature_world, resolve_pipeline
-from namespace.inference.evaluation.methods import Person, Setting, build_methods, prepare_people
+from namespace.inference.evaluation.methods import Person, Setting, build_methods, prepare_people, reference_fingerprint
 from namespace.inference.evaluation.suite import PAPER_TASKS, PromptSuite, SuitePrompt, default_suite, load_suite
 from namespace.inference.loading import load_encoder, load_pipeline
 from namespace.miniature.captions import caption
@@ -271,6 +272,28 @@ class TestDrawing:
         pixels = [np.asarray(Image.open(image.path), dtype=float) for image in drawn]
         assert min(np.abs(pixels[0] - pixels[k]).mean() for k in (2, 4)) > 0.1  # same seed, other method
         assert naming.pipe.unet.encoder_hid_proj is None  # IP-Adapter unloaded after its batches
+
+    def test_other_photos_in_the_same_folder_redraw_the_methods_that_use_them(self, loaded, tmp_path):
+        _, checked, naming, people, methods = loaded
+        plain, magicnaming = methods[:2]
+        folder = tmp_path / "alma"
+        folder.mkdir()
+        for v in range(2):
+            synthetic_face(3, v, 64).save(folder / f"{v}.png")  # another person's photos, under alma's label
+        alma = dataclasses.replace(checked.references[0], photos=sorted(folder.iterdir()))
+        (other,) = prepare_people([alma], naming, check_faces=False)
+        assert other.references_sha256 != people[0].references_sha256
+        jobs = plan_jobs([plain, magicnaming], _small_suite(), people[:1], [0])
+        draw_images(jobs, [plain, magicnaming], people, tmp_path / "images", SMALL, 4, {"pipeline": "tiny"})
+        again = draw_images(jobs, [plain, magicnaming], [other], tmp_path / "images", SMALL, 4, {"pipeline": "tiny"})
+        assert [(image.settings["method"], image.drawn) for image in again] == [
+            ("plain", False), ("plain", False), ("magicnaming", True), ("magicnaming", True)]  # fmt: skip
+        assert again[2].settings["encoder_sha256"] == encoder_sha256(naming.encoder)
+
+    def test_an_identity_file_person_is_keyed_by_its_embedding(self):
+        identity = Identity(torch.ones(8, 80), "x")
+        first, moved = reference_fingerprint([], identity), reference_fingerprint([], Identity(torch.ones(8, 80) * 2))
+        assert first == reference_fingerprint([], Identity(torch.ones(8, 80), "renamed")) and first != moved
 
 
 def test_person_without_identity_is_refused_by_magicnaming(loaded):

@@ -43,6 +43,25 @@ def test_the_table_has_a_row_per_method_and_the_papers_column_groups():
     assert len(lines) == 4 and all(len(line.split("|")) == len(lines[0].split("|")) for line in lines)
 
 
+def test_the_spread_over_seeds_follows_the_table():
+    from namespace.inference.evaluation.report import markdown_table_html
+    from namespace.seed_spread import over_seeds
+
+    spread = {
+        "plain": {"clip_ti": over_seeds([29.0, 30.25]), "reference_similarity": over_seeds([0.1, 0.15])},
+        "magicnaming": {"clip_ti": over_seeds([28.0, 29.5]), "reference_similarity": over_seeds([0.85, 0.9]),
+                        "identity_consistency": over_seeds([0.9, 0.9])},
+    }  # fmt: skip
+    markdown = results_table(RESULTS | {"spread": spread})
+    assert "each of the 2 seeds scored alone (mean ± standard deviation over seeds)" in markdown
+    lines = markdown.splitlines()
+    assert lines[-4] == "| method | CLIP-TI | reference sim. | identity consistency |"
+    assert lines[-2] == "| plain | 29.6 ± 0.9 | 0.125 ± 0.035 | – |"
+    assert lines[-1] == "| magicnaming | 28.8 ± 1.1 | 0.875 ± 0.035 | 0.900 ± 0.000 |"
+    html = markdown_table_html(markdown)  # both tables and the line between them
+    assert html.count("<table>") == 2 and "<p>Over every task" in html and "<th>plain</th>" in html
+
+
 def test_the_tradeoff_plot_draws_each_setting_and_refuses_none(tmp_path):
     points = [
         {"delta": None, "eta": None, "clip_ti": 28.0, "reference_similarity": 0.8, "default": True},
@@ -67,3 +86,32 @@ def test_the_report_holds_the_table_the_plot_and_a_grid_per_task(tmp_path):
     text = path.read_text()
     assert "<img src='tradeoff.png'" in text and "<h2>Task: scene</h2>" in text and "<img src='grids/scene.png'" in text
     assert "<p class='note'>n1</p>" in text and "<code>magicnaming evaluate</code>" in text
+
+
+@pytest.mark.parametrize("killed_in", ["table.md", "report.html"])
+def test_a_run_killed_while_writing_leaves_no_results_and_no_partial_file(tmp_path, monkeypatch, killed_in):
+    """results.json is written last and every text file atomically: a killed run leaves no folder that loads."""
+    from pathlib import Path
+
+    from namespace.inference.evaluation.run import write_outputs
+
+    results = RESULTS | {"sweep": [], "notes": [], "settings": {}}
+    original = Path.write_text
+
+    class Killed(BaseException):
+        pass
+
+    def half_then_killed(self, text, *args, **kwargs):
+        if self.name == killed_in or self.name.startswith(f".{killed_in}.tmp"):  # in place, or its temporary name
+            original(self, text[: len(text) // 2])
+            raise Killed
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", half_then_killed)
+    with pytest.raises(Killed):
+        write_outputs(results, [], tmp_path, "magicnaming evaluate ...")
+    monkeypatch.undo()
+    left = sorted(path.name for path in tmp_path.rglob("*") if path.is_file())
+    assert "results.json" not in left and killed_in not in left and not [name for name in left if name[0] == "."]
+    write_outputs(results, [], tmp_path, "magicnaming evaluate ...")  # the resumed run finishes
+    assert {"results.json", "table.md", "report.html"} <= {path.name for path in tmp_path.iterdir()}

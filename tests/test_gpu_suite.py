@@ -6,8 +6,10 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -28,20 +30,27 @@ def load_suite():
 suite = load_suite()
 
 
-def run_script(*arguments: str) -> subprocess.CompletedProcess:
+def run_script(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MAGICNAMING_PROGRESS": "0"}
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, env=environment, cwd=ROOT
+        [sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, env=environment, cwd=cwd
     )
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """The whole suite, tiny, on the CPU, as a user would run it (about 20 s): (its process, its JSON)."""
-    path = tmp_path_factory.mktemp("suite") / "suite.json"
-    done = run_script("--device", "cpu", "--tiny", "--json", str(path), "--peak-tflops", "0.05", "--markdown")
+    """The whole suite, tiny, on the CPU, as a user would run it (about 20 s), from an empty folder and without
+    --json: (its process, its JSON, the JSON's path)."""
+    here = tmp_path_factory.mktemp("here")
+    done = run_script("--device", "cpu", "--tiny", "--peak-tflops", "0.05", "--markdown", cwd=here)
     assert done.returncode == 0, done.stderr[-3000:]
-    return done, json.loads(path.read_text()), path
+    summary = [line for line in done.stderr.splitlines() if line.startswith("suite: ") and " → " in line]
+    path = Path(summary[-1].rsplit(" → ", 1)[1])  # the summary line names the JSON
+    assert list(here.iterdir()) == []  # nothing written where it was started
+    assert path.name == "gpu_suite.json" and path.parent.name.startswith("gpu_suite-")
+    assert path.is_absolute() and path.is_relative_to(tempfile.gettempdir()) and not path.is_relative_to(ROOT)
+    yield done, json.loads(path.read_text()), path
+    shutil.rmtree(path.parent)
 
 
 def test_the_json_holds_every_figure_as_a_positive_number(tiny_run):

@@ -1,5 +1,7 @@
 """Identities: averaging references, identity files, and the files they refuse."""
 
+import re
+
 import pytest
 import torch
 from PIL import Image
@@ -53,6 +55,35 @@ def test_refuses_nan(tmp_path):
         ns.Identity.load(path)
     with pytest.raises(ValueError, match="embedding: expected finite values"):
         ns.Identity(embedding)
+
+
+HEADER = {"format": "magicnaming-identity", "format_version": "1"}
+
+
+@pytest.mark.parametrize(
+    "embedding, message",
+    [
+        (torch.ones(8, 16, dtype=torch.int32), r"name_embedding has dtype torch\.int32, expected a floating-point"),
+        (torch.ones(8, 16, dtype=torch.bool), r"name_embedding has dtype torch\.bool, expected a floating-point"),
+        (torch.zeros(8, 16), "name_embedding is all zeros, expected a name"),
+        (torch.full((8, 16), 1e300, dtype=torch.float64), "name_embedding holds values beyond float32's range"),
+    ],
+    ids=["int32", "bool", "all-zero", "float64-beyond-float32"],
+)
+def test_refuses_names_that_cannot_be_drawn_naming_the_file(tmp_path, embedding, message):
+    """An integer name used to fail with a TypeError that named no file, an all-zero one only at generation (eq. 5
+    divides by its norm), a float64 one beyond float32's range as an unnamed "embedding" of infinities."""
+    path = tmp_path / "bad.safetensors"
+    save_file({"name_embedding": embedding}, path, metadata=HEADER)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: {message}"):
+        ns.Identity.load(path)
+
+
+def test_a_float16_name_loads_as_float32(tmp_path):
+    path = tmp_path / "half.safetensors"
+    save_file({"name_embedding": torch.full((8, 16), 0.5, dtype=torch.float16)}, path, metadata=HEADER)
+    loaded = ns.Identity.load(path)
+    assert loaded.embedding.dtype == torch.float32 and torch.equal(loaded.embedding, torch.full((8, 16), 0.5))
 
 
 def test_refuses_files_that_are_not_identity_files(tmp_path):

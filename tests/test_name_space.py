@@ -99,8 +99,35 @@ class TestGuideAndNormalize:
     def test_normalize_errors(self):
         with pytest.raises(ValueError, match="all-zero"):
             ns.normalize(torch.zeros(8, 4), 1.0)
-        with pytest.raises(ValueError, match="eta: expected a positive norm"):
+        with pytest.raises(ValueError, match=r"eta: expected a finite name norm η > 0, got -1\.0"):
             ns.normalize(torch.ones(8, 4), -1.0)
+
+    @pytest.mark.parametrize("eta", [float("nan"), float("inf"), 0.0, torch.tensor([1.0, float("nan")])])
+    def test_normalize_refuses_a_nan_infinite_or_zero_eta(self, eta):
+        """NaN or inf used to give a NaN name, which draws an all-black image."""
+        with pytest.raises(ValueError, match="eta: expected a finite name norm η > 0"):
+            ns.normalize(torch.ones(2, 8, 4), eta)
+
+    @pytest.mark.parametrize("delta", [float("nan"), float("inf"), -float("inf")])
+    def test_guide_refuses_a_nan_or_infinite_delta(self, delta):
+        with pytest.raises(ValueError, match="delta: expected a finite name guidance δ, got"):
+            ns.guide(torch.ones(8, 4), torch.zeros(8, 4), delta)
+
+    def test_normalize_refuses_a_non_finite_name(self):
+        name = torch.ones(8, 4)
+        name[2, 1] = float("inf")
+        with pytest.raises(ValueError, match="name: expected finite values, found 1 NaN/inf entries of 32"):
+            ns.normalize(name, 1.0)
+
+    @pytest.mark.parametrize("scale", [1e18, 1e30, 1e-30])
+    def test_normalize_a_huge_or_tiny_float32_name(self, generator, scale):
+        """The Frobenius norm of 8 × 2048 float32 entries of 1e18 is beyond float32's range: in float32 it was inf
+        and the name came out all zero. The norm is taken in float64."""
+        name = torch.randn(8, 2048, generator=generator) * scale
+        out = ns.normalize(name, 7.0)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out.double().norm(), torch.tensor(7.0, dtype=torch.float64))
+        torch.testing.assert_close(out, ns.normalize(name / scale, 7.0))
 
 
 def numpy_slerp(a, b, t):

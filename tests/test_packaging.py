@@ -3,6 +3,7 @@ sdist and the wheel a release would upload (built here, offline), their contents
 
 import importlib.util
 import shutil
+import site
 import subprocess
 import sys
 import tarfile
@@ -128,3 +129,80 @@ def test_the_metadata_passes_twine_check(distributions):
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count("PASSED") == 2
+
+
+@pytest.fixture(scope="module")
+def regular_install(distributions, tmp_path_factory):
+    """A virtual environment holding the built wheel as ``pip install .`` leaves it: its own site-packages first, then
+    this environment's (the dependencies), as ``--system-site-packages`` would add a system's. Returns its bin/."""
+    _, wheel, _ = distributions
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    where = [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
+    purelib = subprocess.run(where, capture_output=True, text=True, check=True).stdout.strip()
+    # a path line of a .pth file runs none of that folder's own .pth files: this environment's editable install of
+    # magicnaming (its import finder) stays out, its dependencies come in
+    Path(purelib, "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)]
+    done = subprocess.run(install, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return venv / "bin", Path(purelib)
+
+
+IMPORT_STAGES = (
+    "import sys, namespace, namespace.inference, namespace.train, namespace.data_pipeline as d\n"
+    "print(repr(sys.path[0]), namespace.__file__, d.__file__)\n"
+    "print(any('editable' in type(finder).__module__ for finder in sys.meta_path))"
+)
+
+
+def test_a_regular_install_imports_the_stages_from_the_repository_root(regular_install):
+    """``pip install .`` then ``python`` in the checkout's root: the checkout's namespace/ shadows the installed one
+    (the current folder is first on sys.path), and its stages come from the folders beside it."""
+    bin_dir, _ = regular_install
+    done = subprocess.run([bin_dir / "python", "-c", IMPORT_STAGES], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    where, editable = done.stdout.splitlines()
+    assert where.split() == ["''", str(ROOT / "namespace/__init__.py"), str(ROOT / "data_pipeline/__init__.py")]
+    assert editable == "False"  # a regular install: no editable finder maps the stages
+
+
+def test_a_regular_install_imports_the_installed_stages_elsewhere(regular_install, tmp_path):
+    bin_dir, purelib = regular_install
+    done = subprocess.run([bin_dir / "python", "-c", IMPORT_STAGES], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    where, editable = done.stdout.splitlines()
+    assert where.split() == [
+        "''",
+        str(purelib / "namespace/__init__.py"),
+        str(purelib / "namespace/data_pipeline/__init__.py"),
+    ]
+    assert editable == "False"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("magicnaming --help", "generate"),
+        # python -m puts the current folder first on sys.path, as python -c does: the subcommands import the stages
+        ("python -m namespace.cli generate --help", "--device"),
+        ("python -m namespace.cli data sample --help", "--scratch"),
+    ],
+)
+def test_a_regular_install_runs_the_command_from_the_repository_root(regular_install, command, expected):
+    bin_dir, _ = regular_install
+    program, *arguments = command.split()
+    done = subprocess.run([bin_dir / program, *arguments], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert expected in done.stdout
+
+
+def test_the_checkout_finder_maps_the_stages_as_pyproject_does():
+    import namespace
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    stages = {name: folder for name, folder in package_dir.items() if name != "namespace"}
+    assert stages == {f"namespace.{stage}": stage for stage in namespace._STAGES}

@@ -358,6 +358,28 @@ class TestBadInput:
         with pytest.raises(ValueError, match="identity: expected one identity or 2"):
             naming.prompt_embeds(["a", "b"], [alice, alice, alice])
 
+    @pytest.mark.parametrize("value", [float("nan"), float("inf")])
+    def test_nan_or_infinite_delta_and_eta_are_refused(self, tiny_pipe, tiny_encoder, naming, alice, value):
+        """They used to give a NaN or infinite name, drawn as an all-black image with no error (the app's API too)."""
+        with pytest.raises(ValueError, match="delta: expected a finite name guidance δ, got"):
+            MagicNaming(tiny_pipe, tiny_encoder, delta=value)
+        with pytest.raises(ValueError, match="delta: expected a finite name guidance δ, got"):
+            naming.delta = value
+        with pytest.raises(ValueError, match="delta: expected a finite name guidance δ, got"):
+            naming.prompt_embeds("a person", alice, delta=value)
+        with pytest.raises(ValueError, match="eta: expected a finite name norm η > 0, got"):
+            naming("a person", alice, eta=value, **SMALL)
+        with pytest.raises(ValueError, match=r"eta: expected a finite name norm η > 0, got -1\.0"):
+            naming.name(alice, eta=-1.0)
+
+    def test_a_huge_finite_identity_is_scaled_to_eta_not_to_zero(self, naming, alice):
+        """8 × 80 float32 entries of ~1e19 have a norm beyond float32's range: the name used to come out all zero."""
+        huge = ns.Identity(alice.embedding / alice.embedding.abs().max() * 1e19)
+        name = naming.name(huge, delta=1.0, eta=5.0)
+        assert name.dtype == torch.float32
+        torch.testing.assert_close(name.double().norm(), torch.tensor(5.0, dtype=torch.float64))
+        torch.testing.assert_close(name, naming.name(alice, delta=1.0, eta=5.0))
+
 
 class TestEncoderPrecisionAndDelta:
     @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])

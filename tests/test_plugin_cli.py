@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from namespace import Identity
 from namespace.cli import main
@@ -181,3 +182,81 @@ def test_a_missing_relative_folder_is_not_taken_for_a_hub_id(folders, tmp_path, 
     assert f"--identities[0]: identity file '{tmp_path / 'a.safetensors'}' does not exist" in err
     assert main(["identity", "sample", "--encoder", "models/encoder", "--output", str(tmp_path)]) == 1
     assert "--encoder: 'models/encoder' is not a folder" in capsys.readouterr().err
+
+
+def zero_and_integer_identities(folder):
+    """Identity files of the tiny encoder's (8, 80) that cannot be drawn: all zero, and integer."""
+    header = {"format": "magicnaming-identity", "format_version": "1"}
+    zero, integer = folder / "zero.safetensors", folder / "integer.safetensors"
+    save_file({"name_embedding": torch.zeros(8, 80)}, zero, metadata=header)
+    save_file({"name_embedding": torch.ones(8, 80, dtype=torch.int64)}, integer, metadata=header)
+    return zero, integer
+
+
+def test_bad_identities_and_numbers_are_refused_before_any_model_loads(folders, tmp_path, capsys):
+    """An all-zero or integer identity file and a bad δ, η or seed used to fail only after the models loaded (or draw
+    black images), without naming the option; now one error lists them all, as typed, before loading. The parser
+    takes YAML's .nan and .inf, and 1e999, as floats."""
+    zero, integer = zero_and_integer_identities(tmp_path)
+    models = ["--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+    args = ["generate", *models, "--prompts", '["a", "b"]', "--output", str(tmp_path / "out"), *STEPS]
+    assert main([*args, "--identity", str(zero), "--eta", "-1", "--delta", ".nan", "--seed", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "error: 4 problems:" in err and "loading" not in err and "Traceback" not in err
+    assert f"--identity: {zero}: name_embedding is all zeros, expected a name" in err
+    assert "--eta: expected a finite name norm η > 0, got -1.0" in err
+    assert "--delta: expected a finite name guidance δ, got nan" in err
+    assert f"--seed: expected an integer from 0 to 2**64-1 (seed + k for k < 2, so at most {2**64 - 2}), got -1" in err
+    assert main([*args, "--identity", str(integer), "--eta", "1e999", "--seed", str(2**64 - 1)]) == 1
+    err = capsys.readouterr().err
+    assert f"--identity: {integer}: name_embedding has dtype torch.int64, expected a floating-point name" in err
+    assert "--eta: expected a finite name norm η > 0, got inf" in err and "--seed: expected" in err
+    assert not (tmp_path / "out").exists()
+
+    ends = json.dumps([str(zero), str(zero)])
+    assert main(["interpolate", *models, "--identities", ends, "--prompts", "a", "--delta", ".inf", *STEPS]) == 1
+    err = capsys.readouterr().err
+    assert f"--identities[0]: {zero}: name_embedding is all zeros" in err and "--delta: expected a finite" in err
+    assert "loading" not in err
+
+
+def test_generate_refuses_a_used_output_folder_unless_overwrite(folders, tmp_path, capsys):
+    """Images used to be written into any folder, mixed with (or over) what was there."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "007-00.png").write_bytes(b"an image of an earlier run")
+    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+    args += ["--references", str(folders / "ref0.png"), "--prompts", "a person", "--output", str(out), *STEPS]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"--output: expected a new folder, '{out}' already exists (a non-empty folder)" in err
+    assert "pass --overwrite" in err and "loading" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["007-00.png", "notes.txt"]
+    assert main([*args, "--overwrite", "true"]) == 0
+    written = ["000-00.json", "000-00.png", "identity.safetensors", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == written  # the earlier run's image is gone, the note stays
+
+
+def test_an_oversized_reference_image_is_named_without_a_traceback(folders, tmp_path, capsys):
+    """A 20000 × 20000 PNG used to end the command with PIL's DecompressionBombError traceback."""
+    huge = tmp_path / "huge.png"
+    Image.new("1", (20000, 20000)).save(huge)
+    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+    args += ["--references", str(huge), "--prompts", "a person", "--output", str(tmp_path / "out"), *STEPS]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    expected = f"error: --references[0]: '{huge}' is too large: expected at most {Image.MAX_IMAGE_PIXELS:,} pixels"
+    assert expected in err and "found 400,000,000 pixels; downscale it" in err and "loading" not in err
+
+
+def test_settings_are_strict_json(tmp_path):
+    """A NaN setting used to be written as ``NaN``, which strict JSON readers refuse; now nothing is written."""
+    from namespace.inference.commands import _write_image
+
+    image = Image.new("RGB", (8, 8))
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        _write_image(image, tmp_path / "000-00.png", {"delta": float("nan")})
+    assert list(tmp_path.iterdir()) == []
+    _write_image(image, tmp_path / "000-00.png", {"delta": 1.5})
+    assert json.loads((tmp_path / "000-00.json").read_text()) == {"delta": 1.5}

@@ -72,3 +72,37 @@ def test_cuda_generators_are_left_alone(generator):
     ns.NameSpaceStatistics.fit(spectrum_names(generator).cuda(), rank=3, exact_svd_limit=0)
     after = torch.cuda.get_rng_state_all()
     assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_reproducible_fixes_the_thread_count_and_restores_it(monkeypatch):
+    """A CPU matmul's float result depends on the threads sharing it; inside the block the count is fixed whatever
+    the caller had (and exported to spawned processes), and everything is restored after."""
+    import os
+
+    from namespace.seeding import reproducible
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    original = torch.get_num_threads()
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(256, 3000, generator=generator), torch.randn(3000, 512, generator=generator)
+    with reproducible(2):
+        assert torch.get_num_threads() == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+        assert torch.are_deterministic_algorithms_enabled()
+        inside_from_one = a @ b
+    torch.set_num_threads(2)
+    with reproducible(2):
+        inside_from_two = a @ b
+    torch.set_num_threads(1)
+    assert torch.equal(inside_from_one, inside_from_two)
+    assert torch.get_num_threads() == 1 and "OMP_NUM_THREADS" not in os.environ
+    assert not torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(original)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_reproducible_refuses_a_bad_thread_count(threads):
+    from namespace.seeding import reproducible
+
+    with pytest.raises(ValueError, match="threads: expected a whole number of at least 1"), reproducible(threads):
+        pass

@@ -1,9 +1,8 @@
-"""magicnaming story: the storyline parser, the panel file, the LLM parser (a chat-completions server on 127.0.0.1),
-the page layout, and the command end to end on the tiny offline models."""
+"""magicnaming story: the storyline parser, the panel file, the page layout, the caps on a story, and the command end
+to end on the tiny offline models (the LLM parser: test_story_llm.py)."""
 
+import itertools
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy
 import pytest
@@ -17,16 +16,22 @@ from namespace.inference import MagicNaming
 from namespace.inference.loading import load_encoder, load_pipeline
 from namespace.inference.story import (
     Character,
-    LLMConfig,
     Panel,
     layout_pages,
     panels_from_yaml,
     panels_to_yaml,
     parse_storyline,
-    parse_with_llm,
     styled_prompts,
+    write_story,
 )
-from namespace.inference.story.page import PAPER
+from namespace.inference.story.config import (
+    MAX_PANEL_TEXT_CHARS,
+    MAX_PANELS,
+    MAX_PROMPT_CHARS,
+    MAX_SENTENCE_CHARS,
+    MAX_STORYLINE_CHARS,
+)
+from namespace.inference.story.page import PAPER, _font, wrap_caption
 from namespace.testing import synthetic_face
 
 CAST = [
@@ -116,86 +121,6 @@ def test_a_panel_naming_an_unknown_person_is_an_error():
         panels_from_yaml("panels:\n- {prompt: <mira> sits, caption: x}\n", CAST)
 
 
-# -- the LLM parser: a chat-completions server on 127.0.0.1 (no language model runs) ---------------------------------
-
-
-class ChatServer:
-    """Speaks the chat-completions protocol on 127.0.0.1 and answers a canned reply; keeps what it was sent."""
-
-    def __init__(self, reply: str, status: int = 200) -> None:
-        self.requests = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                answer = {"id": "x", "object": "chat.completion", "model": body["model"],
-                          "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                       "finish_reason": "stop"}]}  # fmt: skip
-                data = json.dumps(answer if status == 200 else {"error": {"message": "model overloaded"}}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def chat_server():
-    servers = []
-
-    def start(reply, status=200):
-        servers.append(ChatServer(reply, status))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def test_llm_parser_through_an_openai_compatible_endpoint(chat_server, monkeypatch):
-    panels = [{"sentence": "Mira met Nils.", "prompt": "<mira> shaking hands with <nils>", "people": ["mira", "nils"]},
-              {"sentence": "She smiled.", "prompt": "<mira> smiling", "people": ["mira"]}]  # fmt: skip
-    server = chat_server("Here you go:\n```json\n" + json.dumps({"panels": panels}) + "\n```")
-    monkeypatch.setenv("STORY_TEST_KEY", "sk-test")
-    llm = LLMConfig(base_url=server.url + "/", model="tiny-chat", api_key_env="STORY_TEST_KEY")
-    parsed = parse_with_llm("Mira met Nils. She smiled.", CAST, llm)
-    assert [(p.sentence, p.prompt, p.people) for p in parsed] == [tuple(p.values()) for p in panels]
-    (request,) = server.requests
-    assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-test"
-    assert request["body"]["model"] == "tiny-chat" and request["body"]["temperature"] == 0.0
-    system, user = request["body"]["messages"]
-    assert system["role"] == "system" and "<label>" in system["content"]
-    assert "<mira>: Mira Okonkwo (she)" in user["content"] and user["content"].endswith("Mira met Nils. She smiled.")
-
-
-def test_llm_parser_errors(chat_server):
-    bad = chat_server(json.dumps({"panels": [{"prompt": "<mira> and <zoe>", "sentence": "x"}]}))
-    with pytest.raises(ValueError, match="llm: the panels of model 'm': panels\\[0\\] names an unknown person 'zoe'"):
-        parse_with_llm("Mira met Zoe.", CAST, LLMConfig(bad.url, "m", api_key_env=None))
-    prose = chat_server("I cannot help with that.")
-    with pytest.raises(ValueError, match="did not answer JSON panels"):
-        parse_with_llm("Mira sat.", CAST, LLMConfig(prose.url, "m", api_key_env=None))
-    failing = chat_server("", status=503)
-    with pytest.raises(OSError, match=r"answered HTTP 503: .*model overloaded"):
-        parse_with_llm("Mira sat.", CAST, LLMConfig(failing.url, "m", api_key_env=None))
-    with pytest.raises(ValueError, match="storyline: expected at least one sentence"):
-        parse_with_llm("  ", CAST, LLMConfig(failing.url, "m"))
-    assert len(failing.requests) == 1  # the empty storyline never reached the endpoint
-
-
 # -- the page --------------------------------------------------------------------------------------------------------
 
 
@@ -220,6 +145,61 @@ def test_page_layout_grid_gutters_and_captions():
     assert pages[1].getpixel((10 + 64 + 10 + 32, 10 + 32)) == PAPER  # page 2 holds one panel: the rest is paper
     with pytest.raises(ValueError, match="captions: expected one per panel \\(5\\), got 1"):
         layout_pages(images, ["x"])
+
+
+class MeasuredFont:
+    """Pillow's own caption font, counting the characters it is asked to measure (the wrapping's work)."""
+
+    def __init__(self, size: int = 14) -> None:
+        self.font, self.measured = _font(size), 0
+
+    def getlength(self, text: str) -> float:
+        self.measured += len(text)
+        return self.font.getlength(text)
+
+
+@pytest.mark.parametrize("caption", ["w" * 8000, " ".join(["w" * 2000] * 4), "Mira walked " * 700])
+def test_caption_wrapping_is_linear_and_breaks_words_wider_than_a_line(caption):
+    font = MeasuredFont()
+    lines = wrap_caption(caption, font, 64, 3)
+    # the old wrapping measured the cut line one character shorter at a time: 2000² / 2 characters for 4 long words
+    assert font.measured < 3 * len(caption), font.measured
+    assert len(lines) == 3 and lines[-1].endswith("…")
+    assert all(font.font.getlength(line) <= 64 for line in lines)  # a long word is broken, not drawn off the panel
+    assert wrap_caption("Mira walked", font, 200, 3) == ["Mira walked"]
+
+
+def test_a_story_is_capped_before_anything_is_drawn():
+    sentence = "Mira sat on the beach. "
+    with pytest.raises(ValueError, match=f"storyline: expected at most {MAX_PANELS} sentences .*got {MAX_PANELS + 1}"):
+        parse_storyline(sentence * (MAX_PANELS + 1), CAST)
+    assert len(parse_storyline(sentence * MAX_PANELS, CAST)) == MAX_PANELS
+    long = "Mira " + "a" * MAX_SENTENCE_CHARS + "."
+    with pytest.raises(ValueError, match=f"sentence 2 .* has {len(long)} characters, expected at most "
+                                         f"{MAX_SENTENCE_CHARS}"):  # fmt: skip
+        parse_storyline("Mira sat. " + long, CAST)
+    with pytest.raises(ValueError, match=f"storyline: expected text of at most {MAX_STORYLINE_CHARS} characters"):
+        parse_storyline(" " * (MAX_STORYLINE_CHARS + 1) + "Mira sat.", CAST)
+    rows = [{"prompt": "<mira> sits"}] * (MAX_PANELS + 1)
+    with pytest.raises(ValueError, match=f"--panels x.yaml: panels: expected at most {MAX_PANELS} panels"):
+        panels_from_yaml(yaml.safe_dump({"panels": rows}), CAST, "--panels x.yaml")
+    rows = [{"prompt": "<mira> " + "p" * MAX_PROMPT_CHARS, "sentence": "s" * (MAX_SENTENCE_CHARS + 1)}]
+    with pytest.raises(ValueError) as error:
+        panels_from_yaml(yaml.safe_dump({"panels": rows}), CAST, "--panels x.yaml")
+    assert f"panels[0].sentence: expected at most {MAX_SENTENCE_CHARS} characters, got {MAX_SENTENCE_CHARS + 1}" in (
+        str(error.value)
+    )
+    assert f"panels[0].prompt: expected at most {MAX_PROMPT_CHARS} characters, got {MAX_PROMPT_CHARS + 7}" in (
+        str(error.value)
+    )
+    with pytest.raises(ValueError, match=f"expected at most {MAX_PANEL_TEXT_CHARS} characters of panels"):
+        panels_from_yaml("#" * (MAX_PANEL_TEXT_CHARS + 1), CAST)
+    levels = "abcdefghi"  # each a list of ten of the one before: 10⁹ items once expanded
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{level}: &{level} [{', '.join([f'*{below}'] * 10)}]\n" for below, level in itertools.pairwise(levels)
+    )
+    with pytest.raises(ValueError, match=r"panels\[0\].sentence: expected text, got list"):  # never str()'d
+        panels_from_yaml(bomb + "panels:\n- {prompt: <mira> sits, sentence: *i}\n", CAST)
 
 
 # -- the command end to end on the tiny offline models ---------------------------------------------------------------
@@ -274,10 +254,11 @@ def test_story_parse_only_then_draw_the_edited_panels(models, tmp_path):
     assert [p["prompt"] for p in body["panels"]] == ["<mira> walked on the beach", "<nils> waved at <mira>",
                                                      "<mira> smiled"]  # fmt: skip
     body["panels"][2] |= {"prompt": "<mira> and <nils> dancing", "people": ["mira", "nils"], "seed": 99}
-    edited = tmp_path / "edited.yaml"
-    edited.write_text(yaml.safe_dump(body))
+    edited = out / "panels.yaml"  # edited in place, drawn into its own folder: the round trip needs no --overwrite
+    edited.write_text("# my edits\n" + yaml.safe_dump(body))
 
     assert main(["story", "--config", str(config), "--output", str(out), "--panels", str(edited)]) == 0
+    assert edited.read_text().startswith("# my edits\n")  # kept as the user wrote it
     assert sorted(p.name for p in (out / "panels").iterdir()) == [f"panel-{i:03d}.{e}" for i in range(3)
                                                                   for e in ("json", "png")]  # fmt: skip
     pages = [Image.open(out / name) for name in ("page-01.png", "page-02.png")]
@@ -325,3 +306,47 @@ def test_story_errors_before_drawing(models, tmp_path, capsys):
     assert main(["story", "--config", str(config), "--output", str(out), "--panels", str(panels)]) == 1
     assert "panels[0] names an unknown person 'zoe'" in capsys.readouterr().err
     assert not out.exists()  # every error came before a model loaded or a file was written
+
+
+def test_a_rerun_never_replaces_an_edited_panel_file_and_overwrite_leaves_nothing_stale(models, tmp_path, capsys):
+    config, out = story_config(models, tmp_path), tmp_path / "out"
+    assert main(["story", "--config", str(config), "--output", str(out), "--parse-only"]) == 0
+    panels_yaml = out / "panels.yaml"
+    panels_yaml.write_text(panels_yaml.read_text().replace("<mira> smiled", "<mira> smiled, EDITED"))
+    capsys.readouterr()
+    for extra in (["--parse-only"], []):  # a re-parse, and a draw of the storyline, would both replace it
+        assert main(["story", "--config", str(config), "--output", str(out), *extra]) == 1
+        error = capsys.readouterr().err
+        assert f"--output: '{panels_yaml}' already exists and may hold your edits" in error
+        assert f"draw it with --panels {panels_yaml}, or pass --overwrite" in error
+        assert "EDITED" in panels_yaml.read_text() and sorted(p.name for p in out.iterdir()) == ["panels.yaml"]
+
+    # the edited file drawn into its folder; a redraw needs --overwrite, which keeps the file as edited and leaves
+    # none of the longer story's panels or pages behind
+    draw = ["story", "--config", str(config), "--output", str(out), "--panels", str(panels_yaml)]
+    assert main(draw) == 0 and len(list((out / "panels").iterdir())) == 6 and (out / "page-02.png").is_file()
+    body = yaml.safe_load(panels_yaml.read_text())
+    panels_yaml.write_text("# one panel left\n" + yaml.safe_dump({"panels": body["panels"][2:]}))
+    assert main(draw) == 1
+    assert "already holds a drawn story; pass --overwrite to redraw" in capsys.readouterr().err
+    assert main([*draw, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["page-01.png", "panels", "panels.yaml", "story.json",
+                                                     "story.pdf"]  # fmt: skip
+    assert sorted(p.name for p in (out / "panels").iterdir()) == ["panel-000.json", "panel-000.png"]
+    assert panels_yaml.read_text().startswith("# one panel left\n") and "EDITED" in panels_yaml.read_text()
+    # a re-parse with --overwrite replaces the folder whole: the parsed panels.yaml alone
+    assert main(["story", "--config", str(config), "--output", str(out), "--parse-only", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["panels.yaml"] and "EDITED" not in panels_yaml.read_text()
+
+
+def test_write_story_refuses_an_existing_folder_unless_overwrite(tmp_path):
+    panels = [Panel("Mira sat.", "<mira> sat", ["mira"])]
+    drawn = [(Image.new("RGB", (8, 8)), {"panel": 0})]
+    pages = layout_pages([drawn[0][0]], ["Mira sat."], panel_size=8)
+    (tmp_path / "story").mkdir()  # an empty folder (the app makes one per story) counts as new
+    files = write_story(tmp_path / "story", panels, drawn, pages, {"seed": 0})
+    assert files.pages == [tmp_path / "story/page-01.png"] and files.panels_yaml.is_file()
+    with pytest.raises(FileExistsError, match=r"output: expected a new folder, .* already exists"):
+        write_story(tmp_path / "story", panels, drawn, pages, {"seed": 0})
+    write_story(tmp_path / "story", panels, drawn + drawn, pages, {"seed": 1}, overwrite=True)
+    assert json.loads(files.settings.read_text())["seed"] == 1 and len(list((tmp_path / "story/panels").iterdir())) == 4

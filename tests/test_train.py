@@ -200,3 +200,71 @@ def test_the_sharded_name_index_merged_equals_one_index_of_all_names(world):
     assert expected[0, :2].tolist() == [3, 7]  # the query equal to name 3 finds it first, its copy second
     similarity = normalised @ torch.nn.functional.normalize(names.flatten(1).float(), dim=1).T  # (T, M) brute force
     torch.testing.assert_close(similarity.gather(1, expected), similarity.topk(5).values)  # the true top 5, in order
+
+
+class TestExportWrites:
+    """``train export``: an existing folder is refused without --overwrite, and a killed export leaves nothing."""
+
+    @staticmethod
+    def checkpoint(path, seed):
+        """A checkpoint as ``NameEncoderModule`` writes it (its encoder's config and ``encoder.*`` weights)."""
+        from namespace.testing import tiny_name_encoder
+
+        encoder = tiny_name_encoder(seed=seed, load_towers=False)
+        state = {f"encoder.{name}": tensor for name, tensor in encoder.exported_state().items()}
+        torch.save({"hyper_parameters": {"encoder": encoder.config.to_dict()}, "state_dict": state}, path)
+        return path, encoder.exported_state()
+
+    @staticmethod
+    def same_weights(folder, expected):
+        loaded = NameEncoder.from_pretrained(folder, load_towers=False).exported_state()
+        return loaded.keys() == expected.keys() and all(torch.equal(loaded[k], expected[k]) for k in expected)
+
+    def test_an_existing_folder_is_refused_then_overwritten_whole(self, tmp_path, capsys):
+        first, first_weights = self.checkpoint(tmp_path / "first.ckpt", seed=0)
+        second, second_weights = self.checkpoint(tmp_path / "second.ckpt", seed=1)
+        output = tmp_path / "encoder"
+        assert main(["train", "export", "--checkpoint", str(first), "--output", str(output)]) == 0
+        (output / "notes.txt").write_text("mine")
+        again = ["train", "export", "--checkpoint", str(second), "--output", str(output)]
+        capsys.readouterr()
+        assert main(again) == 1
+        error = capsys.readouterr().err
+        assert f"--output: expected a new folder, {str(output)!r} already exists (a non-empty folder)" in error
+        assert "--overwrite" in error and self.same_weights(output, first_weights)  # untouched
+        assert main([*again, "--overwrite", "true"]) == 0
+        assert self.same_weights(output, second_weights) and not (output / "notes.txt").exists()  # replaced whole
+
+    @pytest.mark.parametrize("existing", [False, True])
+    def test_a_killed_export_leaves_no_folder_that_loads_and_no_partial_files(self, existing, tmp_path, monkeypatch):
+        from pathlib import Path
+
+        from namespace.train.export import export
+
+        first, first_weights = self.checkpoint(tmp_path / "first.ckpt", seed=0)
+        second, _ = self.checkpoint(tmp_path / "second.ckpt", seed=1)
+        output = tmp_path / "out" / "encoder"
+        output.parent.mkdir()
+        if existing:
+            export(first, output)
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+        class Killed(BaseException):
+            pass
+
+        def killed_in_the_config(self, text, *args, **kwargs):  # the weights are written, half the config is
+            if self.name == "config.json" or self.name.startswith(".config.json.tmp"):  # in place or temporary
+                write_text(self, text[: len(text) // 2])
+                raise Killed
+            return write_text(self, text, *args, **kwargs)
+
+        write_text = Path.write_text
+        monkeypatch.setattr(Path, "write_text", killed_in_the_config)
+        with pytest.raises(Killed):
+            export(second, output, overwrite=True)
+        monkeypatch.undo()
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no partial file anywhere
+        if existing:
+            assert self.same_weights(output, first_weights)  # the previous export, whole
+        else:
+            assert not output.exists()

@@ -2,7 +2,8 @@
 
 The folder holds the head and the dataset's name statistics (``name_mean``, ``name_norm``, PCA), which the module
 stored in the encoder's buffers when training started, and the name guidance δ the module calibrated at its latest
-validation (``name_delta``). Checkpoints are read with ``torch.load(weights_only=True)``.
+validation (``name_delta``). Checkpoints are read with ``torch.load(weights_only=True)``. The folder is written whole
+(``NameEncoder.save_pretrained``): a killed export leaves no folder that loads.
 """
 
 from __future__ import annotations
@@ -13,21 +14,27 @@ import lightning as L
 import torch
 
 from namespace import NameEncoder, NameEncoderConfig
+from namespace.files import output_problems
 
 
-def export(checkpoint: Path, output: Path) -> Path:
+def export(checkpoint: Path, output: Path, overwrite: bool = False) -> Path:
     """Writes the encoder of a ``magicnaming train fit`` checkpoint to ``output``.
 
     Args:
         checkpoint: a Lightning checkpoint (``.ckpt``).
-        output: the encoder folder to write.
+        output: the encoder folder to write (new, or empty).
+        overwrite: replace an existing ``output`` folder whole (otherwise it is refused).
     """
     checkpoint = Path(checkpoint)
+    problems = []
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint: {str(checkpoint)!r} does not exist")
+        problems.append(f"--checkpoint: {str(checkpoint)!r} does not exist")
+    problems += output_problems(output, "--output", overwrite, folder=True)
+    if problems:
+        raise ValueError("\n".join(problems))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if "encoder" not in state.get("hyper_parameters", {}):
-        raise ValueError(f"checkpoint: {checkpoint} was not written by magicnaming's NameEncoderModule")
+        raise ValueError(f"--checkpoint: {checkpoint} was not written by magicnaming's NameEncoderModule")
     config = NameEncoderConfig.from_dict(state["hyper_parameters"]["encoder"])
     encoder = NameEncoder(config, load_towers=False)
     prefix = "encoder."

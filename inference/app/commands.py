@@ -9,6 +9,9 @@ from pathlib import Path
 from namespace.cli import run_command
 from namespace.files import cache_dir
 
+# events served at once; they take turns on the one pipeline an image (a story panel) at a time
+CONCURRENT_EVENTS = 4
+
 
 def app(
     encoder: str | None = None,
@@ -17,6 +20,10 @@ def app(
     outputs: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 7860,
+    auth: str | None = None,
+    password_file: Path | None = None,
+    open_without_auth: bool = False,
+    max_upload_mb: float = 20.0,
     dtype: str = "auto",
     device: str = "auto",
     build_missing: bool = True,
@@ -31,8 +38,15 @@ def app(
         library: the folder of saved identities (default: $MAGICNAMING_CACHE/app/identities or
             ~/.cache/magicnaming/app/identities).
         outputs: where every image, story and its settings are written (default: the cache's app/outputs).
-        host: the address to serve on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network).
+        host: the address to serve on (127.0.0.1: this machine only; 0.0.0.0 opens it to the network, which needs
+            --auth or --open_without_auth true).
         port: the port to serve on.
+        auth: a user name: visitors log in with it and the password from $MAGICNAMING_APP_PASSWORD or
+            --password_file (never on the command line). Required off this machine.
+        password_file: a file whose first line is the --auth password (instead of $MAGICNAMING_APP_PASSWORD).
+        open_without_auth: serve off this machine without a login: anyone who reaches it can download every
+            identity and image and make identities (a warning is printed).
+        max_upload_mb: the largest file a visitor may upload, in megabytes.
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
         device: auto, cpu, cuda, cuda:1, ...
         build_missing: with --pipeline miniature and no --encoder, build the miniature world and the demo's encoder
@@ -40,10 +54,14 @@ def app(
             folder; about 10 minutes on 2 CPU cores, its steps printed as it goes); false: say what to run instead.
     """
     from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config
+    from .serving import CLEAN_AGE, CLEAN_EVERY, check_access, private_gradio_setup, warn_if_open
     from .state import DEMO_COMMAND, DEMO_CONFIG, load_state, resolve_models
 
     if not 1 <= port <= 65535:
         raise ValueError(f"--port: expected 1 to 65535, got {port}")
+    if not 0 < max_upload_mb < float("inf"):
+        raise ValueError(f"--max_upload_mb: expected a positive number of megabytes, got {max_upload_mb}")
+    login = check_access(host, auth, password_file, open_without_auth)
     try:
         resolved = resolve_models(encoder, pipeline)
     except FileNotFoundError:
@@ -59,6 +77,7 @@ def app(
             check(encoder_config, encoder)
             check(check_pipeline, pipeline)
             check(dtype_and_device, dtype, device)
+    private_gradio_setup()  # before Gradio is imported
     try:
         from .layout import build_app
     except ImportError as error:
@@ -67,8 +86,17 @@ def app(
     outputs = Path(outputs) if outputs is not None else cache_dir("app") / "outputs"
     state = load_state(encoder, pipeline, defaults, library, outputs, dtype, device)
     print(f"identity library: {library}\noutputs: {outputs}", flush=True)
-    build_app(state).queue().launch(
-        server_name=host, server_port=port, allowed_paths=[str(library), str(outputs)], quiet=False
+    warn_if_open(host, login)
+    blocks = build_app(state, delete_cache=(CLEAN_EVERY, CLEAN_AGE))
+    blocks.queue(default_concurrency_limit=CONCURRENT_EVENTS).launch(
+        server_name=host,
+        server_port=port,
+        auth=login,
+        auth_message="MagicNaming: log in with the user of --auth and its password.",
+        allowed_paths=[str(library), str(outputs)],
+        max_file_size=int(max_upload_mb * 2**20),
+        share=False,
+        quiet=False,
     )
 
 

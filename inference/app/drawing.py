@@ -1,12 +1,15 @@
 """Drawing for every tab: one image through the plugin with its settings, progress per denoising step, errors and
 warnings shown in the page.
 
-Memory: one image at a time (the pipeline's own activations); images are written to the outputs folder.
+Memory: one image at a time (the pipeline's own activations); images are written to the outputs folder. Events
+take turns on the pipeline one image at a time (``pipeline_turn``); each output gets a name no other drawing has.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -19,12 +22,15 @@ from PIL import Image
 from namespace import Identity
 
 from ..commands import _write_image
-from .state import AppState
+from .state import AppState, pipeline_turn
 
 DISPLAY_SIZE = 256
 PROGRESS = gr.Progress()  # the handlers' default: Gradio passes a tracked one in its place (found by this type)
 # bad input and failed loads; anything else is a bug and keeps its traceback in the terminal
 SHOWN_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
+# an absolute path's folders (not a URL's): the page shows only the file's name, never where the server keeps it
+SERVER_FOLDERS = re.compile(r"(?<![\w.~:/-])/(?:[^\s'\"/:;,()]+/)+")
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range is 0 .. 2**64 - 1 (and negatives, which we refuse)
 
 
 def shown_errors(function: Callable) -> Callable:
@@ -40,13 +46,26 @@ def shown_errors(function: Callable) -> Callable:
             except gr.Error:
                 raise
             except SHOWN_ERRORS as error:
-                raise gr.Error(str(error), print_exception=False) from error
+                raise gr.Error(without_server_folders(str(error)), print_exception=False) from error
         for warning in caught:
             if issubclass(warning.category, UserWarning):
-                gr.Warning(str(warning.message))
+                gr.Warning(without_server_folders(str(warning.message)))
         return result
 
     return handler
+
+
+def without_server_folders(message: str) -> str:
+    """``message`` with every absolute path cut to its file name (``'/tmp/gradio/3f2a/me.png'`` → ``'me.png'``)."""
+    return SERVER_FOLDERS.sub("", message)
+
+
+def check_seed(seed: object, argument: str = "seed") -> int:
+    """A seed as a whole number in torch's range 0 … 2**64 - 1, checked before anything is drawn."""
+    whole = isinstance(seed, int) or (isinstance(seed, float) and seed.is_integer())
+    if isinstance(seed, bool) or not whole or not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{argument}: expected a whole number from 0 to {MAX_SEED} (2**64 - 1), got {seed!r}")
+    return int(seed)
 
 
 def draw(
@@ -62,12 +81,14 @@ def draw(
     steps: int | None = None,
     size: int | None = None,
     guidance_scale: float | None = None,
+    people: dict[str, Identity] | None = None,
     description: str = "drawing",
 ) -> tuple[Image.Image, dict]:
-    """One image of ``identity`` in ``prompt`` (None: ``<label>`` placeholders of registered identities, or nobody)
-    and the settings that made it; settings left None take the plugin's and the app's defaults."""
+    """One image of ``identity`` in ``prompt`` (None: the ``<label>`` placeholders of ``people``, or nobody) and the
+    settings that made it; settings left None take the plugin's and the app's defaults."""
     if not prompt or not prompt.strip():
         raise ValueError("prompt: expected a prompt, got an empty one")
+    seed = check_seed(seed)
     defaults = state.defaults
     steps, size = int(steps or defaults.steps), int(size or defaults.size)
     guidance_scale = defaults.guidance_scale if guidance_scale is None else float(guidance_scale)
@@ -79,8 +100,8 @@ def draw(
         return tensors
 
     progress((0, steps), desc=description, unit="steps")
-    with state.lock:  # one pipeline, shared by every tab and visitor
-        image = state.naming(
+    with pipeline_turn(state, people) as naming:  # one pipeline, shared by every tab and visitor
+        image = naming(
             prompt,
             identity,
             delta=delta,
@@ -90,16 +111,17 @@ def draw(
             guidance_scale=guidance_scale,
             height=size,
             width=size,
-            generator=torch.Generator().manual_seed(int(seed)),
+            generator=torch.Generator().manual_seed(seed),
             callback_on_step_end=on_step,
         ).images[0]
     settings = {
         "prompt": prompt,
-        "identity": None if identity is None else {"label": identity.label, "source": identity.source},
+        "identity": None if identity is None else described(identity),
+        "people": {label: described(person) for label, person in (people or {}).items()} or None,
         "delta": state.naming.delta if delta is None else delta,
         "eta": state.naming.encoder.statistics.norm if eta is None else eta,
         "step_window": list(step_window) if step_window else None,
-        "seed": int(seed),
+        "seed": seed,
         "num_inference_steps": steps,
         "guidance_scale": guidance_scale,
         "height": size,
@@ -110,9 +132,27 @@ def draw(
     return image, settings
 
 
+def described(identity: Identity) -> dict:
+    """How the settings name an identity."""
+    return {"label": identity.label, "source": identity.source}
+
+
+def new_output(outputs: Path, stem: str, suffix: str = "") -> Path:
+    """A path no drawing has had, ``outputs/<stem><suffix>`` or ``<stem>-2<suffix>``, ...: a folder (``suffix``
+    empty) made here with mkdir or an empty file created exclusively, so two drawings at once never share one."""
+    outputs.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        path = outputs / f"{stem}{'' if number == 1 else f'-{number}'}{suffix}"
+        try:
+            path.touch(exist_ok=False) if suffix else path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+
+
 def keep(state: AppState, image: Image.Image, settings: dict, kind: str) -> Path:
     """Writes the image and its settings (JSON beside it) into the outputs folder; returns the PNG's path."""
-    path = state.outputs / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{time.monotonic_ns() % 10**6:06d}.png"
+    path = new_output(state.outputs, f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}", ".png")
     _write_image(image, path, settings)
     return path
 

@@ -9,13 +9,15 @@ import gradio as gr
 
 from namespace import Identity
 
-from .drawing import PROGRESS, draw, for_display, keep, shown_errors
+from .drawing import PROGRESS, check_seed, draw, for_display, keep, shown_errors
+from .library import taken
 from .state import AppState
 
 PORTRAIT = "a photo of a person"
 
 
-def _portrait(state: AppState, identity: Identity, seed: int, progress: gr.Progress, kind: str):
+def _portrait(state: AppState, identity: Identity, seed: float, progress: gr.Progress, kind: str):
+    seed = check_seed(seed, "Portrait seed")
     image, settings = draw(state, PORTRAIT, identity, progress, seed=seed, description=f"drawing the {kind}")
     settings["output"] = str(keep(state, image, settings, kind))
     return (identity, image), for_display(image), f"{identity.label}: {identity.metadata}"
@@ -26,7 +28,7 @@ def interpolate(state: AppState, a: str, b: str, t: float, method: str, seed: fl
     if not a or not b:
         raise ValueError(f"identities: pick two identities to interpolate, got {a or 'none'} and {b or 'none'}")
     person = state.naming.interpolate(state.library.load(a), state.library.load(b), float(t), method=method)
-    return _portrait(state, person, int(seed), progress, "interpolation")
+    return _portrait(state, person, seed, progress, "interpolation")
 
 
 def mix(state: AppState, labels: list[str] | None, weights: str, seed: float, progress=PROGRESS):
@@ -41,13 +43,14 @@ def mix(state: AppState, labels: list[str] | None, weights: str, seed: float, pr
     if numbers is not None and len(numbers) != len(labels):
         raise ValueError(f"weights: expected {len(labels)} weights (one per identity), got {len(numbers)}")
     person = state.naming.mix([state.library.load(label) for label in labels], numbers, label="mix")
-    return _portrait(state, person, int(seed), progress, "mix")
+    return _portrait(state, person, seed, progress, "mix")
 
 
 def sample(state: AppState, sample_seed: float, temperature: float, seed: float, progress=PROGRESS):
     """A new person drawn from the encoder's name-space statistics."""
-    (person,) = state.naming.sample(1, seed=int(sample_seed), temperature=float(temperature))
-    return _portrait(state, person, int(seed), progress, "sample")
+    check_seed(seed, "Portrait seed")  # both, before anything is drawn
+    sampled = state.naming.sample(1, seed=check_seed(sample_seed, "Sampling seed"), temperature=float(temperature))
+    return _portrait(state, sampled[0], seed, progress, "sample")
 
 
 def save(state: AppState, made: tuple[Identity, object] | None, label: str):
@@ -56,7 +59,7 @@ def save(state: AppState, made: tuple[Identity, object] | None, label: str):
         raise ValueError("identity: make one first (interpolate, mix or sample), then save it")
     identity, portrait = made
     path = state.library.save(identity, (label or "").strip(), portrait)
-    return f"saved {label.strip()!r} to {path}"
+    return f"saved {path.stem!r}{taken(label.strip(), path.stem)} to {path}"
 
 
 def build_fictional_tab(state: AppState) -> tuple[list[gr.Dropdown], list]:

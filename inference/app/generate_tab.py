@@ -1,5 +1,6 @@
 """The Generate tab: a prompt, a library identity and every control of the plugin (δ, η, step window, seed, steps,
-size); the image and the settings that made it (also written, PNG and JSON, to the outputs folder)."""
+size); the image and the settings that made it (also written, PNG and JSON, to the outputs folder). Several people
+in one image: ``<label>`` placeholders in the prompt name library identities (for this image only)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from functools import partial
 
 import gradio as gr
 
-from .drawing import PROGRESS, draw, for_display, keep, shown_errors
+from ..placeholders import PLACEHOLDER
+from .drawing import PROGRESS, check_seed, draw, for_display, keep, shown_errors
 from .state import AppState
 
 
@@ -25,9 +27,18 @@ def generate(
     guidance_scale: float,
     progress=PROGRESS,
 ):
-    """Draws the library identity ``label`` (None or empty: nobody, the plain pipeline) in ``prompt``."""
+    """Draws the library identity ``label`` (None or empty: nobody, the plain pipeline, or the library identities
+    the prompt's ``<label>`` placeholders name) in ``prompt``."""
     if window_start >= window_end:
         raise ValueError(f"step window: expected start < end, got ({window_start:g}, {window_end:g})")
+    seed = check_seed(seed, "Seed")
+    named = list(dict.fromkeys(PLACEHOLDER.findall(prompt or "")))
+    if named and label:
+        raise ValueError(
+            f"prompt: its placeholders ({', '.join(f'<{n}>' for n in named)}) name the people of the image; leave "
+            f"Identity empty with them, or drop them to draw {label!r}"
+        )
+    people = {name: state.library.load(name, f"prompt <{name}>") for name in named}
     identity = state.library.load(label) if label else None
     window = None if (window_start, window_end) == (0.0, 1.0) else (float(window_start), float(window_end))
     image, settings = draw(
@@ -38,11 +49,12 @@ def generate(
         delta=float(delta),
         eta=float(eta) if eta else None,  # 0 or empty: the encoder's own η
         step_window=window,
-        seed=int(seed),
+        seed=seed,
         steps=int(steps),
         size=int(size),
         guidance_scale=float(guidance_scale),
-        description=f"drawing {label or 'without an identity'}",
+        people=people,
+        description=f"drawing {label or ', '.join(named) or 'without an identity'}",
     )
     settings["output"] = str(keep(state, image, settings, "generate"))
     return for_display(image), settings

@@ -14,8 +14,8 @@ from namespace.images import as_image_list
 
 from ..inputs import InputCheck
 from .drawing import PROGRESS, shown_errors
-from .library import check_label
-from .state import AppState
+from .library import check_label, taken
+from .state import AppState, pipeline_turn
 
 
 def gallery_items(state: AppState) -> list[tuple[str, str]]:
@@ -33,11 +33,12 @@ def make_identity(state: AppState, photos: list[str] | None, label: str, check_f
         else:
             pictures = check(as_image_list, [Path(photo) for photo in photos], "photos")
     progress(0.2, desc=f"encoding {len(pictures)} photo(s)")
-    with state.lock:
-        identity = state.naming.identity(pictures, label=label, check_faces=check_faces and face_stack_installed())
+    with pipeline_turn(state) as naming:
+        identity = naming.identity(pictures, label=label, check_faces=check_faces and face_stack_installed())
     identity.encoder = state.encoder_name
     path = state.library.save(identity, label, pictures[0])
-    return f"saved {label!r} from {len(pictures)} photo(s) to {path}", str(path), None  # ready for the next person
+    status = f"saved {path.stem!r}{taken(label, path.stem)} from {len(pictures)} photo(s) to {path}"
+    return status, str(path), None  # None: the photo list is emptied, ready for the next person
 
 
 def upload_identity(state: AppState, file: str | None, label: str, progress=PROGRESS):
@@ -51,7 +52,7 @@ def upload_identity(state: AppState, file: str | None, label: str, progress=PROG
     label = check_label((label or "").strip() or _label_of(identity, Path(file)))
     portrait, _ = draw(state, "a photo of a person", identity, progress, description="drawing a thumbnail")
     path = state.library.save(identity, label, portrait)
-    return f"loaded {Path(file).name} as {label!r} into the library", str(path)
+    return f"loaded {Path(file).name} as {path.stem!r}{taken(label, path.stem)} into the library", str(path)
 
 
 def _label_of(identity: Identity, file: Path) -> str:

@@ -19,10 +19,11 @@ NOTES = {
 }
 
 
-def build_app(state: AppState) -> gr.Blocks:
-    """The Blocks of the app for a loaded ``state``."""
+def build_app(state: AppState, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+    """The Blocks of the app for a loaded ``state`` (Gradio's analytics off); ``delete_cache``: Gradio's (every,
+    older than) seconds for deleting uploads and cached outputs."""
     kind = {id(TINY): "tiny", id(MINIATURE): "miniature"}.get(id(state.defaults), "")
-    with gr.Blocks(title="MagicNaming") as app:
+    with gr.Blocks(title="MagicNaming", analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(
             f"# MagicNaming\nConsistent identities in any SDXL pipeline, without fine-tuning. Encoder "
             f"`{state.encoder_name}`, pipeline `{state.pipeline_name}`. {NOTES.get(kind, '')}"

@@ -10,9 +10,13 @@ the outputs live on disk.
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from namespace import Identity
 from namespace.progress import Steps
 
 from ..plugin import MagicNaming
@@ -37,9 +41,43 @@ MINIATURE = ImageDefaults(size=16, steps=20, guidance_scale=2.0, max_size=64)  #
 FULL_SIZE = ImageDefaults(size=1024, steps=30, guidance_scale=5.0, max_size=2048)
 
 
+class TurnLock:
+    """A lock taken in turn (first come, first served): an event that releases it between images and asks again
+    waits behind those already waiting, so a long story lets other visitors' images through."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """How many are waiting for their turn."""
+        with self._guard:
+            return len(self._waiting)
+
+    def __enter__(self) -> TurnLock:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return self
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder before us: the lock is handed over, never free in between
+        return self
+
+    def __exit__(self, *exception) -> None:
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+
 @dataclass
 class AppState:
-    """The loaded plugin and the app's folders; ``lock`` lets one event at a time use the pipeline."""
+    """The loaded plugin and the app's folders; ``lock`` lets one drawing (one image) at a time use the pipeline."""
 
     naming: MagicNaming
     library: IdentityLibrary
@@ -47,7 +85,21 @@ class AppState:
     defaults: ImageDefaults
     encoder_name: str
     pipeline_name: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: TurnLock = field(default_factory=TurnLock)
+
+
+@contextmanager
+def pipeline_turn(state: AppState, people: dict[str, Identity] | None = None) -> Iterator:
+    """The plugin for one image, in turn: while it is held, the placeholders ``<label>`` are ``people`` only (this
+    drawing's, never another visitor's); the registry is emptied when the turn ends."""
+    with state.lock:
+        state.naming.registry = {}
+        for label, identity in (people or {}).items():
+            state.naming.register(label, identity)
+        try:
+            yield state.naming
+        finally:
+            state.naming.registry = {}
 
 
 def resolve_models(encoder: str | None, pipeline: str) -> tuple[str, str, ImageDefaults]:

@@ -2,7 +2,9 @@
 drawn through the plugin with a style and laid out as a page (``namespace.inference.story``).
 
 Memory: the story's panel images (panels × height × width × 3 bytes) and its pages; all written to the outputs
-folder too (``magicnaming story``'s files: panels.yaml, the panels with their settings, the pages, story.pdf).
+folder too (``magicnaming story``'s files: panels.yaml, the panels with their settings, the pages, story.pdf), a
+folder of its own per story. The panels take turns on the pipeline one at a time, so other visitors' images are drawn
+between them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from functools import partial
 
 import gradio as gr
 
-from .drawing import PROGRESS, shown_errors
-from .state import AppState
+from .drawing import PROGRESS, check_seed, new_output, shown_errors
+from .state import AppState, pipeline_turn
 
 NAME_LINE = re.compile(r"^\s*([A-Za-z][\w-]*)\s*=\s*([^,]+?)\s*(?:,\s*(he|she|they)\s*)?$")
 EXAMPLE_STORYLINE = "Alice walks on a beach. She meets Bob in the forest."
@@ -89,33 +91,45 @@ def draw_story(
     size = int(size)
     if size % 8 or not 8 <= size <= state.defaults.max_size:
         raise ValueError(f"size: expected a multiple of 8 from 8 to {state.defaults.max_size}, got {size}")
+    seed = check_seed(seed, "Seed")
+    seeds = panel_seeds(panels, seed)
     identities = {character.label: state.library.load(character.label) for character in cast}
-
-    def on_panel(done: int, total: int) -> None:
-        progress((done, total), desc="drawing panels", unit="panels")
-
     progress((0, len(panels)), desc="drawing panels", unit="panels")
-    with state.lock:
-        drawn = story.draw_panels(
-            state.naming,
-            panels,
-            identities,
-            style=style,
-            seed=int(seed),
-            num_inference_steps=int(steps),
-            guidance_scale=state.defaults.guidance_scale,
-            height=size,
-            width=size,
-            on_panel=on_panel,
-        )
+    drawn = []
+    for index, (panel, panel_seed) in enumerate(zip(panels, seeds, strict=True)):
+        with pipeline_turn(state) as naming:  # a turn per panel: other visitors' images go between them
+            ((image, settings),) = story.draw_panels(
+                naming,
+                [panel],
+                identities,
+                style=style,
+                seed=panel_seed,
+                num_inference_steps=int(steps),
+                guidance_scale=state.defaults.guidance_scale,
+                height=size,
+                width=size,
+            )
+        drawn.append((image, settings | {"panel": index}))
+        progress((index + 1, len(panels)), desc="drawing panels", unit="panels")
     images = [image for image, _ in drawn]
     pages = story.layout_pages(images, [panel.sentence for panel in panels], panels_per_page=int(panels_per_page))
-    settings = {"style": style, "seed": int(seed), "num_inference_steps": int(steps), "size": size}
+    settings = {"style": style, "seed": seed, "num_inference_steps": int(steps), "size": size}
     settings |= {"encoder": state.encoder_name, "pipeline": state.pipeline_name, "characters": [c.label for c in cast]}
-    files = story.write_story(state.outputs / f"story-{time.strftime('%Y%m%d-%H%M%S')}", panels, drawn, pages, settings)
+    folder = new_output(state.outputs, f"story-{time.strftime('%Y%m%d-%H%M%S')}")
+    files = story.write_story(folder, panels, drawn, pages, settings)
     gallery = [(str(path), panel.sentence) for path, panel in zip(files.panel_images, panels, strict=True)]
     status = f"{len(panels)} panel(s), {len(pages)} page(s): {files.pages[0].parent} (PDF: {files.pdf.name})"
     return str(files.pages[0]), gallery, status
+
+
+def panel_seeds(panels: list, seed: int) -> list[int]:
+    """Each panel's seed (its own, else the story's ``seed`` + its index), all checked before any is drawn."""
+    return [
+        check_seed(seed + index, f"Seed + {index} (panel {index + 1})")
+        if panel.seed is None
+        else check_seed(panel.seed, f"panels[{index}].seed")
+        for index, panel in enumerate(panels)
+    ]
 
 
 def build_story_tab(state: AppState) -> list[gr.Dropdown]:

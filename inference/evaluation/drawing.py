@@ -7,7 +7,9 @@ depends on which others were still missing.
 
 Each image is ``OUTPUT/<method>/<setting>/<task>/<person>/<prompt>-seed<seed>.png`` with a JSON file beside it
 holding its settings; both are written atomically, the JSON last. A rerun skips an image whose PNG and JSON exist
-and whose JSON holds the same settings, and redraws the rest (a killed run, or changed settings).
+and whose JSON holds the same settings, and redraws the rest (a killed run, or changed settings). The settings key
+on content, not on paths alone: they hold the hashes of the encoder's weights and of the person's references
+(``fingerprints``), so an encoder re-exported into the same folder or new photos in the same folder redraw.
 
 Memory: the job list and each image's settings (small dicts), and one batch of decoded images at a time.
 """
@@ -99,7 +101,7 @@ def image_settings(job: Job, person: Person, method: DrawingMethod, options: dic
         "seed": job.seed,
         **options,
         **common,
-        **method.describe(),
+        **method.describe(person),
     }
     return json.loads(json.dumps(settings))  # as it reads back from the JSON file (tuples → lists, ...)
 

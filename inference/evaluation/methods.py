@@ -26,6 +26,7 @@ from namespace.images import as_image_list
 
 from ..plugin import MagicNaming
 from .config import EvaluationConfig, IPAdapterConfig, SweepConfig
+from .fingerprints import encoder_sha256, images_sha256, tensors_sha256
 from .inputs import Reference
 
 PERSON = "a person"  # the subject of a prompt whose person is not named in words
@@ -55,12 +56,25 @@ class Setting:
 @dataclass
 class Person:
     """A person ready to draw: the reference photos (decoded; empty for an identity file) and the identity (None when
-    no method needs one)."""
+    no method needs one).
+
+    Attributes:
+        references_sha256: hash of what the person was given by: the photos' pixels, else the identity file's
+            embedding (``reference_fingerprint``); part of the settings an earlier image is reused by.
+    """
 
     label: str
     name: str | None
     photos: list[Image.Image]
     identity: Identity | None
+    references_sha256: str = ""
+
+
+def reference_fingerprint(photos: list[Image.Image], identity: Identity | None) -> str:
+    """SHA-256 of a person's references: the photos' pixels, or the identity's (N, D) embedding without photos."""
+    if photos or identity is None:
+        return images_sha256(photos)
+    return tensors_sha256({"name_embedding": identity.embedding})
 
 
 def prepare_people(references: list[Reference], naming: MagicNaming | None, check_faces: bool = True) -> list[Person]:
@@ -69,9 +83,10 @@ def prepare_people(references: list[Reference], naming: MagicNaming | None, chec
     for reference in references:
         photos = as_image_list(reference.photos, f"{reference.label} photos") if reference.photos else []
         identity = reference.identity
+        fingerprint = reference_fingerprint(photos, identity)  # before an identity is made from the photos
         if identity is None and naming is not None:
             identity = naming.identity(photos, label=reference.label, check_faces=check_faces)
-        people.append(Person(reference.label, reference.name, photos, identity))
+        people.append(Person(reference.label, reference.name, photos, identity, fingerprint))
     return people
 
 
@@ -94,8 +109,9 @@ class DrawingMethod:
         """What replaces ``{person}`` in this method's prompts."""
         return PERSON
 
-    def describe(self) -> dict:
-        """Settings of the method itself, written beside each of its images (beyond the job's own)."""
+    def describe(self, person: Person) -> dict:
+        """Settings of the method and what it draws ``person`` from, written beside each of its images (beyond the
+        job's own): an earlier image is reused only if they match."""
         return {}
 
     def open(self) -> None:
@@ -135,7 +151,8 @@ class MagicNamingMethod(DrawingMethod):
         naming: the plugin on the evaluation's pipeline.
         delta, eta: the configured setting (None: the encoder's calibrated δ, its mean training-name norm η).
         sweep: more settings: every (δ, η) of ``sweep.delta × sweep.eta`` (an empty list: the configured value).
-        encoder: where the encoder came from (folder or Hub id), written beside each image.
+        encoder: where the encoder came from (folder or Hub id), written beside each image with the hash of the
+            loaded encoder's weights (a folder re-exported in place holds other weights).
     """
 
     name = "magicnaming"
@@ -150,6 +167,7 @@ class MagicNamingMethod(DrawingMethod):
     ) -> None:
         super().__init__(naming.pipe)
         self.naming, self.encoder = naming, encoder
+        self.encoder_sha256 = encoder_sha256(naming.encoder)
         self.delta = float(naming.delta if delta is None else delta)
         self.eta = float(naming.encoder.statistics.norm if eta is None else eta)
         self.sweep = sweep or SweepConfig()
@@ -163,8 +181,9 @@ class MagicNamingMethod(DrawingMethod):
                 chosen.append(Setting(float(delta), float(eta), False))
         return chosen
 
-    def describe(self) -> dict:
-        return {"encoder": self.encoder}
+    def describe(self, person: Person) -> dict:
+        return {"encoder": self.encoder, "encoder_sha256": self.encoder_sha256,
+                "references_sha256": person.references_sha256}  # fmt: skip
 
     def draw(self, prompts, person, setting, seeds, options):
         if person.identity is None:
@@ -191,11 +210,12 @@ class IPAdapterMethod(DrawingMethod):
             raise ValueError("--ip_adapter.weights: ip_adapter needs its weights (a folder or Hub id)")
         self.config, self.loaded = settings, False
 
-    def describe(self) -> dict:
+    def describe(self, person: Person) -> dict:
         config = self.config
         return {"ip_adapter": {"weights": config.weights, "subfolder": config.subfolder,
                                "weight_name": config.weight_name, "image_encoder": config.image_encoder,
-                               "scale": config.scale}}  # fmt: skip
+                               "scale": config.scale},
+                "references_sha256": person.references_sha256}  # fmt: skip
 
     def open(self) -> None:
         from namespace.progress import library_progress_bars_off
@@ -251,4 +271,5 @@ __all__ = [
     "Setting",
     "build_methods",
     "prepare_people",
+    "reference_fingerprint",
 ]

@@ -6,6 +6,7 @@ from html import escape
 from pathlib import Path
 
 from namespace.demo.report import STYLE, markdown_table_html
+from namespace.files import atomic_write
 
 from .table import results_table
 
@@ -13,7 +14,7 @@ from .table import results_table
 def write_evaluation_report(
     path: Path, results: dict, grids: dict[str, str], tradeoff: str | None, command: str | None, notes: list[str]
 ) -> Path:
-    """Writes ``report.html``.
+    """Writes ``report.html`` (atomically).
 
     Args:
         path: the HTML file.
@@ -46,5 +47,5 @@ def write_evaluation_report(
     for task, grid in grids.items():
         parts += [f"<h2>Task: {escape(task)}</h2>", f"<img src='{escape(grid)}' alt='{escape(task)}'>"]
     parts.append("</body></html>")
-    path.write_text("\n".join(part for part in parts if part) + "\n")
-    return path
+    html = "\n".join(part for part in parts if part) + "\n"
+    return atomic_write(path, lambda temporary: temporary.write_text(html))

@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image
 
 import namespace
-from namespace.files import atomic_write
+from namespace.files import atomic_write, check_new_output
 from namespace.progress import Steps
+from namespace.seed_spread import over_seeds
 
 from .config import EvaluationConfig, ReferenceConfig
 from .drawing import DrawnImage, draw_images, generation_options, plan_jobs
@@ -34,6 +35,8 @@ from .metrics import (
 from .table import results_table
 
 METRICS = ("clip_ti", "fid", "kid", "reference_similarity", "identity_consistency", "face_detection_rate")
+RESULTS = "results.json"  # written last: a folder holding it is a finished evaluation
+OWN_ENTRIES = frozenset({"images", "grids", "table.md", "tradeoff.png", "report.html"})  # the rest evaluate writes
 
 
 def prepared(config: EvaluationConfig) -> EvaluationConfig:
@@ -53,12 +56,35 @@ def prepared(config: EvaluationConfig) -> EvaluationConfig:
     return config
 
 
-def evaluate(config: EvaluationConfig, output: Path, command: str | None = None) -> dict:
-    """Runs the evaluation into ``output``; returns what ``results.json`` holds."""
+def check_output(output: Path, overwrite: bool) -> Path:
+    """Refuses an existing ``--output`` unless ``overwrite``, but resumes an unfinished evaluation.
+
+    An unfinished evaluation is a folder without ``results.json`` that holds only what ``evaluate`` writes (``images/``
+    and the outputs written before ``results.json``; hidden temporary files): a killed run, resumed. A folder with
+    ``results.json`` (a finished evaluation) or with anything else is refused without ``overwrite``.
+    """
+    output = Path(output)
+    unfinished = output.is_dir() and not (output / RESULTS).exists()
+    if unfinished and all(entry.name in OWN_ENTRIES or entry.name.startswith(".") for entry in output.iterdir()):
+        return output  # empty, or an unfinished evaluation: resumed
+    return check_new_output(output, "--output", overwrite, folder=True)
+
+
+def evaluate(config: EvaluationConfig, output: Path, command: str | None = None, overwrite: bool = False) -> dict:
+    """Runs the evaluation into ``output``; returns what ``results.json`` holds.
+
+    Args:
+        config: the evaluation.
+        output: its folder; an unfinished evaluation there is resumed (see ``check_output``).
+        command: the command line as typed, for the report (None: called from Python).
+        overwrite: replace a finished evaluation (or write into another non-empty folder). Its images are still
+            reused where their settings, which hold the encoder's and the references' hashes, are the same.
+    """
+    output = check_output(output, overwrite)  # before the miniature world may be built
     config = prepared(config)
     checked = check_evaluation(config)  # every input, before any model loads
-    output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    (output / RESULTS).unlink(missing_ok=True)  # overwritten: a run killed from here on leaves an unfinished one
     steps = Steps(total=4)
     steps.start("loading the pipeline, the encoder and the people")
     from namespace.inference import MagicNaming
@@ -89,6 +115,7 @@ def evaluate(config: EvaluationConfig, output: Path, command: str | None = None)
         "tasks": list(checked.suite.tasks),
         "people": [person.label for person in people],
         "images": len(drawn),
+        "reused_images": [str(image.path.relative_to(output)) for image in drawn if not image.drawn],
         **scores,
     }
     write_outputs(results, drawn, output, command)
@@ -125,8 +152,10 @@ def score(drawn: list[DrawnImage], suite, scorers: dict, references: dict[str, n
     plain_features = _distance_features(scorers, plain) if plain else None
     tasks = list(suite.tasks)
     methods = {}
+    spread = {}
     for method, slug in default_of.items():
         methods[method] = _method_scores(groups[(method, slug)], tasks, scorers, references, plain, plain_features)
+        spread[method] = _spread_over_seeds(groups[(method, slug)], scorers, references)
     sweep = []
     for (method, slug), images in groups.items():
         if method != "magicnaming":
@@ -136,7 +165,8 @@ def score(drawn: list[DrawnImage], suite, scorers: dict, references: dict[str, n
         sweep.append({"delta": setting.get("delta"), "eta": setting.get("eta"), "default": slug == default_of[method],
                       "clip_ti": values["clip_ti"]["all"],
                       "reference_similarity": values["reference_similarity"]["all"]})  # fmt: skip
-    return {"methods": methods, "sweep": sweep, "scorers": scorers["description"], "notes": scorers["notes"]}
+    return {"methods": methods, "spread": spread, "sweep": sweep, "scorers": scorers["description"],
+            "notes": scorers["notes"]}  # fmt: skip
 
 
 def _slug(setting: dict) -> str:
@@ -167,6 +197,23 @@ def _method_scores(images, tasks, scorers, references, plain, plain_features) ->
         else:
             values["fid"][task] = values["kid"][task] = None  # the plain pipeline is the reference set
     return values
+
+
+def _spread_over_seeds(images, scorers, references) -> dict:
+    """Each seed's images scored alone: ``{metric: over_seeds(...)}`` for CLIP-TI, reference similarity and identity
+    consistency over every task (how much the method's figures move with the seeds drawn)."""
+    by_seed = defaultdict(list)
+    for image in images:
+        by_seed[image.settings["seed"]].append(image)
+    per_seed: dict[str, list[float]] = {"clip_ti": [], "reference_similarity": [], "identity_consistency": []}
+    for seed in sorted(by_seed):
+        chosen = by_seed[seed]
+        pictures = [Image.open(image.path).convert("RGB") for image in chosen]
+        per_seed["clip_ti"].append(scorers["text_image"](pictures, [image.settings["text"] for image in chosen]))
+        embeddings = scorers["identity"].embed(pictures)
+        per_seed["reference_similarity"].append(_per_person(chosen, embeddings, references, reference_similarity))
+        per_seed["identity_consistency"].append(_per_person(chosen, embeddings, None, identity_consistency))
+    return {metric: over_seeds(values) for metric, values in per_seed.items() if values and None not in values}
 
 
 def _per_person(images, embeddings: np.ndarray, references: dict | None, metric) -> float | None:
@@ -253,13 +300,12 @@ def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> d
 
 
 def write_outputs(results: dict, drawn: list[DrawnImage], output: Path, command: str | None) -> None:
-    """results.json, table.md, a grid per task, the trade-off plot and report.html."""
+    """table.md, a grid per task, the trade-off plot, report.html and, last, results.json (text files atomically)."""
     from .report import write_evaluation_report
     from .tradeoff import plot_tradeoff
 
-    text = json.dumps(results, indent=2, sort_keys=True, default=_jsonable) + "\n"
-    atomic_write(output / "results.json", lambda path: path.write_text(text))
-    (output / "table.md").write_text(results_table(results))
+    table = results_table(results)
+    atomic_write(output / "table.md", lambda path: path.write_text(table))
     grids = task_grids(drawn, results["tasks"], output / "grids")
     tradeoff = None
     measured = [p for p in results["sweep"] if p["clip_ti"] is not None and p["reference_similarity"] is not None]
@@ -268,6 +314,8 @@ def write_outputs(results: dict, drawn: list[DrawnImage], output: Path, command:
         tradeoff = "tradeoff.png"
     relative = {task: str(path.relative_to(output)) for task, path in grids.items()}
     write_evaluation_report(output / "report.html", results, relative, tradeoff, command, results["notes"])
+    text = json.dumps(results, indent=2, sort_keys=True, default=_jsonable) + "\n"
+    atomic_write(output / RESULTS, lambda path: path.write_text(text))
 
 
 def _jsonable(value):

@@ -35,6 +35,24 @@ def results_table(results: dict) -> str:
         for metric, (_, style) in IDENTITY_METRICS.items():
             cells.append(_number(metrics.get(metric, {}).get("all"), style))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" + _spread_table(results.get("spread", {}))
+
+
+def _spread_table(spread: dict) -> str:
+    """Every method's overall figures as mean ± standard deviation over seeds (each seed's images scored alone)."""
+    shown = {"clip_ti": ("CLIP-TI", ".1f"), **{k: v for k, v in IDENTITY_METRICS.items() if k != "face_detection_rate"}}
+    if not any(spread.values()):
+        return ""
+    seeds = next(s["seeds"] for figures in spread.values() for s in figures.values())
+    lines = [f"\nOver every task, each of the {seeds} seeds scored alone (mean ± standard deviation over seeds):\n"]
+    lines += ["| method | " + " | ".join(title for title, _ in shown.values()) + " |"]
+    lines += ["| --- | " + " | ".join("---:" for _ in shown) + " |"]
+    for method, figures in spread.items():
+        cells = [
+            f"{figures[m]['mean']:{style}} ± {figures[m]['std']:{style}}" if m in figures else "–"
+            for m, (_, style) in shown.items()
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,12 @@ Output folder::
     story.pdf                   all pages
     story.json                  the story's settings and files
     judged.json                 with --judge_world: the identity judge's verdict on every (panel, named person)
+
+An existing, non-empty output folder is refused unless --overwrite, with one exception: the round trip the panel
+file is for (``--parse-only``, edit output/panels.yaml, draw it with ``--panels output/panels.yaml``) may draw into
+the folder that holds only that file. Each run writes its folder whole, in a temporary folder moved into place at
+the end: a failed run leaves the previous folder as it was, and a re-run leaves none of the previous run's panels or
+pages behind (panels.yaml is kept as edited when it is the ``--panels`` being drawn).
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from typing import Literal
 
 from PIL import Image
 
-from namespace.files import atomic_write
+from namespace.files import atomic_folder, check_new_output
 from namespace.progress import Steps
 
 from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file
 from .config import Character, LLMConfig, Panel, check_characters, style_preset
-from .panels import check_panels, read_panels, write_panels
+from .llm_parser import check_llm, parse_with_llm
+from .panels import check_panels, panels_to_yaml, read_panel_file
+from .parser import parse_storyline
 
 MINIATURE = "miniature"  # --pipeline / --judge_world: the default miniature world (built once and cached)
 
@@ -39,37 +47,87 @@ class StoryFiles:
     pages: list[Path]
     pdf: Path
     settings: Path
+    judged: Path | None = None
 
 
 def write_story(
     output: str | Path, panels: list[Panel], drawn: list[tuple[Image.Image, dict]], pages: list[Image.Image],
-    settings: dict,
+    settings: dict, overwrite: bool = False, panels_text: str | None = None, judged: dict | None = None,
 ) -> StoryFiles:  # fmt: skip
-    """Writes every panel's image and settings, the pages (PNG), story.pdf and story.json (each atomically)."""
-    output = Path(output)
-    (output / "panels").mkdir(parents=True, exist_ok=True)
+    """Writes the story folder whole: panels.yaml, every panel's image and settings, the pages (PNG), story.pdf,
+    story.json and judged.json (with ``judged``); in a temporary folder moved into place at the end.
+
+    Args:
+        output: the story folder: new, or empty, or (with ``overwrite``) replaced whole.
+        panels_text: panels.yaml's text (the ``--panels`` file as the user wrote it); None: ``panels`` as YAML.
+        judged: the identity judge's verdicts (judged.json); None: no judged.json.
+
+    Raises:
+        FileExistsError: ``output`` exists and is not empty, without ``overwrite``.
+    """
+    output = check_new_output(output, "output", overwrite, folder=True)
+    text = panels_to_yaml(panels) if panels_text is None else panels_text
+    atomic_folder(output, lambda folder: _write_story_files(folder, text, drawn, pages, settings, judged))
+    return StoryFiles(
+        panels_yaml=output / "panels.yaml",
+        panel_images=[output / "panels" / f"panel-{index:03d}.png" for index in range(len(drawn))],
+        pages=[output / f"page-{number:02d}.png" for number in range(1, len(pages) + 1)],
+        pdf=output / "story.pdf",
+        settings=output / "story.json",
+        judged=None if judged is None else output / "judged.json",
+    )
+
+
+def _write_story_files(folder: Path, panels_text, drawn, pages, settings, judged) -> None:
+    (folder / "panels").mkdir()
+    (folder / "panels.yaml").write_text(panels_text, encoding="utf-8")
     images = []
     for index, (image, panel_settings) in enumerate(drawn):
-        path = output / "panels" / f"panel-{index:03d}.png"
-        atomic_write(path, lambda temporary, image=image: image.save(temporary, format="PNG"))
-        text = json.dumps(panel_settings, indent=2) + "\n"
-        atomic_write(path.with_suffix(".json"), lambda temporary, text=text: temporary.write_text(text))
-        images.append(path)
-    page_files = []
-    for number, page in enumerate(pages, 1):
-        path = output / f"page-{number:02d}.png"
-        atomic_write(path, lambda temporary, page=page: page.save(temporary, format="PNG"))
-        page_files.append(path)
-    pdf = output / "story.pdf"
-    atomic_write(pdf, lambda t: pages[0].save(t, format="PDF", save_all=True, append_images=pages[1:], resolution=96))
+        images.append(Path("panels") / f"panel-{index:03d}.png")
+        image.save(folder / images[-1], format="PNG")
+        (folder / images[-1]).with_suffix(".json").write_text(json.dumps(panel_settings, indent=2) + "\n")
+    page_names = [f"page-{number:02d}.png" for number in range(1, len(pages) + 1)]
+    for name, page in zip(page_names, pages, strict=True):
+        page.save(folder / name, format="PNG")
+    pages[0].save(folder / "story.pdf", format="PDF", save_all=True, append_images=pages[1:], resolution=96)
+    files = {"panels_yaml": "panels.yaml", "panels": [str(path) for path in images], "pages": page_names}
+    files["pdf"] = "story.pdf"
+    (folder / "story.json").write_text(json.dumps({**settings, "files": files}, indent=2) + "\n")
+    if judged is not None:
+        (folder / "judged.json").write_text(json.dumps(judged, indent=2) + "\n")
+
+
+def check_story_output(output: str | Path, panels: str | Path | None, parse_only: bool, overwrite: bool) -> None:
+    """Refuses an existing, non-empty ``--output`` unless ``overwrite`` (the rule and its one exception: module doc);
+    the message says what to do: draw the folder's panels.yaml with ``--panels``, or pass ``--overwrite``.
+
+    Raises:
+        FileExistsError: naming ``--output`` and the path.
+    """
+    output = Path(output)
     panels_yaml = output / "panels.yaml"
-    if not panels_yaml.is_file():
-        write_panels(panels, panels_yaml)
-    files = {"panels_yaml": panels_yaml.name, "panels": [str(p.relative_to(output)) for p in images]}
-    files |= {"pages": [p.name for p in page_files], "pdf": pdf.name}
-    body = json.dumps({**settings, "files": files}, indent=2) + "\n"
-    story_json = atomic_write(output / "story.json", lambda temporary: temporary.write_text(body))
-    return StoryFiles(panels_yaml, images, page_files, pdf, story_json)
+    drawing_own_file = _own_panel_file(output, panels)
+    if drawing_own_file and parse_only:  # checks the panel file, writes nothing
+        return
+    if overwrite or not output.is_dir():
+        check_new_output(output, "--output", overwrite, folder=True)  # a file in the way is refused too
+        return
+    names = {path.name for path in output.iterdir() if not path.name.startswith(".")}
+    if drawing_own_file and names == {"panels.yaml"}:
+        return
+    if drawing_own_file:
+        raise FileExistsError(
+            f"--output: {str(output)!r} already holds a drawn story; pass --overwrite to redraw --panels "
+            f"{panels_yaml} there (its previous panels and pages are removed, panels.yaml is kept as you edited it), "
+            "or choose another --output"
+        )
+    if "panels.yaml" in names:
+        instead = "a new parse of the storyline" if panels is None else f"--panels {panels}"
+        raise FileExistsError(
+            f"--output: {str(panels_yaml)!r} already exists and may hold your edits; this run would replace it with "
+            f"{instead}: draw it with --panels {panels_yaml}, or pass --overwrite to replace {str(output)!r} whole"
+        )
+    check_new_output(output, "--output", overwrite, folder=True)
 
 
 def story(
@@ -99,11 +157,13 @@ def story(
     judge_world: str | None = None,
     dtype: str = "auto",
     device: str = "auto",
+    overwrite: bool = False,
 ) -> StoryFiles | Path:
     """Draws a story with consistent characters: storyline → editable panels → pages (PNG and PDF).
 
-    The storyline is split into panels (written to panels.yaml before anything is drawn), each panel is drawn
-    through MagicNaming with its people as ``<label>`` placeholders, and the panels are laid out on pages.
+    The storyline is split into panels (checked against the caps before anything is drawn; ``--parse-only`` writes
+    them to panels.yaml to edit), each panel is drawn through MagicNaming with its people as ``<label>``
+    placeholders, and the panels are laid out on pages.
 
     Args:
         encoder: name-encoder folder or Hub id.
@@ -115,7 +175,8 @@ def story(
         panels: draw this (edited) panel file instead of parsing the storyline.
         parse_only: only write output/panels.yaml (edit it, then draw it with --panels).
         parser: builtin (no network) or llm (an OpenAI-compatible chat endpoint: --llm).
-        llm: the chat endpoint of the llm parser (base_url, model, api_key_env).
+        llm: the chat endpoint of the llm parser (base_url, model, temperature, timeout); the API key is read from
+            the environment variable MAGICNAMING_LLM_API_KEY only.
         style: a style preset: none, comic, cinematic, watercolor, sketch, anime or photo.
         panels_per_page: panels on a page.
         columns: grid columns (default: ceil(sqrt(panels_per_page))).
@@ -135,6 +196,8 @@ def story(
             panel names is in it (judged.json); characters' names must be the world's famous people.
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
         device: auto, cpu, cuda, cuda:1, ...
+        overwrite: replace an existing output folder whole (otherwise it is refused, except for drawing
+            ``--panels OUTPUT/panels.yaml`` into the folder that holds only it).
 
     Returns:
         the files written (``StoryFiles``); with parse_only, the panel file's path.
@@ -154,6 +217,9 @@ def story(
                 check.problem(f"{argument}: expected at least {low}, got {value}")
         if panels is not None and not Path(panels).is_file():
             check.problem(f"--panels: panel file {str(panels)!r} does not exist")
+        if panels is None and parser == "llm" and llm is not None:
+            check(check_llm, llm)
+        check(check_story_output, output, panels, parse_only, overwrite)
         if not parse_only:
             config = check(encoder_config, encoder)
             for i, person in enumerate(characters):
@@ -166,38 +232,48 @@ def story(
                 check.problem(
                     f"--judge_world: expected a miniature world folder (with world.json), got {judge_world!r}"
                 )
-    story_panels = _story_panels(storyline, characters, panels, parser, llm)
-    output.mkdir(parents=True, exist_ok=True)
-    panels_yaml = output / "panels.yaml"
-    if panels is None or Path(panels).resolve() != panels_yaml.resolve():
-        write_panels(story_panels, panels_yaml)
+    story_panels, panels_text = _story_panels(storyline, characters, panels, parser, llm)
     if parse_only:
-        print(f"wrote {len(story_panels)} panels to {panels_yaml}: edit it, then draw it with --panels {panels_yaml}")
-        return panels_yaml
+        return _write_panel_file(output, panels, len(story_panels), panels_text)
     arguments = {"storyline": storyline, "panels": panels, "parser": parser, "llm": llm, "style": style, "seed": seed}
     arguments |= {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "height": height}
     arguments |= {"width": width, "delta": delta, "eta": eta, "step_window": step_window, "check_faces": check_faces}
     arguments |= {"panels_per_page": panels_per_page, "columns": columns, "panel_size": panel_size, "gutter": gutter}
     arguments |= {"judge_world": judge_world, "dtype": dtype, "device": device}
-    return _draw(encoder, pipeline, characters, output, story_panels, arguments)
+    return _draw(encoder, pipeline, characters, output, story_panels, panels_text, arguments)
 
 
-def _story_panels(storyline, characters, panels, parser, llm) -> list[Panel]:
-    """The panels: read from the panel file, or parsed from the storyline; checked before anything is drawn."""
+def _story_panels(storyline, characters, panels, parser, llm) -> tuple[list[Panel], str]:
+    """The panels and panels.yaml's text: the panel file as written, or the storyline parsed; checked (caps
+    included) before anything is drawn."""
     if panels is not None:
-        return read_panels(panels, characters)
+        return read_panel_file(panels, characters)
     if parser == "llm":
-        from .llm_parser import parse_with_llm
-
-        return parse_with_llm(storyline, characters, llm)
-    from .parser import parse_storyline
-
-    parsed = parse_storyline(storyline, characters)
-    check_panels(parsed, characters, "storyline")
-    return parsed
+        parsed = parse_with_llm(storyline, characters, llm)
+    else:
+        parsed = parse_storyline(storyline, characters)
+        check_panels(parsed, characters, "storyline")
+    return parsed, panels_to_yaml(parsed)
 
 
-def _draw(encoder, pipeline, characters, output, story_panels, arguments) -> StoryFiles:
+def _own_panel_file(output: Path, panels: str | Path | None) -> bool:
+    """Whether ``--panels`` is the output folder's own panels.yaml (the parse → edit → draw round trip)."""
+    return panels is not None and Path(panels).resolve() == (Path(output) / "panels.yaml").resolve()
+
+
+def _write_panel_file(output: Path, panels: str | Path | None, count: int, panels_text: str) -> Path:
+    """``--parse-only``: the folder replaced by one holding panels.yaml alone; nothing written when ``--panels`` is
+    that file (it was only checked)."""
+    panels_yaml = output / "panels.yaml"
+    if _own_panel_file(output, panels):
+        print(f"checked the {count} panels of {panels_yaml}: draw them with --panels {panels_yaml}")
+        return panels_yaml
+    atomic_folder(output, lambda folder: (folder / "panels.yaml").write_text(panels_text, encoding="utf-8"))
+    print(f"wrote {count} panels to {panels_yaml}: edit it, then draw it with --panels {panels_yaml}")
+    return panels_yaml
+
+
+def _draw(encoder, pipeline, characters, output, story_panels, panels_text, arguments) -> StoryFiles:
     from ..loading import load_naming
     from .drawing import draw_panels, load_identities
     from .page import layout_pages
@@ -237,28 +313,31 @@ def _draw(encoder, pipeline, characters, output, story_panels, arguments) -> Sto
         **{key: (list(value) if isinstance(value, tuple) else value) for key, value in drawing.items()},
         **page_options,
     }
-    files = write_story(output, story_panels, drawn, pages, settings)
+    judged = None
     if judge_world is not None:
         from .judging import judge_story
 
         steps.start("the identity judge: is every named person in the panels that name them?")
         judged = judge_story(Path(judge_world), story_panels, [image for image, _ in drawn], characters)
-        text = json.dumps(judged, indent=2) + "\n"
-        atomic_write(output / "judged.json", lambda temporary: temporary.write_text(text))
         print(f"the judge recognises {judged['recognised']:.2f} of {judged['pairs']} (panel, named person) pairs "
               f"(chance {judged['chance']:.2f})")  # fmt: skip
+    # the output was checked before anything was loaded (check_story_output): the folder is replaced whole now
+    files = write_story(output, story_panels, drawn, pages, settings, True, panels_text, judged)
     steps.done(f"wrote {len(drawn)} panels, {len(pages)} page(s) and story.pdf to {output}/")
     return files
 
 
+SWITCHES = {"--parse-only": "--parse_only", "--parse_only": "--parse_only", "--overwrite": "--overwrite"}
+
+
 def _flag_spellings(argv: list[str]) -> list[str]:
-    """``--parse-only`` and a bare ``--parse_only`` (a switch, as users type it) as jsonargparse reads them:
-    ``--parse_only true``."""
+    """``--parse-only``, a bare ``--parse_only`` or ``--overwrite`` (switches, as users type them) as jsonargparse
+    reads them: ``--parse_only true``."""
     result = []
     for index, item in enumerate(argv):
-        if item in ("--parse-only", "--parse_only"):
+        if item in SWITCHES:
             following = argv[index + 1] if index + 1 < len(argv) else "--"
-            result += ["--parse_only"] + ([] if following.lower() in ("true", "false") else ["true"])
+            result += [SWITCHES[item]] + ([] if following.lower() in ("true", "false") else ["true"])
         else:
             result.append(item.replace("--parse-only=", "--parse_only=", 1))
     return result

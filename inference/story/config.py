@@ -12,6 +12,16 @@ from ..placeholders import PLACEHOLDER
 
 PRONOUNS = ("he", "she", "they")
 
+# Caps on one story, checked before anything is drawn (a longer story is several stories): panels from a storyline,
+# a panel file and an LLM answer alike; a panel's caption (its sentence) and prompt; the text read to find them.
+MAX_PANELS = 100
+MAX_SENTENCE_CHARS = 1_000
+MAX_PROMPT_CHARS = 1_000
+MAX_STORYLINE_CHARS = 100_000
+MAX_PANEL_TEXT_CHARS = 500_000  # a panel file, or the panels an LLM answered
+# The one place the LLM parser's API key comes from: a config file names the endpoint, never which secret to send.
+API_KEY_VARIABLE = "MAGICNAMING_LLM_API_KEY"
+
 
 @dataclass
 class Character:
@@ -75,18 +85,18 @@ def style_preset(style: str | Style, argument: str = "style") -> Style:
 class LLMConfig:
     """An OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``) for the optional LLM parser.
 
+    The API key is read from the environment variable ``MAGICNAMING_LLM_API_KEY`` only (unset: no
+    ``Authorization`` header; local servers need none): a config file chooses the endpoint, never the secret.
+
     Attributes:
-        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``.
+        base_url: the API root: ``https://...``, or ``http://`` to this machine only (``http://127.0.0.1:8000/v1``).
         model: the model name the endpoint serves.
-        api_key_env: the environment variable holding the API key (the key itself never goes in a config); None,
-            or the variable unset: no ``Authorization`` header (local servers need none).
         temperature: sampling temperature (0: as repeatable as the endpoint allows).
-        timeout: seconds to wait for the answer.
+        timeout: seconds for the whole request: connecting, sending and reading the complete answer.
     """
 
     base_url: str
     model: str
-    api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = 0.0
     timeout: float = 120.0
 
@@ -141,6 +151,11 @@ def check_characters(characters: list[Character], argument: str = "characters") 
                 problems.append(f"{at}.photos[{j}]: {photo!r} does not exist")
         if person.identity is not None and not Path(person.identity).is_file():
             problems.append(f"{at}.identity: identity file {person.identity!r} does not exist")
+    raise_problems(problems)
+
+
+def raise_problems(problems: list[str]) -> None:
+    """Raises one ``ValueError`` listing every problem (none: returns)."""
     if problems:
         raise ValueError(
             problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)

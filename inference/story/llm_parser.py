@@ -1,21 +1,23 @@
 """The optional LLM parser: a storyline → panels through any OpenAI-compatible chat endpoint.
 
 For users who have an endpoint (a hosted API or a local server): ``POST {base_url}/chat/completions`` with the model
-from the config and the API key from the environment variable it names. The answer must be JSON panels; they are
-checked like an edited panel file, so a model that invents a person fails with the same clear error. Nothing here
-needs the network unless this parser is chosen.
+from the config and the API key from ``MAGICNAMING_LLM_API_KEY`` (never from a variable a config names). The request
+is guarded (``endpoint``: https or this machine only, no redirects, one deadline, a capped answer). The answer must
+be JSON panels; they are checked like an edited panel file (the same caps and checks), so a model that invents a
+person fails with the same clear error. Nothing here needs the network unless this parser is chosen.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-import urllib.error
-import urllib.request
 
-from .config import Character, LLMConfig, Panel
-from .panels import panels_from_yaml
+from .config import API_KEY_VARIABLE, Character, LLMConfig, Panel, raise_problems
+from .endpoint import check_endpoint_url, excerpt, post_json
+from .panels import panels_from_rows
+from .parser import storyline_sentences
 
 SYSTEM_PROMPT = """You turn a storyline into comic panels for an image generator.
 Split the storyline into one panel per sentence (or per story beat). For each panel give:
@@ -45,49 +47,77 @@ def _json_content(content: str) -> dict:
     return json.loads(text)
 
 
+def check_llm(llm: LLMConfig, argument: str = "llm") -> None:
+    """Raises one ``ValueError`` for an endpoint the parser cannot use (no model, a URL that is not allowed, a
+    timeout or temperature that is not a positive / finite number); contacts nothing."""
+    problems = []
+    if not isinstance(llm.model, str) or not llm.model.strip():
+        problems.append(f"{argument}.model: expected the model name the endpoint serves, got {llm.model!r}")
+    try:
+        check_endpoint_url(llm.base_url, f"{argument}.base_url")
+    except ValueError as error:
+        problems.append(str(error))
+    if not _finite(llm.timeout) or llm.timeout <= 0:
+        problems.append(f"{argument}.timeout: expected a number of seconds > 0, got {llm.timeout!r}")
+    if not _finite(llm.temperature):
+        problems.append(f"{argument}.temperature: expected a finite number, got {llm.temperature!r}")
+    raise_problems(problems)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _api_key() -> str | None:
+    """``MAGICNAMING_LLM_API_KEY``, stripped; checked here so that no error of the HTTP layer ever quotes it."""
+    key = (os.environ.get(API_KEY_VARIABLE) or "").strip()
+    if key and not all(33 <= ord(c) < 127 for c in key):
+        raise ValueError(f"{API_KEY_VARIABLE}: expected printable ASCII characters without spaces, got a key with "
+                         "other characters (not shown)")  # fmt: skip
+    return key or None
+
+
 def chat(llm: LLMConfig, messages: list[dict]) -> str:
-    """One chat completion: the first choice's message content. Raises OSError (endpoint unreachable, HTTP error
-    with its body) or ValueError (an answer that is not a chat completion)."""
-    body = {"model": llm.model, "messages": messages, "temperature": llm.temperature}
-    headers = {"Content-Type": "application/json"}
-    key = os.environ.get(llm.api_key_env) if llm.api_key_env else None
+    """One chat completion: the first choice's message content, with the key of ``MAGICNAMING_LLM_API_KEY``.
+
+    Raises:
+        OSError: the endpoint is unreachable, too slow, redirects, answers an HTTP error or too much.
+        ValueError: a URL that is not allowed, an answer that is not a chat completion.
+    """
+    check_llm(llm)
+    headers = {"Accept": "application/json"}
+    key = _api_key()
     if key:
         headers["Authorization"] = f"Bearer {key}"
     url = llm.base_url.rstrip("/") + "/chat/completions"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    body = {"model": llm.model, "messages": messages, "temperature": llm.temperature}
+    answer = post_json(url, body, headers, llm.timeout, "llm.base_url")
     try:
-        with urllib.request.urlopen(request, timeout=llm.timeout) as response:
-            answer = json.loads(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode("utf-8", "replace")[:500]
-        raise OSError(f"llm.base_url: {url} answered HTTP {error.code}: {detail}") from error
-    except urllib.error.URLError as error:
-        raise OSError(f"llm.base_url: cannot reach {url} ({error.reason})") from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f"llm.base_url: {url} did not answer JSON ({error})") from error
-    try:
-        return answer["choices"][0]["message"]["content"]
+        content = answer["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as error:
-        raise ValueError(f"llm.base_url: {url} did not answer a chat completion: {str(answer)[:300]}") from error
+        raise ValueError(f"llm.base_url: {url} did not answer a chat completion: {excerpt(answer)}") from error
+    if not isinstance(content, str):
+        raise ValueError(f"llm.base_url: {url} answered a message without text content: {excerpt(content)}")
+    return content
 
 
 def parse_with_llm(storyline: str, characters: list[Character], llm: LLMConfig) -> list[Panel]:
     """Panels from an OpenAI-compatible chat endpoint, checked like an edited panel file.
 
     Raises:
-        ValueError: an empty storyline, an answer without JSON panels, a panel naming an unknown person.
-        OSError: the endpoint is unreachable or answers an HTTP error.
+        ValueError: a storyline with no sentence or over a cap (``parser``), an endpoint not allowed, an answer
+            without JSON panels, too many panels, a panel naming an unknown person.
+        OSError: the endpoint is unreachable, too slow, redirects, answers an HTTP error or too much.
     """
-    if not isinstance(storyline, str) or not re.search(r"\w", storyline):
-        raise ValueError(f"storyline: expected at least one sentence, got {storyline!r}")
-    if not llm.base_url or not llm.model:
-        raise ValueError(f"llm: expected a base_url and a model, got {llm.base_url!r} and {llm.model!r}")
+    storyline_sentences(storyline)  # the storyline's caps, before the endpoint is asked
+    check_llm(llm)
     content = chat(llm, _messages(storyline, characters))
     try:
         panels = _json_content(content)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"llm: model {llm.model!r} did not answer JSON panels ({error}): {content[:300]!r}") from error
-    return panels_from_yaml(json.dumps(panels), characters, f"llm: the panels of model {llm.model!r}")
+    except (json.JSONDecodeError, RecursionError) as error:
+        problem = f"did not answer JSON panels ({str(error)[:80]})"
+        raise ValueError(f"llm: model {llm.model!r} {problem}: {excerpt(content)}") from error
+    return panels_from_rows(panels, characters, f"llm: the panels of model {llm.model!r}")
 
 
-__all__ = ["chat", "parse_with_llm"]
+__all__ = ["chat", "check_llm", "parse_with_llm"]

@@ -19,27 +19,45 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def _fitting(text: str, font: ImageFont.ImageFont, width: float) -> int:
+    """How many leading characters of ``text`` fit in ``width`` pixels. Only prefixes up to twice the answer are
+    measured (doubling, then bisecting), so a long word costs about its length, not its length squared."""
+    fits, tries = 0, 1
+    while tries <= len(text) and font.getlength(text[:tries]) <= width:
+        fits, tries = tries, tries * 2
+    tries = min(tries, len(text) + 1)  # text[:tries] does not fit, or is past the end
+    while tries - fits > 1:
+        middle = (fits + tries) // 2
+        fits, tries = (middle, tries) if font.getlength(text[:middle]) <= width else (fits, middle)
+    return fits
+
+
 def wrap_caption(caption: str, font: ImageFont.ImageFont, width: int, max_lines: int) -> list[str]:
-    """The caption wrapped to ``width`` pixels, at most ``max_lines`` lines (the last one ends in "…" when cut)."""
+    """The caption wrapped to ``width`` pixels, at most ``max_lines`` lines (the last one ends in "…" when cut); a
+    word wider than a line is broken. Time: linear in the caption's length (wrapping stops once the lines are full).
+    """
     lines: list[str] = []
     for paragraph in caption.split("\n"):
-        words = paragraph.split()
         line = ""
-        for word in words:
-            candidate = f"{line} {word}".strip()
-            if font.getlength(candidate) <= width or not line:
+        for word in paragraph.split():
+            if len(lines) > max_lines:
+                break
+            candidate = f"{line} {word}" if line else word
+            if font.getlength(candidate) <= width:
                 line = candidate
-            else:
+                continue
+            if line:
                 lines.append(line)
-                line = word
+            while len(lines) <= max_lines and (cut := max(1, _fitting(word, font, width))) < len(word):
+                lines.append(word[:cut])  # a word wider than the line: broken where it reaches the edge
+                word = word[cut:]
+            line = word
         if line:
             lines.append(line)
     if len(lines) > max_lines:
         lines = lines[:max_lines]
-        last = lines[-1]
-        while last and font.getlength(last + "…") > width:
-            last = last[:-1]
-        lines[-1] = last.rstrip() + "…"
+        if lines:
+            lines[-1] = lines[-1][: _fitting(lines[-1], font, width - font.getlength("…"))].rstrip() + "…"
     return lines
 
 

@@ -11,13 +11,16 @@ Rules (simple on purpose; the LLM parser, or an edited panel file, handles what 
   the placeholder, possessives with ``'s`` ("Her dog barked" → "<mira>'s dog barked"; "her" counts as a possessive
   unless an article, a preposition, a conjunction or punctuation follows it). A pronoun with no matching person
   before it stays as written: it may mean someone who is not a character.
+
+Caps (``config``), checked before any sentence is parsed: a storyline of at most ``MAX_STORYLINE_CHARS`` characters,
+at most ``MAX_PANELS`` sentences, each of at most ``MAX_SENTENCE_CHARS`` characters.
 """
 
 from __future__ import annotations
 
 import re
 
-from .config import Character, Panel
+from .config import MAX_PANELS, MAX_SENTENCE_CHARS, MAX_STORYLINE_CHARS, Character, Panel, raise_problems
 
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n")
 PRONOUN_KIND = {
@@ -38,6 +41,31 @@ def split_sentences(storyline: str) -> list[str]:
     """The storyline's sentences, stripped; pieces without a letter or a digit are dropped."""
     pieces = SENTENCE_END.split(storyline.strip())
     return [" ".join(piece.split()) for piece in pieces if re.search(r"\w", piece)]
+
+
+def storyline_sentences(storyline: str, argument: str = "storyline") -> list[str]:
+    """The storyline's sentences, checked against the caps (module doc) before any is parsed.
+
+    Raises:
+        ValueError: naming ``argument``: no sentence, a storyline, a sentence or a count of sentences over its cap.
+    """
+    if not isinstance(storyline, str):
+        raise ValueError(f"{argument}: expected text, got {type(storyline).__name__}")
+    if len(storyline) > MAX_STORYLINE_CHARS:
+        raise ValueError(f"{argument}: expected text of at most {MAX_STORYLINE_CHARS} characters, got {len(storyline)}")
+    sentences = split_sentences(storyline)
+    if not sentences:
+        raise ValueError(f"{argument}: expected at least one sentence, got {storyline[:60]!r}")
+    if len(sentences) > MAX_PANELS:
+        raise ValueError(f"{argument}: expected at most {MAX_PANELS} sentences (a panel each: the limit of one story; "
+                         f"split it into several), got {len(sentences)}")  # fmt: skip
+    raise_problems([
+        f"{argument}: sentence {number} ({sentence[:40]!r}…) has {len(sentence)} characters, expected at most "
+        f"{MAX_SENTENCE_CHARS} (a sentence is a panel's caption)"
+        for number, sentence in enumerate(sentences, 1)
+        if len(sentence) > MAX_SENTENCE_CHARS
+    ])  # fmt: skip
+    return sentences
 
 
 def _mention_pattern(characters: list[Character]) -> tuple[re.Pattern, dict[str, str]]:
@@ -103,11 +131,9 @@ def parse_storyline(storyline: str, characters: list[Character]) -> list[Panel]:
         one ``Panel`` per sentence: the sentence (the caption), the prompt with placeholders and the panel's people.
 
     Raises:
-        ValueError: a storyline with no sentence, or a ``<label>`` that is no character's.
+        ValueError: a storyline with no sentence, over a cap (module doc), or a ``<label>`` that is no character's.
     """
-    sentences = split_sentences(storyline if isinstance(storyline, str) else "")
-    if not sentences:
-        raise ValueError(f"storyline: expected at least one sentence, got {storyline!r}")
+    sentences = storyline_sentences(storyline)
     pattern, lookup = _mention_pattern(characters)
     labels = {person.label for person in characters}
     resolver, panels, unknown = _Resolver(characters), [], []
@@ -147,4 +173,4 @@ def parse_storyline(storyline: str, characters: list[Character]) -> list[Panel]:
     return panels
 
 
-__all__ = ["parse_storyline", "split_sentences"]
+__all__ = ["parse_storyline", "split_sentences", "storyline_sentences"]

@@ -22,14 +22,21 @@ def config_path(path: Path, argument: str, problems: list[str]) -> Path:
     return path
 
 
-def check_output(output: Path, problems: list[str]) -> None:
+def check_output(output: Path, overwrite: bool, problems: list[str]) -> None:
+    """A new or empty folder; a previous demo output only with ``overwrite``; never another non-empty folder."""
     if output.exists() and not output.is_dir():
         problems.append(f"output: expected a folder, {str(output)!r} is a file")
-    elif output.is_dir() and any(output.iterdir()) and not (output / MARKER).exists():
-        problems.append(
-            f"output: {str(output)!r} is a non-empty folder that is not a previous demo output; "
-            "give a new or empty folder"
-        )
+    elif output.is_dir() and any(output.iterdir()):
+        if not (output / MARKER).exists():
+            problems.append(
+                f"output: {str(output)!r} is a non-empty folder that is not a previous demo output; "
+                "give a new or empty folder"
+            )
+        elif not overwrite:
+            problems.append(
+                f"output: {str(output)!r} holds a previous demo output; pass --overwrite true to replace it, or "
+                "give a new folder"
+            )
 
 
 def check_numbers(numbers: dict[str, tuple[int, int]], problems: list[str]) -> None:
@@ -54,7 +61,8 @@ def raise_problems(problems: list[str]) -> None:
 
 
 def prepare_output(output: Path) -> None:
-    """Empties a previous demo output (only one carrying the marker) and marks the folder as the demo's."""
+    """Empties a previous demo output (only one carrying the marker; ``check_output`` has checked ``--overwrite``)
+    and marks the folder as the demo's."""
     if output.is_dir() and (output / MARKER).exists():
         print(f"replacing the previous demo output in {output}/", file=sys.stderr)
         for child in output.iterdir():

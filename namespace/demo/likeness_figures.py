@@ -72,36 +72,52 @@ def miniature_figures(folder: Path, likeness: Path, metrics: dict, lines: dict) 
     likeness_grid(likeness, measured, folder / "likeness.png")
     interpolation_paths(likeness, measured, folder / "interpolation-judged.png")
     probe_examples(likeness, metrics["probe_names"], folder / "probe.png")
-    m = metrics
+    m = _with_spread(metrics)
     return [
         Figure(
             "Likeness: the person in every task",
             "figures/likeness.png",
             f"Identities made from held-out photos (never trained on) of train people, prepended into prompts of the "
-            f"four kinds the paper tests. The identity judge assigns {m['likeness_heldout']:.2f} of these images to "
-            f"the right person (the same prompts and seeds without a name: {m['likeness_plain']:.2f}; chance "
-            f"{m['likeness_chance']:.2f}), and the attribute detectors find what the prompt asks in "
-            f"{m['prompt_followed_magicnaming']:.2f} of them ({m['prompt_followed_plain']:.2f} without a name). "
-            f"People the encoder never saw: judge similarity {m.get('likeness_unseen', float('nan')):.2f} to their "
-            f"photos with their predicted identity, {m.get('likeness_unseen_baseline', float('nan')):.2f} with a "
-            "sampled one.",
+            f"four kinds the paper tests. The identity judge assigns {m['likeness_heldout']} of these images to "
+            f"the right person (the same prompts and seeds without a name: {m['likeness_plain']}; chance "
+            f"{metrics['likeness_chance']:.2f}), and the attribute detectors find what the prompt asks in "
+            f"{m['prompt_followed_magicnaming']} of them ({m['prompt_followed_plain']} without a name). "
+            f"People the encoder never saw: judge similarity {m['likeness_unseen']} to their "
+            f"photos with their predicted identity, {m['likeness_unseen_baseline']} with a sampled one. "
+            f"Each figure is the mean over {m['seeds']} seeds ± its standard deviation over them.",
             [*lines.get("world", []), lines["likeness"]],
         ),
         Figure(
             "Interpolation, judged",
             "figures/interpolation-judged.png",
-            f"Paths between two train people; under each image the judge's similarity to A and to B. On "
-            f"{m.get('interpolation_monotonic', float('nan')):.2f} of the paths the similarity to A falls and to B "
-            "rises with t (each allowed to wobble by 0.02).",
+            f"Paths between two train people; under each image the judge's similarity to A and to B (mean over "
+            f"seeds). On {m['interpolation_monotonic']} of the {m['paths']} paths the similarity to A falls and to B "
+            "rises with t (a step counts against a path only beyond twice its standard error over the seeds; ± the "
+            f"leave-one-seed-out jackknife's standard error); rank correlation of t with the move towards B: "
+            f"{m['interpolation_rank_correlation']} (mean ± standard deviation over seeds).",
             [lines["likeness"]],
         ),
         Figure(
             "The probe",
             "figures/probe.png",
             f"'a photo of NAME' from the tiny SDXL for every probed name, with the consistency of its probe images "
-            f"(judge cosine). The probe kept {m['probe_known_kept']:.2f} of the famous names and dropped "
-            f"{m['probe_unknown_dropped']:.2f} of the others; the tiny SDXL alone draws the famous people by name "
-            f"{m['mini_model_name_accuracy']:.2f} of the time (judge).",
+            f"(judge cosine). The probe kept {metrics['probe_known_kept']:.2f} of the famous names and dropped "
+            f"{metrics['probe_unknown_dropped']:.2f} of the others; the tiny SDXL alone draws the famous people by "
+            f"name {m['mini_model_name_accuracy']} of the time (judge; mean ± standard deviation over seeds).",
             [lines["data"], lines["likeness"]],
         ),
     ]
+
+
+def _with_spread(metrics: dict) -> dict[str, str]:
+    """Each figure of ``metrics["spread"]`` as "mean ± spread" ("n/a" when not measured), the seeds and the paths."""
+    from ..seed_spread import plus_minus
+
+    spreads = metrics.get("spread", {})
+    keys = ["likeness_heldout", "likeness_plain", "prompt_followed_magicnaming", "prompt_followed_plain"]
+    keys += ["likeness_unseen", "likeness_unseen_baseline", "mini_model_name_accuracy"]
+    keys += ["interpolation_monotonic", "interpolation_rank_correlation"]
+    shown = {key: plus_minus(spreads[key]) if key in spreads else "n/a" for key in keys}
+    shown["seeds"] = str(spreads.get("likeness_heldout", {}).get("seeds", "?"))
+    shown["paths"] = str(spreads.get("interpolation_monotonic", {}).get("paths", "?"))
+    return shown

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from ..files import atomic_write
+
 # Command lines wrap between arguments only, never inside one (a path, `--trainer.max_epochs`): each argument is a
 # nowrap span; one too long for the line scrolls sideways. Wrapped lines hang under their command.
 STYLE = """
@@ -50,7 +52,17 @@ def _commands(lines: list[str]) -> str:
 
 
 def markdown_table_html(markdown: str) -> str:
-    """The pipe table ``results_table`` writes, as an HTML table (numbers right-aligned)."""
+    """The pipe tables ``results_table`` writes (and the lines between them), as HTML (numbers right-aligned)."""
+    parts = []
+    for block in markdown.strip().split("\n\n"):
+        if block.lstrip().startswith("|"):
+            parts.append(_pipe_table_html(block))
+        elif block.strip():
+            parts.append(f"<p>{escape(block.strip())}</p>")
+    return "".join(parts)
+
+
+def _pipe_table_html(markdown: str) -> str:
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in markdown.strip().splitlines()]
     header, body = rows[0], rows[2:]
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
@@ -105,7 +117,7 @@ def write_report(
     note: str,
     evaluation: str | None = None,
 ) -> Path:
-    """Writes the report.
+    """Writes the report (atomically: a killed run leaves the old report or none, never half of one).
 
     Args:
         path: the HTML file.
@@ -165,5 +177,5 @@ def write_report(
         _table([(step, f"{value:.1f} s") for step, value in seconds.items()]),
         "</body></html>",
     ]
-    path.write_text("\n".join(parts) + "\n")
-    return path
+    html = "\n".join(parts) + "\n"
+    return atomic_write(path, lambda temporary: temporary.write_text(html))

@@ -19,8 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..encoder.config import TowerConfig
+from ..files import atomic_write
 from ..miniature.world import MiniatureWorldConfig
 from ..progress import Steps, library_progress_bars_off
+from ..seeding import reproducible
 from . import checks
 from .commands import CommandLog, write_overlay
 
@@ -42,7 +44,14 @@ FULL_SIZE_NOTE = (
     "encoder learns names that carry no looks. Likenesses need an encoder trained on LaionCele built from real "
     "caption data (configs/data/laion.yaml, configs/train/sdxl.yaml)."
 )
-DEFAULT_PROMPTS = ["a portrait photo of a person", "a person riding a horse", "an oil painting of a person"]
+# the miniature world's prompts: its captions know scenes, emotions and styles
+DEFAULT_PROMPTS = [
+    "a photo of a person",
+    "a photo of a person on a beach",
+    "a photo of a person looking sad",
+    "a watercolor painting of a person",
+]
+DATA_CONFIGS = ["configs/data/demo.yaml"]  # + configs/data/miniature.yaml on the miniature world
 
 
 def demo(
@@ -61,18 +70,21 @@ def demo(
     references_per_identity: int = 3,
     prompts: list[str] | None = None,
     interpolation_steps: int = 5,
-    num_inference_steps: int = 4,
-    guidance_scale: float = 5.0,
-    image_size: int = 64,
+    num_inference_steps: int = 20,
+    guidance_scale: float = 2.0,
+    image_size: int = 16,
     seed: int = 0,
     device: str = "auto",
+    threads: int = 2,
+    overwrite: bool = False,
     command_line: str | None = None,
 ) -> dict:
     """Runs the whole demo into ``output`` and returns what metrics.json holds.
 
     Args:
-        output: a new or empty folder (or a previous demo output, which is replaced).
-        data_configs: ``magicnaming data build`` configs, applied in order (default: configs/data/demo.yaml).
+        output: a new or empty folder (or, with ``overwrite``, a previous demo output, which is replaced).
+        data_configs: ``magicnaming data build`` configs, applied in order (default: configs/data/demo.yaml, and
+            configs/data/miniature.yaml on the miniature world).
         train_configs: ``magicnaming train fit`` configs, applied in order (default: configs/train/tiny.yaml).
         train_args: extra ``train fit`` arguments, e.g. ``["--trainer.max_epochs", "30"]``.
         eval_config: the ``magicnaming evaluate`` config of the miniature world's evaluation step (default:
@@ -97,6 +109,9 @@ def demo(
         image_size: image side in pixels.
         seed: seeds the towers' pre-training, the tiny pipeline and the image noise (training: its config's seed).
         device: device of the identities and the images (auto, cpu, cuda, ...).
+        threads: torch's intra-op threads for every step (the figures reproduce for a given count: a CPU matmul's
+            float result depends on how many threads share it).
+        overwrite: replace a previous demo output in ``output`` (a folder the demo did not write is never replaced).
         command_line: the command that ran the demo, as typed, for the report (``magicnaming demo`` passes it;
             not a command-line option); None: a Python call.
     """
@@ -104,7 +119,7 @@ def demo(
     output, prompts, problems = Path(output), list(DEFAULT_PROMPTS if prompts is None else prompts), []
     data_configs = [
         checks.config_path(path, f"data_configs[{i}]", problems)
-        for i, path in enumerate(data_configs or ["configs/data/demo.yaml"])
+        for i, path in enumerate(data_configs or _default_data_configs(pipeline))
     ]
     train_configs = [
         checks.config_path(path, f"train_configs[{i}]", problems)
@@ -114,7 +129,10 @@ def demo(
     numbers = {"num_train_identities": (num_train_identities, 2), "num_unseen_identities": (num_unseen_identities, 0)}
     numbers |= {"references_per_identity": (references_per_identity, 1), "image_size": (image_size, 8)}
     numbers |= {"interpolation_steps": (interpolation_steps, 2), "num_inference_steps": (num_inference_steps, 1)}
-    numbers |= {"tower_pretraining_steps": (tower_pretraining_steps, 1 if towers is None else 0)}
+    numbers |= {
+        "tower_pretraining_steps": (tower_pretraining_steps, 1 if towers is None else 0),
+        "threads": (threads, 1),
+    }
     checks.check_numbers(numbers, problems)
     if image_size % 8:
         problems.append(f"image_size: expected a multiple of 8, got {image_size}")
@@ -128,152 +146,172 @@ def demo(
         problems += [f"miniature.{problem}" for problem in world_config.check()]
         if image_size != world_config.image_size:
             problems.append(f"image_size: expected the miniature world's {world_config.image_size}, got {image_size}")
-    checks.check_output(output, problems)
+    checks.check_output(output, overwrite, problems)
     checks.check_installed(problems)
     checks.raise_problems(problems)
 
-    checks.prepare_output(output)
-    work = output / "work"
-    arguments = {"data_configs": [str(p) for p in data_configs], "train_configs": [str(p) for p in train_configs]}
-    arguments |= {"train_args": list(train_args or []), "eval_config": str(eval_config), "pipeline": pipeline}
-    arguments |= {"miniature": asdict(world_config) if mini else None}
-    arguments |= {"miniature_cache": None if miniature_cache is None else str(miniature_cache)}
-    arguments |= {"towers": None if towers is None else [asdict(t) for t in towers]}
-    arguments |= {"tower_pretraining_steps": tower_pretraining_steps, "prompts": prompts, "seed": seed}
-    arguments |= {key: value for key, (value, _) in numbers.items()}
-    arguments |= {"guidance_scale": guidance_scale, "device": device}
-    demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
-    note = MINIATURE_NOTE if mini else TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE
-    print(f"magicnaming demo → {output}/\n{note}\n", file=sys.stderr)
-    # data, train, identities, generate, interpolate, report; the towers; the world or the tiny pipeline; likeness
-    # and evaluate on the world
-    total = 6 + (towers is None) + (mini or tiny) + (2 if mini else 0)
-    log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=total), {}
+    with reproducible(threads):  # every step in this process, and the processes it spawns
+        checks.prepare_output(output)
+        work = output / "work"
+        arguments = {"data_configs": [str(p) for p in data_configs], "train_configs": [str(p) for p in train_configs]}
+        arguments |= {"train_args": list(train_args or []), "eval_config": str(eval_config), "pipeline": pipeline}
+        arguments |= {"miniature": asdict(world_config) if mini else None}
+        arguments |= {"miniature_cache": None if miniature_cache is None else str(miniature_cache)}
+        arguments |= {"towers": None if towers is None else [asdict(t) for t in towers]}
+        arguments |= {"tower_pretraining_steps": tower_pretraining_steps, "prompts": prompts, "seed": seed}
+        arguments |= {key: value for key, (value, _) in numbers.items()}
+        arguments |= {"guidance_scale": guidance_scale, "device": device, "threads": threads}
+        demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
+        note = MINIATURE_NOTE if mini else TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE
+        print(f"magicnaming demo → {output}/\n{note}\n", file=sys.stderr)
+        # data, train, identities, generate, interpolate, report; the towers; the world or the tiny pipeline; likeness
+        # and evaluate on the world
+        total = 6 + (towers is None) + (mini or tiny) + (2 if mini else 0)
+        log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=total), {}
 
-    def step(key: str, description: str) -> None:
-        steps.start(description)
-        marks[key] = time.perf_counter()
+        def step(key: str, description: str) -> None:
+            steps.start(description)
+            marks[key] = time.perf_counter()
 
-    lines: dict = {"towers": []}
-    if towers is None:
-        step("towers", "pre-training the tiny CLIP towers on synthetic people outside the sample")
-        towers = _pretrain_tiny_towers(log, work / "towers", tower_pretraining_steps, seed)
-        lines["towers"] = log.lines[-1:]
-    if mini:
-        step("world", "the miniature world: a tiny SDXL that learns the sample's famous people by name")
-        world = _miniature_world(log, work / "configs/miniature.yaml", world_config, miniature_cache)
-        pipeline, lines["world"] = str(world / "pipeline"), log.lines[-1:]
-    if tiny:
-        step("pipeline", "saving the tiny SDXL pipeline (random weights)")
-        pipeline = _save_tiny_pipeline(work / "models/tiny-sdxl", seed)
-    tower_settings = [asdict(tower) for tower in towers]
+        lines: dict = {"towers": []}
+        if towers is None:
+            step("towers", "pre-training the tiny CLIP towers on synthetic people outside the sample")
+            towers = _pretrain_tiny_towers(log, work / "towers", tower_pretraining_steps, seed)
+            lines["towers"] = log.lines[-1:]
+        if mini:
+            step("world", "the miniature world: a tiny SDXL that learns the sample's famous people by name")
+            world = _miniature_world(log, work / "configs/miniature.yaml", world_config, miniature_cache)
+            pipeline, lines["world"] = str(world / "pipeline"), log.lines[-1:]
+        if tiny:
+            step("pipeline", "saving the tiny SDXL pipeline (random weights)")
+            pipeline = _save_tiny_pipeline(work / "models/tiny-sdxl", seed)
+        tower_settings = [asdict(tower) for tower in towers]
 
-    step("data", "building LaionCele with the data pipeline")
-    laioncele = work / "laioncele"
-    overlay = {"data": {"pipeline": pipeline, "features": {"towers": tower_settings}}}
-    if mini:  # the sample names the world's famous people; the probe judges with the world's identity judge
-        sample = {"num_identities": world_config.famous, "seed": world_config.cast_seed}
-        overlay["data"]["source"] = {"sample": sample}
-        probe = {"embedder": f"judge:{world / 'judge'}", "min_consistency": None}  # the judge's calibrated threshold
-        overlay["data"]["probe"] = probe | {"image_size": world_config.image_size}
-    overlay = write_overlay(work / "configs/data.yaml", overlay)
-    lines["data"] = log.run(["data", "build", *_configs(data_configs, overlay), "--output", laioncele])
+        step("data", "building LaionCele with the data pipeline")
+        laioncele = work / "laioncele"
+        overlay = {"data": {"pipeline": pipeline, "features": {"towers": tower_settings}}}
+        if mini:  # the sample names the world's famous people; the probe judges with the world's identity judge
+            sample = {"num_identities": world_config.famous, "seed": world_config.cast_seed}
+            overlay["data"]["source"] = {"sample": sample}
+            probe = {
+                "embedder": f"judge:{world / 'judge'}",
+                "min_consistency": None,
+            }  # the judge's calibrated threshold
+            overlay["data"]["probe"] = probe | {"image_size": world_config.image_size}
+        overlay = write_overlay(work / "configs/data.yaml", overlay)
+        lines["data"] = log.run(["data", "build", *_configs(data_configs, overlay), "--output", laioncele])
 
-    step("train", "training the name encoder, then exporting it")
-    logger = {
-        "class_path": "lightning.pytorch.loggers.CSVLogger",
-        "init_args": {"save_dir": str(work / "training"), "name": "logs"},
-    }
-    overlay = {"trainer": {"logger": logger}, "model": {"encoder": {"towers": tower_settings}}}
-    overlay = write_overlay(work / "configs/train.yaml", overlay)
-    fit = ["train", "fit", *_configs(train_configs, overlay), "--data.data_dir", laioncele]
-    fit += ["--trainer.default_root_dir", work / "training"]
-    fit += ["--trainer.enable_progress_bar", str(sys.stderr.isatty()).lower(), *(train_args or [])]
-    lines["train"] = log.run(fit)
-    checkpoint = _last_checkpoint(work / "training")
-    lines["export"] = log.run(["train", "export", "--checkpoint", checkpoint, "--output", output / "encoder"])
+        step("train", "training the name encoder, then exporting it")
+        logger = {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": str(work / "training"), "name": "logs"},
+        }
+        overlay = {"trainer": {"logger": logger}, "model": {"encoder": {"towers": tower_settings}}}
+        overlay = write_overlay(work / "configs/train.yaml", overlay)
+        fit = ["train", "fit", *_configs(train_configs, overlay), "--data.data_dir", laioncele]
+        fit += ["--trainer.default_root_dir", work / "training"]
+        fit += ["--trainer.enable_progress_bar", str(sys.stderr.isatty()).lower(), *(train_args or [])]
+        lines["train"] = log.run(fit)
+        checkpoint = _last_checkpoint(work / "training")
+        lines["export"] = log.run(["train", "export", "--checkpoint", checkpoint, "--output", output / "encoder"])
 
-    step("identities", "identities from reference photos the encoder never trained on")
-    from .references import write_references
+        step("identities", "identities from reference photos the encoder never trained on")
+        from .references import write_references
 
-    people = write_references(
-        laioncele, work / "references", num_train_identities, num_unseen_identities, references_per_identity
+        people = write_references(
+            laioncele, work / "references", num_train_identities, num_unseen_identities, references_per_identity
+        )
+        files, lines["encode"] = {}, {}
+        for person in people:
+            files[person.identity_id] = output / "identities" / f"{person.slug}.safetensors"
+            photos = json.dumps([str(path) for path in person.photos])
+            encode = ["identity", "encode", "--encoder", output / "encoder", "--images", photos]
+            encode += ["--output", files[person.identity_id], "--label", person.name, "--device", device]
+            encode += ["--check_faces", "false"]  # synthetic people: no face a real face detector knows
+            lines["encode"][person.name] = log.run(encode)
+
+        images = ["--encoder", output / "encoder", "--pipeline", pipeline, "--prompts", json.dumps(prompts)]
+        images += ["--num_inference_steps", num_inference_steps, "--height", image_size, "--width", image_size]
+        images += ["--guidance_scale", guidance_scale, "--seed", seed, "--device", device]
+        step("generate", f"drawing {len(people)} identities in {len(prompts)} prompt(s) through the plugin")
+        lines["generate"] = [
+            log.run(["generate", *images, "--identity", files[p.identity_id], "--output", work / "generated" / p.slug])
+            for p in people
+        ]
+
+        step("interpolate", f"interpolating between {people[0].name} and {people[1].name}")
+        pair = json.dumps([str(files[person.identity_id]) for person in people[:2]])
+        interpolation = work / "interpolation.png"
+        interpolate = ["interpolate", *images, "--identities", pair, "--steps", interpolation_steps]
+        lines["interpolate"] = log.run([*interpolate, "--output", interpolation])
+
+        if mini:
+            step("likeness", "likeness, prompt following and interpolation, scored by the world's identity judge")
+            likeness = ["likeness", "--world", world, "--encoder", output / "encoder", "--laioncele", laioncele]
+            likeness += ["--output", work / "likeness", "--probe_names", json.dumps(_probed_names(laioncele))]
+            likeness += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
+            lines["likeness"] = log.run([*likeness, "--device", device])
+
+            step("evaluate", "the paper's evaluation: plain against MagicNaming per task, the δ/η sweep, a report")
+            evaluation = ["evaluate", "--config", eval_config, "--encoder", output / "encoder", "--pipeline", world]
+            evaluation += ["--reference_folders", work / "references", "--image_size", image_size]
+            evaluation += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
+            lines["evaluate"] = log.run([*evaluation, "--device", device, "--output", output / "evaluation"])
+
+        step("report", "figures, metrics.json and report.html")
+        from .report import write_report
+        from .report_figures import make_figures
+        from .results import metrics_csv, read_metrics
+
+        log_file = metrics_csv(work / "training")
+        rows = read_metrics(log_file)
+        metrics = _metrics(rows, laioncele, files, output / "encoder", note)
+        if mini:
+            metrics |= _miniature_metrics(laioncele, work / "likeness", world_config)
+            metrics["evaluation"] = json.loads((output / "evaluation/results.json").read_text())["methods"]
+        inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
+        inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
+        inputs |= {"image_size": image_size, "tiny": tiny}
+        figures = make_figures(output / "figures", inputs, lines, metrics)
+        if mini:  # the report leads with the likeness
+            from .likeness_figures import miniature_figures
+
+            figures = miniature_figures(output / "figures", work / "likeness", metrics, lines) + figures
+        metrics["seconds"] = _durations(marks, started)
+        text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
+        atomic_write(output / "metrics.json", lambda temporary: temporary.write_text(text))
+        replay = ["magicnaming", "demo", "--config", str(demo_config), "--output", str(output), "--overwrite", "true"]
+        replay = shlex.join(replay)
+        evaluation = (output / "evaluation/table.md").read_text() if mini else None
+        write_report(
+            output / "report.html", command_line, replay, metrics, figures, people, metrics["note"], evaluation
+        )
+        likeness = _likeness_line(metrics) if mini else ""
+        steps.done(
+            likeness
+            + f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
+            f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
+            f"wrote {output / 'report.html'}, metrics.json and encoder/ in {metrics['seconds']['total'] / 60:.1f} "
+            f"minutes.\n{metrics['note']}"
+        )
+        return metrics
+
+
+def _likeness_line(metrics: dict) -> str:
+    """The console's likeness line: each figure as its mean ± standard deviation over seeds."""
+    from ..seed_spread import plus_minus
+
+    spread = metrics["spread"]
+    return (
+        f"likeness (judge): held-out photos {plus_minus(spread['likeness_heldout'])}, "
+        f"no name {plus_minus(spread['likeness_plain'])}, chance {metrics['likeness_chance']:.2f}; "
+        f"interpolation monotonic {plus_minus(spread['interpolation_monotonic'])}; "
+        f"the tiny SDXL by name {plus_minus(spread['mini_model_name_accuracy'])} (over seeds)\n"
     )
-    files, lines["encode"] = {}, {}
-    for person in people:
-        files[person.identity_id] = output / "identities" / f"{person.slug}.safetensors"
-        photos = json.dumps([str(path) for path in person.photos])
-        encode = ["identity", "encode", "--encoder", output / "encoder", "--images", photos]
-        encode += ["--output", files[person.identity_id], "--label", person.name, "--device", device]
-        encode += ["--check_faces", "false"]  # synthetic people: no face a real face detector knows
-        lines["encode"][person.name] = log.run(encode)
 
-    images = ["--encoder", output / "encoder", "--pipeline", pipeline, "--prompts", json.dumps(prompts)]
-    images += ["--num_inference_steps", num_inference_steps, "--height", image_size, "--width", image_size]
-    images += ["--guidance_scale", guidance_scale, "--seed", seed, "--device", device]
-    step("generate", f"drawing {len(people)} identities in {len(prompts)} prompt(s) through the plugin")
-    lines["generate"] = [
-        log.run(["generate", *images, "--identity", files[p.identity_id], "--output", work / "generated" / p.slug])
-        for p in people
-    ]
 
-    step("interpolate", f"interpolating between {people[0].name} and {people[1].name}")
-    pair = json.dumps([str(files[person.identity_id]) for person in people[:2]])
-    interpolation = work / "interpolation.png"
-    interpolate = ["interpolate", *images, "--identities", pair, "--steps", interpolation_steps]
-    lines["interpolate"] = log.run([*interpolate, "--output", interpolation])
-
-    if mini:
-        step("likeness", "likeness, prompt following and interpolation, scored by the world's identity judge")
-        likeness = ["likeness", "--world", world, "--encoder", output / "encoder", "--laioncele", laioncele]
-        likeness += ["--output", work / "likeness", "--probe_names", json.dumps(_probed_names(laioncele))]
-        likeness += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
-        lines["likeness"] = log.run([*likeness, "--device", device])
-
-        step("evaluate", "the paper's evaluation: plain against MagicNaming per task, the δ/η sweep, a report")
-        evaluation = ["evaluate", "--config", eval_config, "--encoder", output / "encoder", "--pipeline", world]
-        evaluation += ["--reference_folders", work / "references", "--image_size", image_size]
-        evaluation += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
-        lines["evaluate"] = log.run([*evaluation, "--device", device, "--output", output / "evaluation"])
-
-    step("report", "figures, metrics.json and report.html")
-    from .report import write_report
-    from .report_figures import make_figures
-    from .results import metrics_csv, read_metrics
-
-    log_file = metrics_csv(work / "training")
-    rows = read_metrics(log_file)
-    metrics = _metrics(rows, laioncele, files, output / "encoder", note)
-    if mini:
-        metrics |= _miniature_metrics(laioncele, work / "likeness", world_config)
-        metrics["evaluation"] = json.loads((output / "evaluation/results.json").read_text())["methods"]
-    inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
-    inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
-    inputs |= {"image_size": image_size, "tiny": tiny}
-    figures = make_figures(output / "figures", inputs, lines, metrics)
-    if mini:  # the report leads with the likeness
-        from .likeness_figures import miniature_figures
-
-        figures = miniature_figures(output / "figures", work / "likeness", metrics, lines) + figures
-    metrics["seconds"] = _durations(marks, started)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    replay = shlex.join(["magicnaming", "demo", "--config", str(demo_config), "--output", str(output)])
-    evaluation = (output / "evaluation/table.md").read_text() if mini else None
-    write_report(output / "report.html", command_line, replay, metrics, figures, people, metrics["note"], evaluation)
-    likeness = (
-        f"likeness (judge): held-out photos {metrics['likeness_heldout']:.2f}, "
-        f"no name {metrics['likeness_plain']:.2f}, "
-        f"chance {metrics['likeness_chance']:.2f}; the tiny SDXL by name {metrics['mini_model_name_accuracy']:.2f}\n"
-        if mini
-        else ""
-    )
-    steps.done(
-        likeness + f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
-        f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
-        f"wrote {output / 'report.html'}, metrics.json and encoder/ in {metrics['seconds']['total'] / 60:.1f} "
-        f"minutes.\n{metrics['note']}"
-    )
-    return metrics
+def _default_data_configs(pipeline: str) -> list[str]:
+    return [*DATA_CONFIGS, "configs/data/miniature.yaml"] if pipeline == "miniature" else list(DATA_CONFIGS)
 
 
 def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], encoder: Path, note: str) -> dict:
@@ -295,6 +333,7 @@ def _miniature_metrics(laioncele: Path, likeness: Path, world: MiniatureWorldCon
 
     measured = json.loads((likeness / "likeness.json").read_text())
     metrics = {key: value for key, value in measured.items() if isinstance(value, float)}
+    metrics["spread"] = measured["spread"]  # every figure's mean, standard deviation and per-seed values
     probe = pq.read_table(laioncele / "work/probe/probe.parquet").to_pylist()
     famous = set(_famous_names(world))
     kept = [row["passed"] for row in probe if row["name"] in famous]

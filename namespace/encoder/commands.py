@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..files import check_new_output
 from ..seeding import seeded
 from .config import NameEncoderConfig
 from .model import NameEncoder
 
 
-def create(output: Path, encoder: NameEncoderConfig | None = None, seed: int = 0) -> Path:
+def create(output: Path, encoder: NameEncoderConfig | None = None, seed: int = 0, overwrite: bool = False) -> Path:
     """Writes a freshly initialised encoder folder (config.json + model.safetensors) without loading the towers.
 
     Args:
         output: folder to write.
         encoder: the architecture (configs/encoder/*.yaml); the full-size SDXL recipe by default.
         seed: seeds the head's initial weights.
+        overwrite: replace an existing --output folder (otherwise refused).
     """
+    check_new_output(output, "--output", overwrite, folder=True)
     with seeded(seed):
         model = NameEncoder(encoder or NameEncoderConfig(), load_towers=False)
     folder = model.save_pretrained(output)
@@ -47,7 +50,7 @@ def info(path: str, load_towers: bool = False) -> dict:
     return summary
 
 
-def pretrain_tiny(output: Path, steps: int = 400, seed: int = 0) -> list:
+def pretrain_tiny(output: Path, steps: int = 400, seed: int = 0, overwrite: bool = False) -> list:
     """Pre-trains the tiny test towers on synthetic people, so that tiny encoders can learn identities (random tiny
     towers cannot tell people apart); writes one open_clip checkpoint per tower into ``output``.
 
@@ -55,8 +58,11 @@ def pretrain_tiny(output: Path, steps: int = 400, seed: int = 0) -> list:
         output: folder for ``MagicNaming-Tiny-L.safetensors`` and ``MagicNaming-Tiny-bigG.safetensors``.
         steps: optimisation steps per tower.
         seed: seeds the weights and the batches.
+        overwrite: write into a non-empty --output folder (otherwise refused).
     """
     from ..testing.tower_pretraining import pretrain_tiny_towers
+
+    check_new_output(output, "--output", overwrite, folder=True)
 
     towers = pretrain_tiny_towers(output, steps=steps, seed=seed)
     for tower in towers:

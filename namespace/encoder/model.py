@@ -17,7 +17,7 @@ from torch import nn
 
 from ..checks import check_finite, check_state_fits
 from ..faces.crop import CropMode
-from ..files import atomic_write
+from ..files import atomic_folder
 from ..images import ImageInput, as_image_list
 from ..statistics import NameSpaceStatistics
 from .config import NameEncoderConfig
@@ -191,18 +191,23 @@ class NameEncoder(nn.Module):
         return {name: tensor for name, tensor in self.state_dict().items() if not name.startswith("towers.")}
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Writes ``config.json`` and ``model.safetensors`` into ``directory``, each atomically, and copies local
-        tower checkpoints into ``directory/towers/`` (named there by folder-relative paths: the folder loads from
-        anywhere)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """Writes the encoder folder ``directory``: ``config.json``, ``model.safetensors`` and local tower
+        checkpoints copied into ``towers/`` (named there by folder-relative paths: the folder loads from anywhere).
+
+        The folder is written whole (``atomic_folder``): a killed save leaves the previous folder or none, never new
+        weights beside an old config. An existing ``directory`` is replaced, with anything else it held; commands
+        check ``--overwrite`` before they save.
+        """
+        return atomic_folder(directory, self._write_folder)
+
+    def _write_folder(self, directory: Path) -> None:
+        """Writes the folder's files into ``directory`` (a new, empty folder)."""
         towers = bundle_tower_checkpoints(self.config.towers, directory)
         config = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.config.to_dict()}
         config["towers"] = [dataclasses.asdict(tower) for tower in towers]
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.exported_state().items()}
-        atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata={"format": FORMAT}))
-        atomic_write(directory / CONFIG_NAME, lambda path: path.write_text(json.dumps(config, indent=2) + "\n"))
-        return directory
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT})
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(
