@@ -62,7 +62,8 @@ def test_report_names_the_command_as_typed_and_keeps_arguments_whole(demo_output
     typed, replay = shown_commands(html)[:2]
     assert typed == shlex.join(["magicnaming", *ARGS])
     config = demo_output / "work/configs/demo.yaml"  # runs it again with every setting spelled out
-    assert replay == shlex.join(["magicnaming", "demo", "--config", str(config), "--output", str(demo_output)])
+    replay_args = ["magicnaming", "demo", "--config", str(config), "--output", str(demo_output), "--overwrite", "true"]
+    assert replay == shlex.join(replay_args)  # the same folder again: replacing it is what the replay asks
     # lines wrap between arguments only, never inside a path (`demo-o` / `utput`)
     assert "pre .arg { white-space: nowrap; }" in html and "break-all" not in html
 
