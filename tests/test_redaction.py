@@ -68,7 +68,7 @@ ADLFS = {
     "client_id": "00000000-0000-0000-0000-000000000001",
     "client_secret": CLIENT_SECRET,
 }
-PRESIGNED = {
+PRESIGNED = {  # the real URL shapes, as strings only: nothing here is contacted
     "s3": "https://laion.s3.eu-west-1.amazonaws.com/captions/part-00000.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
     f"&X-Amz-Credential={AWS_KEY}%2F20250101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20250101T000000Z"
     f"&X-Amz-Expires=3600&X-Amz-Security-Token={AWS_SESSION}&X-Amz-SignedHeaders=host&X-Amz-Signature=0123abcdef",
@@ -148,7 +148,7 @@ def test_presigned_urls_lose_their_query_and_keep_the_object(cloud):
         "abfs://captions@laionstore.dfs.core.windows.net/part-*.parquet",  # the container, not a user
         "https://example.com/names.txt?versionId=3",
         "hdfs://builder@namenode:8020/laion",
-        "stabilityai/stable-diffusion-xl-base-1.0",
+        "an-org/a-model-1.0",  # the shape of a hub id
     ],
 )
 def test_what_holds_no_secret_is_kept_to_the_character(kept):
