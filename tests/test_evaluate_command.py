@@ -66,7 +66,11 @@ def test_evaluate_writes_every_metric_and_resumes(setup):
         assert (method["fid"]["all"] is None) == (method["kid"]["all"] is None) == (name == "plain")
     assert results["methods"]["magicnaming"]["fid"]["all"] > 0
     assert len(results["sweep"]) == 2 and results["settings"]["sweep"]["delta"] == [0.5]
-    assert (output / "table.md").read_text().count("\n") == 5  # header, rule, three methods
+    table = (output / "table.md").read_text()  # the figures, then their spread over seeds
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(rows) == 2 * 5  # two tables: header, rule, three methods
+    assert "each of the 2 seeds scored alone" in table
+    assert sum(" ± " in row for row in rows) == 3  # CLIP-TI per method over seeds (no face: no similarity)
     assert {p.name for p in (output / "grids").iterdir()} == {"scene.png", "emotion.png"}
     assert "<h2>Task: emotion</h2>" in (output / "report.html").read_text()
     assert not (output / "tradeoff.png").exists()  # no face in any image: no similarity to plot against CLIP-TI
