@@ -8,7 +8,7 @@ OUTPUT ?= demo-output
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser demo test lint dist
+.PHONY: install browser demo test test-fast lint docs screenshots dist
 
 install: $(VENV)/.installed
 
@@ -31,9 +31,21 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest
 
+# the development loop: every test not marked slow (a few minutes on 2 cores); `make test` runs them all
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# the documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or reference fails
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# the docs' screenshots, taken by the app's browser tests from the miniature world
+screenshots: install browser
+	MAGICNAMING_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/test_app_browser.py
 
 # The sdist and the wheel a release uploads, checked; tests/test_packaging.py builds the same (offline) in `make test`.
 dist: install

@@ -53,7 +53,7 @@ def read_config(path: str | Path) -> DataConfig:
 
 
 def main(argv: list[str], prog: str = "magicnaming data") -> int:
-    from namespace.cli import run_command
+    from namespace.command_line import run_command
 
     commands = {"build": build, **{stage: _stage_command(stage) for stage in STAGES}}
     run_command(commands, argv, prog, description=__doc__)

@@ -78,7 +78,7 @@ class ProbeConfig:
 def load_sdxl(pipeline: str, device: str, text_only: bool = False):
     """``"tiny"`` (the offline test pipeline) or a Hub id / folder of an SDXL pipeline."""
     if pipeline == "tiny":
-        from namespace.testing import tiny_sdxl_pipeline
+        from namespace.synthetic import tiny_sdxl_pipeline
 
         return tiny_sdxl_pipeline().to(device)
     from diffusers import StableDiffusionXLPipeline

@@ -3,7 +3,7 @@
 It holds what real LAION metadata holds: single-name captions (some through aliases), captions naming two people,
 captions with distractors (first names alone, names inside longer words), rows failing each filter, broken URLs
 (404 and corrupt bytes), exact and near duplicates, off-identity images (a caption names one person, the photo shows
-someone else), and people with too few images. Images are synthetic faces (``namespace.testing.synthetic_face``),
+someone else), and people with too few images. Images are synthetic faces (``namespace.synthetic.synthetic_face``),
 consistent per person and varied per photo, written as JPEG files to be served on 127.0.0.1. ``truth.json`` says
 what every stage must find.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from namespace.testing import synthetic_face
-from namespace.testing.people import cast_names
+from namespace.synthetic import synthetic_face
+from namespace.synthetic.people import cast_names
 
 from .embedders import face_colors
 

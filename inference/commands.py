@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from namespace.cli import run_command
+from namespace.command_line import run_command
 from namespace.files import atomic_write, check_new_output
 from namespace.images import as_image_list, image_grid, load_image
 from namespace.progress import Steps

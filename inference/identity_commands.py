@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from namespace import Identity
-from namespace.cli import run_command
+from namespace.command_line import run_command
 from namespace.encoder.reference_crop import check_crop_mode, check_face_stack
 from namespace.faces import CropMode
 from namespace.files import check_new_output

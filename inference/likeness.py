@@ -31,13 +31,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from namespace.demo.references import slug, validation_samples
-from namespace.files import atomic_write, output_problems
+from namespace.files import atomic_write, output_problems, slug
+from namespace.laioncele import validation_samples
 from namespace.miniature.captions import PERSON, caption, task_prompts
 from namespace.progress import Steps
 from namespace.seed_spread import jackknife, over_seeds
-from namespace.testing.faces import synthetic_face
-from namespace.testing.people import cast_names
+from namespace.synthetic.faces import synthetic_face
+from namespace.synthetic.people import cast_names
 
 from .evaluation.scorers import attributes_followed
 
@@ -292,7 +292,7 @@ def likeness(
 
 
 def main(argv: list[str], prog: str = "magicnaming likeness") -> int:
-    from namespace.cli import run_command
+    from namespace.command_line import run_command
 
     run_command(likeness, argv, prog, description=__doc__)
     return 0

@@ -52,17 +52,6 @@ def usage() -> str:
     )
 
 
-def run_command(components, argv: list[str], prog: str, description: str | None = None):
-    """Runs a command's typed function (or a list or dict of them, as subcommands) with jsonargparse; every
-    command's help goes through ``PlainHelpFormatter`` (docstring markup as plain text, types by name)."""
-    from jsonargparse import CLI
-
-    from .help_format import PlainHelpFormatter
-
-    options = {"description": description} if description else {}
-    return CLI(components, args=argv, prog=prog, as_positional=False, formatter_class=PlainHelpFormatter, **options)
-
-
 def _plain_warnings(prog: str) -> None:
     """Our warnings (plain ``UserWarning``: a reference without a face, a prompt cut short) as one line each,
     ``magicnaming generate: warning: ...``, instead of Python's file-and-line form; other categories unchanged."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -89,3 +90,8 @@ def atomic_folder(path: str | os.PathLike, write: Callable[[Path], object]) -> P
         shutil.rmtree(temporary, ignore_errors=True)
     shutil.rmtree(previous, ignore_errors=True)
     return path
+
+
+def slug(name: str) -> str:
+    """A name as a file name: ``"Alma Quintrell"`` → ``"alma-quintrell"``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

@@ -2,8 +2,8 @@
 
 Commands are typed functions whose Google-style docstrings become the help (jsonargparse). Docstrings are reST, so
 ``code`` and :class:`links` would reach the terminal as they are, and jsonargparse shows a bare ``pathlib.Path``
-as ``<class 'Path'>``. Every command's parser uses :class:`PlainHelpFormatter` (see ``namespace.cli.run_command``);
-LightningCLI's subcommand parsers inherit it.
+as ``<class 'Path'>``. Every command's parser uses :class:`PlainHelpFormatter` (see
+``namespace.command_line.run_command``); LightningCLI's subcommand parsers inherit it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,18 @@ class FeatureCacheWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def validation_samples(laioncele: Path) -> list[dict]:
+    """Every sample of the ``val-*.tar`` shards: its metadata plus the JPEG bytes under ``jpg``."""
+    samples: dict[str, dict] = {}
+    for shard in sorted(laioncele.glob("val-*.tar")):
+        with tarfile.open(shard) as archive:
+            for member in archive:
+                key, _, extension = member.name.partition(".")
+                data = archive.extractfile(member).read() if member.isfile() else None
+                if extension == "json":
+                    samples.setdefault(key, {}).update(json.loads(data))
+                elif extension == "jpg":
+                    samples.setdefault(key, {})["jpg"] = data
+    return [sample for _, sample in sorted(samples.items()) if "jpg" in sample and "split" in sample]

@@ -62,7 +62,7 @@ def wait_until_serving(server, url: str, log: Path, seconds: float = 180) -> Non
 @pytest.fixture(scope="session")
 def tiny_towers(tmp_path_factory):
     """Tiny towers pre-trained on synthetic people (about 25 s): tower configs with local checkpoint paths."""
-    from namespace.testing.tower_pretraining import pretrain_tiny_towers
+    from namespace.synthetic.tower_pretraining import pretrain_tiny_towers
 
     return pretrain_tiny_towers(tmp_path_factory.mktemp("towers"))
 

@@ -15,7 +15,8 @@ from namespace import Identity, NameEncoder
 from namespace.cli import main
 from namespace.data_pipeline.stage_log import output_to
 from namespace.demo import checks
-from namespace.demo.figures import grid_figure, gutter, retrieval_figure
+from namespace.demo.figures import retrieval_figure
+from namespace.figures import grid_figure, gutter
 
 from .conftest import ROOT, SMALL_WORLD
 
@@ -153,7 +154,7 @@ def test_image_grids_have_white_gutters_between_cells():
 
 
 def test_tower_pretraining_shows_progress_and_no_random_init_warning(tmp_path, capsys, caplog):
-    from namespace.testing.tower_pretraining import pretrain_tiny_towers
+    from namespace.synthetic.tower_pretraining import pretrain_tiny_towers
 
     towers = pretrain_tiny_towers(tmp_path, steps=2, identities=4, photos=2, batch_size=4)
     lines = capsys.readouterr().err.splitlines()

@@ -34,7 +34,7 @@ from namespace.inference.evaluation.scorers import (
 )
 from namespace.miniature import AttributeDetector, DetectorConfig
 from namespace.miniature.captions import PERSON, caption
-from namespace.testing.faces import synthetic_face
+from namespace.synthetic.faces import synthetic_face
 
 NAN = [math.nan, math.nan]
 FRESH_PEOPLE = 26_000  # outside the judge's (20000+, 21000+) and the detector's (30000+, 31000+) people

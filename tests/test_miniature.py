@@ -8,8 +8,8 @@ import torch
 from namespace.miniature import AttributeDetector, IdentityJudge
 from namespace.miniature.captions import caption, task_prompts
 from namespace.miniature.world import MiniatureWorldConfig, build_miniature_world, miniature_world
-from namespace.testing.faces import synthetic_face
-from namespace.testing.people import cast_names
+from namespace.synthetic.faces import synthetic_face
+from namespace.synthetic.people import cast_names
 
 from .conftest import SMALL_WORLD
 

@@ -28,7 +28,7 @@ from namespace.miniature.detectors import held_out_accuracy
 from namespace.miniature.judge import calibrate, equal_error_rate
 from namespace.miniature.renders import ATTRIBUTES, IGNORE, PERSON, render_people, render_person_examples
 from namespace.seeding import seeded
-from namespace.testing.faces import synthetic_face
+from namespace.synthetic.faces import synthetic_face
 
 SIZE = 16
 FRESH_PEOPLE = 25_000  # outside the judge's training (20000+) and calibration (21000+) people

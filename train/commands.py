@@ -115,7 +115,7 @@ def training_cli(args: list[str], prog: str = "magicnaming train", run: bool = T
 
 def main(argv: list[str], prog: str = "magicnaming train") -> int:
     if argv and argv[0] == "export":
-        from namespace.cli import run_command
+        from namespace.command_line import run_command
 
         run_command(export, argv[1:], f"{prog} export")
         return 0

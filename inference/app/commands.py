@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from namespace.cli import run_command
+from namespace.command_line import run_command
 from namespace.files import cache_dir
 
 # events served at once; they take turns on the one pipeline an image (a story panel) at a time

@@ -1,7 +1,7 @@
 """What the app holds while it runs: the plugin (pipeline + name encoder), its image defaults, where it writes.
 
 ``--pipeline miniature`` (the default) is the miniature world cached by ``magicnaming demo`` with the demo's encoder
-(``demo-output/encoder``); ``tiny`` is the offline tiny pipeline and encoder of ``namespace.testing`` (random weights:
+(``demo-output/encoder``); ``tiny`` is the offline tiny pipeline and encoder of ``namespace.synthetic`` (random weights:
 noise images, for tests); anything else is an SDXL-family pipeline folder or Hub id with ``--encoder``.
 Memory: the pipeline and the encoder (a few MB on the miniature world, about 7 GB in fp16 for SDXL); the library and
 the outputs live on disk.
@@ -144,7 +144,7 @@ def load_state(
     ``resolve_models`` returns them."""
     steps = Steps(total=2)
     if pipeline == "tiny":
-        from namespace.testing import tiny_name_encoder, tiny_sdxl_pipeline
+        from namespace.synthetic import tiny_name_encoder, tiny_sdxl_pipeline
 
         steps.start("building the tiny test pipeline (random weights: noise images)")
         pipe = tiny_sdxl_pipeline(seed=0)

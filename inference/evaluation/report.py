@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from namespace.demo.report import STYLE, markdown_table_html
 from namespace.files import atomic_write
+from namespace.html_report import STYLE, markdown_table_html
 
 from .table import results_table
 

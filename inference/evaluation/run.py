@@ -326,7 +326,7 @@ def _jsonable(value):
 
 def task_grids(drawn: list[DrawnImage], tasks: list[str], folder: Path) -> dict[str, Path]:
     """A grid per task: a row per method (its default setting), a column per person and prompt, the first seed."""
-    from namespace.demo.figures import plot_grid
+    from namespace.figures import plot_grid
 
     folder.mkdir(parents=True, exist_ok=True)
     grids = {}

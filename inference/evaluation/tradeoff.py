@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from namespace.demo.figures import pyplot, save_figure
+from namespace.figures import pyplot, save_figure
 
 
 def plot_tradeoff(

@@ -344,7 +344,7 @@ def _flag_spellings(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str], prog: str = "magicnaming story") -> int:
-    from namespace.cli import run_command
+    from namespace.command_line import run_command
 
     run_command(story, _flag_spellings(argv), prog)
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .figures import plot_grid
-from .references import slug
+from ..figures import plot_grid
+from ..files import slug
 from .report import Figure
 
 SHOWN_PEOPLE = 4  # rows of the likeness grid

@@ -6,16 +6,11 @@ identities by photos of people the encoder never saw (split ``val``). Photos are
 
 from __future__ import annotations
 
-import json
-import re
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def slug(name: str) -> str:
-    """A name as a file name: ``"Alma Quintrell"`` → ``"alma-quintrell"``."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+from ..files import slug
+from ..laioncele import validation_samples
 
 
 @dataclass
@@ -37,21 +32,6 @@ class Person:
     @property
     def slug(self) -> str:
         return slug(self.name)
-
-
-def validation_samples(laioncele: Path) -> list[dict]:
-    """Every sample of the ``val-*.tar`` shards: its metadata plus the JPEG bytes under ``jpg``."""
-    samples: dict[str, dict] = {}
-    for shard in sorted(laioncele.glob("val-*.tar")):
-        with tarfile.open(shard) as archive:
-            for member in archive:
-                key, _, extension = member.name.partition(".")
-                data = archive.extractfile(member).read() if member.isfile() else None
-                if extension == "json":
-                    samples.setdefault(key, {}).update(json.loads(data))
-                elif extension == "jpg":
-                    samples.setdefault(key, {})["jpg"] = data
-    return [sample for _, sample in sorted(samples.items()) if "jpg" in sample and "split" in sample]
 
 
 def write_references(laioncele: Path, folder: Path, train: int, unseen: int, per_person: int) -> list[Person]:

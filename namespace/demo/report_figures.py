@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .figures import plot_grid, plot_loss, plot_retrieval
+from ..figures import plot_grid
+from .figures import plot_loss, plot_retrieval
 from .references import Person
 from .report import Figure
 

@@ -92,7 +92,7 @@ def demo(
         pipeline: the SDXL pipeline of the targets and the images (Hub id or folder); ``miniature``: the miniature
             world's tiny SDXL that knows the sample's famous people (built once and cached, with its identity judge:
             the probe uses the judge, and the likeness figures are measured); ``tiny``: the offline tiny pipeline of
-            ``namespace.testing`` (random weights), saved into the output.
+            ``namespace.synthetic`` (random weights), saved into the output.
         miniature: the miniature world's settings (``pipeline: miniature``); None: the defaults.
         miniature_cache: where miniature worlds are cached (None: ``$MAGICNAMING_CACHE/miniature`` or
             ``~/.cache/magicnaming/miniature``).
@@ -345,7 +345,7 @@ def _miniature_metrics(laioncele: Path, likeness: Path, world: MiniatureWorldCon
 
 
 def _famous_names(world: MiniatureWorldConfig) -> list[str]:
-    from ..testing.people import cast_names
+    from ..synthetic.people import cast_names
 
     return cast_names(world.cast_seed)[: world.famous]
 
@@ -374,7 +374,7 @@ def _configs(paths: list[Path], overlay: Path) -> list:
 
 
 def _pretrain_tiny_towers(log: CommandLog, folder: Path, steps: int, seed: int) -> list[TowerConfig]:
-    from ..testing import tiny_tower_configs
+    from ..synthetic import tiny_tower_configs
 
     log.run(["encoder", "pretrain_tiny", "--output", folder, "--steps", steps, "--seed", seed])
     towers = []
@@ -387,7 +387,7 @@ def _pretrain_tiny_towers(log: CommandLog, folder: Path, steps: int, seed: int) 
 
 
 def _save_tiny_pipeline(folder: Path, seed: int) -> str:
-    from ..testing import tiny_sdxl_pipeline
+    from ..synthetic import tiny_sdxl_pipeline
 
     with library_progress_bars_off():  # transformers' "Writing model shards" bars, one per text encoder
         tiny_sdxl_pipeline(seed=seed).save_pretrained(folder)

@@ -60,7 +60,7 @@ def pretrain_tiny(output: Path, steps: int = 400, seed: int = 0, overwrite: bool
         seed: seeds the weights and the batches.
         overwrite: write into a non-empty --output folder (otherwise refused).
     """
-    from ..testing.tower_pretraining import pretrain_tiny_towers
+    from ..synthetic.tower_pretraining import pretrain_tiny_towers
 
     check_new_output(output, "--output", overwrite, folder=True)
 
@@ -75,7 +75,7 @@ def _head_parameters(model: NameEncoder) -> int:
 
 
 def main(argv: list[str], prog: str = "magicnaming encoder") -> int:
-    from ..cli import run_command
+    from ..command_line import run_command
 
     run_command([create, info, pretrain_tiny], argv, prog, description=__doc__)
     return 0

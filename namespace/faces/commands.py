@@ -100,7 +100,7 @@ def calibrate(photos: Path, face: FaceConfig | None = None) -> Calibration:
 
 
 def main(argv: list[str], prog: str = "magicnaming faces") -> int:
-    from ..cli import run_command
+    from ..command_line import run_command
 
     run_command([check, compare, calibrate], argv, prog, description=__doc__)
     return 0

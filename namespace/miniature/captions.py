@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from ..testing.faces import EMOTIONS, SCENES, STYLES
+from ..synthetic.faces import EMOTIONS, SCENES, STYLES
 
 SCENE_WORDS = {"beach": "on a beach", "forest": "in a forest", "night": "in the city at night"}
 EMOTION_WORDS = {"smiling": "smiling", "sad": "looking sad"}

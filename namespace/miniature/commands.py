@@ -35,7 +35,7 @@ def info(world: Path) -> dict:
 
 
 def main(argv: list[str], prog: str = "magicnaming miniature") -> int:
-    from ..cli import run_command
+    from ..command_line import run_command
 
     run_command([build, info], argv, prog, description=__doc__)
     return 0

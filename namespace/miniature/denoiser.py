@@ -16,16 +16,16 @@ import torch.nn.functional as F
 
 from ..progress import progress
 from ..seeding import seeded
-from ..testing.pipeline import TINY_WIDTH, _tiny_unet
+from ..synthetic.pipeline import TINY_WIDTH, tiny_unet
 
 NUM_TRAIN_TIMESTEPS = 1000
 
 
 def new_unet(seed: int):
-    """The tiny SDXL pipeline's UNet (``namespace.testing``): two levels, cross-attention at the lower one,
+    """The tiny SDXL pipeline's UNet (``namespace.synthetic``): two levels, cross-attention at the lower one,
     "text_time" conditioning, 4-channel latents. Cross-attention at both levels cost 1.5× the time per step."""
     with seeded(seed):
-        return _tiny_unet(cross_attention_dim=TINY_WIDTH, sdxl_conditioning=True)
+        return tiny_unet(cross_attention_dim=TINY_WIDTH, sdxl_conditioning=True)
 
 
 def new_scheduler():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from PIL import ImageFilter
 
-from ..testing.faces import EMOTIONS, SCENES, STYLES, synthetic_face
+from ..synthetic.faces import EMOTIONS, SCENES, STYLES, synthetic_face
 from .pixels import as_pixels
 
 ATTRIBUTES: dict[str, tuple[str | None, ...]] = {

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from ..files import atomic_write, cache_dir
-from ..testing.faces import synthetic_face
-from ..testing.people import CAST_SIZE, cast_names
+from ..synthetic.faces import synthetic_face
+from ..synthetic.people import CAST_SIZE, cast_names
 from .captions import PERSON, caption, random_attributes
 
 FORMAT_VERSION = 2  # 2: the attribute detector has a person head (the evaluation's face detector)
@@ -147,7 +147,7 @@ def build_miniature_world(folder: str | Path, config: MiniatureWorldConfig | Non
     """
     from diffusers import StableDiffusionXLPipeline
 
-    from ..testing.pipeline import tiny_sdxl_components
+    from ..synthetic.pipeline import tiny_sdxl_components
     from .autoencoder import encode_images, new_autoencoder, train_autoencoder
     from .denoiser import new_scheduler, new_unet, train_denoiser
     from .detectors import train_attribute_detector

@@ -1,13 +1,15 @@
-"""Offline, seeded, tiny models for tests (ours and our users'): no hub, no download, about a second each.
+"""The test kit (ours and our users'): the offline, seeded, tiny models and synthetic people of
+``namespace.synthetic``, plus test-only helpers (``full_size``: SDXL's real architecture with random weights for
+benchmarks; ``ip_adapter``: a random IP-Adapter; ``real_faces``: real face photos). Production code never imports it.
 
 from namespace.testing import tiny_sdxl_pipeline, tiny_name_encoder
 pipe = tiny_sdxl_pipeline()               # real CLIP tokenizers, tiny UNet/VAE/text encoders, D = 80
 encoder = tiny_name_encoder(pipe)         # tiny open_clip towers, output (8, 80), statistics fitted
 """
 
-from .encoder import FICTIONAL_NAMES, tiny_name_encoder, tiny_name_encoder_config
-from .faces import synthetic_face
-from .pipeline import (
+from ..synthetic.encoder import FICTIONAL_NAMES, tiny_name_encoder, tiny_name_encoder_config
+from ..synthetic.faces import synthetic_face
+from ..synthetic.pipeline import (
     TINY_WIDTH,
     tiny_sd15_pipeline,
     tiny_sdxl_components,
@@ -15,8 +17,8 @@ from .pipeline import (
     tiny_sdxl_pipeline,
     tiny_sdxl_refiner_pipeline,
 )
-from .tokenizer import clip_tokenizer
-from .towers import tiny_tower_configs
+from ..synthetic.tokenizer import clip_tokenizer
+from ..synthetic.towers import tiny_tower_configs
 
 __all__ = [
     "FICTIONAL_NAMES",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..seeding import seeded
-from .tokenizer import CLIP_VOCAB_SIZE, clip_tokenizer
+from ..synthetic.tokenizer import CLIP_VOCAB_SIZE, clip_tokenizer
 
 SDXL_UNET = {
     "sample_size": 128,

@@ -34,7 +34,7 @@ def _text_encoder_config(hidden_size: int, projection_dim: int):
     )
 
 
-def _tiny_unet(cross_attention_dim: int, sdxl_conditioning: bool, time_ids: int = 6):
+def tiny_unet(cross_attention_dim: int, sdxl_conditioning: bool, time_ids: int = 6):
     """A two-level UNet; SDXL's adds "text_time" conditioning: the pooled bigG embedding and ``time_ids`` micro
     conditions (size and crop: 6; the refiner's size, crop and aesthetic score: 5)."""
     from diffusers import UNet2DConditionModel
@@ -67,7 +67,7 @@ def tiny_sdxl_components(seed: int = 0) -> dict[str, object]:
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     with seeded(seed):
-        unet = _tiny_unet(cross_attention_dim=TINY_WIDTH, sdxl_conditioning=True)
+        unet = tiny_unet(cross_attention_dim=TINY_WIDTH, sdxl_conditioning=True)
         vae = AutoencoderKL(
             block_out_channels=(32, 64),
             in_channels=3,
@@ -113,7 +113,7 @@ def tiny_sd15_pipeline(seed: int = 0):
 
     components = tiny_sdxl_components(seed)
     with seeded(seed):
-        unet = _tiny_unet(cross_attention_dim=TINY_WIDTH_L, sdxl_conditioning=False)
+        unet = tiny_unet(cross_attention_dim=TINY_WIDTH_L, sdxl_conditioning=False)
     pipe = StableDiffusionPipeline(
         vae=components["vae"],
         text_encoder=components["text_encoder"],
@@ -134,7 +134,7 @@ def tiny_sdxl_refiner_pipeline(seed: int = 0):
 
     components = tiny_sdxl_components(seed)
     with seeded(seed):
-        unet = _tiny_unet(cross_attention_dim=TINY_WIDTH_BIGG, sdxl_conditioning=True, time_ids=5)
+        unet = tiny_unet(cross_attention_dim=TINY_WIDTH_BIGG, sdxl_conditioning=True, time_ids=5)
     components.update(unet=unet.eval(), text_encoder=None, tokenizer=None)
     pipe = StableDiffusionXLImg2ImgPipeline(**components, requires_aesthetics_score=True)
     pipe.set_progress_bar_config(disable=True)
