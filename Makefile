@@ -43,7 +43,8 @@ lint: install
 docs: install
 	$(BIN)/mkdocs build --strict --site-dir site
 
-# the docs' screenshots, taken by the app's browser tests from the miniature world
+# the docs' screenshots, taken by the app's browser tests from the miniature world (the app's defaults: run
+# `make demo` first, for the cached world and demo-output/encoder)
 screenshots: install browser
 	MAGICNAMING_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/test_app_browser.py
 

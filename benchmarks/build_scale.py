@@ -17,7 +17,7 @@ peak), ``seconds_per_photo_ratio`` on the whole build's time; per stage too. The
 time linear). The images are written once per size under ``--work`` (by default ``magicnaming-build-scale`` in the
 temporary folder, never the current one) and reused by later runs.
 
-    python benchmarks/build_scale.py --sizes 1,4,16 --base-photos 3200 --rows-per-photo 100 \\
+    python benchmarks/build_scale.py --sizes 1,4,16 --base_photos 3200 --rows_per_photo 100 \\
         --work /tmp/build-scale --json build_scale.json
 """
 
@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import yaml
+from flags import ArgumentParser
 from scale_world import WorldSize, write_captions, write_images
 
 from namespace.data_pipeline.build import STAGES
@@ -243,12 +244,12 @@ def machine() -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1,4,16", help="multiples of the base size, comma-separated")
-    parser.add_argument("--base-photos", type=int, default=3200, help="photos at 1x (16x: 51,200)")
-    parser.add_argument("--rows-per-photo", type=int, default=100, help="caption rows per photo (16x: 5.12M)")
-    parser.add_argument("--photos-per-person", type=int, default=60)
-    parser.add_argument("--image-size", type=int, default=32, help="side of the served photos")
+    parser.add_argument("--base_photos", type=int, default=3200, help="photos at 1x (16x: 51,200)")
+    parser.add_argument("--rows_per_photo", type=int, default=100, help="caption rows per photo (16x: 5.12M)")
+    parser.add_argument("--photos_per_person", type=int, default=60)
+    parser.add_argument("--image_size", type=int, default=32, help="side of the served photos")
     parser.add_argument("--config", type=Path, default=ROOT / "configs/data/scale.yaml", help="the build's settings")
     parser.add_argument(
         "--work", type=Path, default=DEFAULT_WORK, help="worlds, builds and logs (kept; default: %(default)s)"
@@ -281,7 +282,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.sizes[0] < 1:
             problems.append(f"--sizes: expected sizes of 1 or more, got {args.sizes}")
     if args.base_photos < 2 * args.photos_per_person:
-        problems.append(f"--base-photos: expected at least 2 × --photos-per-person = {2 * args.photos_per_person} "
+        problems.append(f"--base_photos: expected at least 2 × --photos_per_person = {2 * args.photos_per_person} "
                         f"(two people), got {args.base_photos}")  # fmt: skip
     if not args.config.is_file():
         problems.append(f"--config: {str(args.config)!r} does not exist")

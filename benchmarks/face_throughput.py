@@ -6,7 +6,7 @@ process is pinned to one core with one BLAS/OpenMP thread, so the figures are pe
 running C processes does C times as many. Reports, per side and detector, the detection alone, the embedding alone
 (5-point landmarks, the aligned chip, the ResNet) and the whole ``analyse`` call the data pipeline makes.
 
-    OMP_NUM_THREADS=1 python benchmarks/face_throughput.py [--cnn] [--json PATH]
+    OMP_NUM_THREADS=1 python benchmarks/face_throughput.py [--cnn true] [--json PATH]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import time
 
+from flags import ArgumentParser
 from PIL import Image
 
 from namespace.faces import FaceConfig, load_face_embedder
@@ -61,9 +62,9 @@ def measure(config: FaceConfig, side: int, images: list[Image.Image], repeats: i
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cnn", action="store_true", help="also measure dlib's CNN detector (slow on a CPU)")
+    parser.add_boolean("--cnn", help="also measure dlib's CNN detector (slow on a CPU)")
     parser.add_argument("--json", help="write the figures here")
     return parser
 

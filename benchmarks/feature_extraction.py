@@ -3,10 +3,10 @@
 Tiny towers on the CPU here; full-size ViT-L/14 + ViT-bigG/14 (random weights, no download) on a GPU, compared with
 the FLOP limit: torch's FLOP counter gives 162.0 + 967.5 GFLOPs per 224² image (open_clip's model profile lists the
 same), so a device of P dense TFLOP/s can embed at most P·1000 / 1129.5 images/s. The peak P is taken from
-``--peak-tflops``, else from a table of NVIDIA data-centre GPUs' dense fp16/bf16 tensor-core peaks.
+``--peak_tflops``, else from a table of NVIDIA data-centre GPUs' dense fp16/bf16 tensor-core peaks.
 
     python benchmarks/feature_extraction.py                                   # tiny, CPU
-    python benchmarks/feature_extraction.py --size full --device cuda --precision fp16 [--peak-tflops 989.4]
+    python benchmarks/feature_extraction.py --size full --device cuda --dtype fp16 [--peak_tflops 989.4]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import time
 
 import torch
+from flags import DTYPES, ArgumentParser
 from torch.utils.flop_counter import FlopCounterMode
 
 from namespace.encoder import NameEncoderConfig, TowerConfig
@@ -36,10 +37,10 @@ PEAK_TFLOPS_16BIT = {
 }
 
 
-def device_peak_tflops(device: str, precision: str) -> float | None:
-    """The device's dense peak TFLOP/s at ``precision`` from ``PEAK_TFLOPS_16BIT``; None when unknown (a CPU,
+def device_peak_tflops(device: str, dtype: str) -> float | None:
+    """The device's dense peak TFLOP/s at ``dtype`` from ``PEAK_TFLOPS_16BIT``; None when unknown (a CPU,
     fp32, or a GPU missing from the table)."""
-    if not device.startswith("cuda") or precision not in ("fp16", "bf16") or not torch.cuda.is_available():
+    if not device.startswith("cuda") or dtype not in ("fp16", "bf16") or not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name(torch.device(device))
     matches = [key for key in PEAK_TFLOPS_16BIT if key in name]
@@ -66,7 +67,7 @@ def significant(value: float, digits: int = 4) -> float:
 def measure(
     size: str = "tiny",
     device: str = "cpu",
-    precision: str = "fp32",
+    dtype: str = "fp32",
     batch: int = 64,
     batches: int = 10,
     peak_tflops: float | None = None,
@@ -77,10 +78,10 @@ def measure(
     Args:
         size: ``tiny`` (the test towers) or ``full`` (ViT-L/14 + ViT-bigG/14, random weights).
         device: a torch device (``cpu``, ``cuda``).
-        precision: the towers' dtype, ``fp32``, ``fp16`` or ``bf16``.
+        dtype: the towers' dtype, ``fp32``, ``fp16`` or ``bf16``.
         batch: images per batch.
         batches: timed batches at most.
-        peak_tflops: the device's dense peak at this precision; default: ``device_peak_tflops``.
+        peak_tflops: the device's dense peak at this dtype; default: ``device_peak_tflops``.
         budget_s: stop after the batch that passes this many timed seconds (at least 2 batches); ``batches`` holds
             the batches actually timed.
     """
@@ -93,7 +94,7 @@ def measure(
         for config in configs:
             config.pretrained = None  # the architecture with random weights: same cost, no download
     for config in configs:
-        config.precision = precision
+        config.precision = dtype  # the tower config's name for its dtype
     towers = [ImageTower(config).to(device) for config in configs]
     pixels = [torch.rand(batch, 3, t.visual.image_size[0], t.visual.image_size[1], device=device) for t in towers]
     gflops = sum(gflops_per_image(config) for config in configs)
@@ -118,14 +119,14 @@ def measure(
     result = {
         "size": size,
         "device": device,
-        "precision": precision,
+        "dtype": dtype,
         "batch": batch,
         "batches": timed,
         "images_per_second": significant(rate),
         "gflops_per_image": significant(gflops),
         "achieved_tflops": significant(rate * gflops / 1000),
     }
-    peak = peak_tflops or device_peak_tflops(device, precision)
+    peak = peak_tflops or device_peak_tflops(device, dtype)
     if peak:
         result["peak_tflops"] = peak
         result["flop_limit_images_per_second"] = significant(peak * 1000 / gflops)
@@ -134,19 +135,19 @@ def measure(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, renamed={"--precision": "--dtype"})
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument("--dtype", choices=DTYPES, default="fp32", help="the towers' dtype")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--peak-tflops", type=float, help="the device's dense peak at this precision")
+    parser.add_argument("--peak_tflops", type=float, help="the device's dense peak TFLOP/s at this dtype")
     return parser
 
 
 def main() -> None:
     args = build_parser().parse_args()
-    result = measure(args.size, args.device, args.precision, args.batch, args.batches, args.peak_tflops)
+    result = measure(args.size, args.device, args.dtype, args.batch, args.batches, args.peak_tflops)
     print(json.dumps(result, indent=2))
 
 

@@ -13,9 +13,9 @@ records each part's seconds):
 A part that fails is recorded with its error and the others still run; the exit status is then 1. The JSON is
 rewritten after each part, so an interrupted run keeps the finished parts.
 
-    python benchmarks/gpu_suite.py [--json gpu_suite.json] [--markdown] [--peak-tflops P]
-    python benchmarks/gpu_suite.py --device cpu --tiny --json smoke.json   # tiny offline models, seconds (CI)
-    python benchmarks/gpu_suite.py --from-json gpu_suite.json               # the README rows of an earlier run
+    python benchmarks/gpu_suite.py [--json gpu_suite.json] [--markdown true] [--peak_tflops P]
+    python benchmarks/gpu_suite.py --device cpu --tiny true --json smoke.json   # tiny offline models, seconds (CI)
+    python benchmarks/gpu_suite.py --from_json gpu_suite.json                   # the README rows of an earlier run
 
 Without ``--json`` the JSON goes to ``gpu_suite.json`` in a new temporary folder (its path is printed last), so that
 a run writes nothing where it was started.
@@ -39,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts, also when imported
+from flags import ArgumentParser
 
 PARTS = ("plugin_overhead", "towers", "training")
 MODULES = {"plugin_overhead": "plugin_overhead", "towers": "feature_extraction", "training": "training_throughput"}
@@ -47,14 +48,14 @@ TARGET_SECONDS = 600  # the whole suite, on one H100
 FULL = {
     "plugin_overhead": {"size": "full", "dtype": "fp16", "steps": 30, "image_size": 1024, "repeats": 10,
                         "budget_s": 60},
-    "towers": {"size": "full", "precision": "fp16", "batch": 256, "batches": 40, "budget_s": 20},
+    "towers": {"size": "full", "dtype": "fp16", "batch": 256, "batches": 40, "budget_s": 20},
     # 2048 photos: 8 shards of 256, one per streaming worker
     "training": {"size": "full", "precision": "bf16-mixed", "batch": 256, "steps": 20,
                  "warmup": 3, "workers": 8, "photos": 2048, "random_cache_features": True, "budget_s": 30},
 }  # fmt: skip
 TINY = {
     "plugin_overhead": {"size": "tiny", "dtype": "fp32", "steps": 2, "image_size": 32, "repeats": 3},
-    "towers": {"size": "tiny", "precision": "fp32", "batch": 16, "batches": 3},
+    "towers": {"size": "tiny", "dtype": "fp32", "batch": 16, "batches": 3},
     "training": {"size": "tiny", "precision": "32-true", "batch": 16, "steps": 2, "warmup": 1,
                  "workers": 0, "photos": 64, "random_cache_features": True},
 }  # fmt: skip
@@ -74,10 +75,13 @@ def check_device(device: str, tiny: bool, cuda_available: bool) -> None:
     if device == "cuda" and not cuda_available:
         raise ValueError(
             "--device cuda: no CUDA device found (torch.cuda.is_available() is False). The suite measures the GPU "
-            "figures: run it on a machine with an NVIDIA GPU, or pass --device cpu --tiny for the offline smoke run"
+            "figures: run it on a machine with an NVIDIA GPU, or pass --device cpu --tiny true for the offline smoke "
+            "run"
         )
     if device == "cpu" and not tiny:
-        raise ValueError("--device cpu: expected --tiny with it (the full-size models take hours on a CPU), got none")
+        raise ValueError(
+            "--device cpu: expected --tiny true with it (the full-size models take hours on a CPU), got none"
+        )
 
 
 def environment(device: str) -> dict:
@@ -207,9 +211,9 @@ def tower_rows(part: dict, full: bool) -> list[str]:
         against = f"{number(found['flop_limit_images_per_second'])} | {number(100 * found['share_of_flop_limit'])}% |"
         peak = f"{found['peak_tflops']:g}"
     else:
-        against, peak = "unknown | unknown |", "unknown (rerun with --peak-tflops P)"
+        against, peak = "unknown | unknown |", "unknown (rerun with --peak_tflops P)"
     return [
-        f"**Towers**, {towers} with random weights, {settings['precision']}, batch {settings['batch']}:",
+        f"**Towers**, {towers} with random weights, {settings['dtype']}, batch {settings['batch']}:",
         "",
         "| images / s | GFLOPs / image | achieved TFLOP/s | peak TFLOP/s | FLOP limit, images / s | share of limit |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -265,16 +269,16 @@ def json_destination(argument: str | None) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument(
         "--device", choices=["cuda", "cpu"], default="cuda", help="pick a GPU with CUDA_VISIBLE_DEVICES"
     )
-    parser.add_argument("--tiny", action="store_true", help="the tiny offline models (a smoke run, not figures)")
+    parser.add_boolean("--tiny", help="the tiny offline models (a smoke run, not figures)")
     parser.add_argument("--json", help="where to write the figures (default: a new temporary folder)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="a subset of the parts")
-    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense fp16 peak, if the built-in table lacks it")
-    parser.add_argument("--markdown", action="store_true", help="print the README's rows filled in, after the run")
-    parser.add_argument("--from-json", help="print the README's rows of an earlier run's JSON, and run nothing")
+    parser.add_argument("--peak_tflops", type=float, help="the GPU's dense fp16 peak, if the built-in table lacks it")
+    parser.add_boolean("--markdown", help="print the README's rows filled in, after the run")
+    parser.add_argument("--from_json", help="print the README's rows of an earlier run's JSON, and run nothing")
     return parser
 
 
@@ -285,7 +289,7 @@ def main() -> None:
         print(markdown(json.loads(Path(args.from_json).read_text())))
         return
     if args.peak_tflops is not None and args.peak_tflops <= 0:
-        parser.error(f"--peak-tflops: expected a positive number, got {args.peak_tflops}")
+        parser.error(f"--peak_tflops: expected a positive number, got {args.peak_tflops}")
     cuda_available = False
     if args.device == "cuda":  # torch is imported only when asked for: a refused --device cpu costs nothing
         import torch

@@ -1,7 +1,7 @@
 """Name matching throughput: the whole match stage's batch function against flashtext, side by side in one run.
 
 Synthetic LAION-like captions (10–20 words, about 5% naming one of the names, 5% with an accent or typographic
-punctuation: an assumption, ``--non-ascii-share``) and 40,000 synthetic two-word names.
+punctuation: an assumption, ``--non_ascii_share``) and 40,000 synthetic two-word names.
 Three things are timed on the same captions and names, batch by batch in turns (so a busy machine slows all three
 alike): ``match_batch`` (filters, UTF-8 checks, matching, the output table, counts and examples: the stage's work per
 row), our matcher alone (``NameMatcher.find``: join, normalise, Aho-Corasick scan, hits), and flashtext's
@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from flags import ArgumentParser
 from flashtext import KeywordProcessor
 
 from namespace.data_pipeline.match import MatchConfig
@@ -92,10 +93,10 @@ def caption_table(captions: list[str]) -> pa.Table:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--captions", type=int, default=1_000_000)
     parser.add_argument("--names", type=int, default=40_000)
-    parser.add_argument("--non-ascii-share", type=float, default=0.05, help="captions with a non-ASCII word")
+    parser.add_argument("--non_ascii_share", type=float, default=0.05, help="captions with a non-ASCII word")
     parser.add_argument("--batch", type=int, default=65_536, help="rows per batch (match.batch_rows)")
     return parser
 

@@ -6,7 +6,7 @@ reused for every image. IP-Adapter gets random weights through ``load_ip_adapter
 image embeddings, so only its per-step cost (extra cross-attention keys/values in every attention layer) is timed.
 
     python benchmarks/plugin_overhead.py                       # tiny models, CPU
-    python benchmarks/plugin_overhead.py --size full --device cuda --dtype fp16 --image-size 1024
+    python benchmarks/plugin_overhead.py --size full --device cuda --dtype fp16 --image_size 1024
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import statistics
 import time
 
 import torch
+from flags import DTYPES, ArgumentParser
 
 import namespace as ns
 from namespace.inference import MagicNaming
@@ -131,12 +132,12 @@ def measure(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
+    parser.add_argument("--dtype", choices=DTYPES, default="fp32", help="the pipeline's dtype")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--output", help="also write the results as JSON here")
     return parser

@@ -3,7 +3,7 @@
 Each size gets a synthetic LaionCele-like directory (random fp16 features as wide as ViT-L/14 + ViT-bigG/14, 768 +
 1280, written through ``FeatureCacheWriter``; the same identities at every size, so only the cache grows) and a
 fresh process that trains the tiny encoder head on it on the CPU (``--steps`` steps, then one validation of
-``--val-batches`` batches per split) while a thread samples its memory.
+``--val_batches`` batches per split) while a thread samples its memory.
 
 Two figures per size: private memory (``RssAnon`` of ``/proc/self/status``: the rank's own heap, what every rank of
 a node pays separately) is the one that must stay flat as the cache grows; resident memory (``VmRSS``) adds the
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
+from flags import ArgumentParser
 
 from namespace import NameSpaceStatistics
 from namespace.laioncele import (
@@ -170,11 +171,11 @@ def train_and_measure(folder: Path, steps: int, batch: int, val_batches: int) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 160_000], help="photos in the cache")
     parser.add_argument("--steps", type=int, default=300, help="training steps per size")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--val-batches", type=int, default=20, help="validation batches per split")
+    parser.add_argument("--val_batches", type=int, default=20, help="validation batches per split")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: measure in this process
     return parser
@@ -192,7 +193,7 @@ def main() -> None:
             write_synthetic_laioncele(folder, photos)
             cache_mb = sum(path.stat().st_size for path in (folder / "features").glob("tower_*.npy")) / 2**20
             command = [sys.executable, __file__, "--child", str(folder), "--steps", str(args.steps)]
-            command += ["--batch", str(args.batch), "--val-batches", str(args.val_batches)]
+            command += ["--batch", str(args.batch), "--val_batches", str(args.val_batches)]
             child = subprocess.run(command, capture_output=True, text=True, check=False)
             if child.returncode != 0:
                 raise SystemExit(f"the training process for {photos} photos failed:\n{child.stderr[-3000:]}")

@@ -6,9 +6,9 @@ The cache path runs the head only; the streaming path decodes, crops and flips e
 towers on it, so the ratio grows with the towers' size.
 
     python benchmarks/training_throughput.py                                       # tiny towers, CPU
-    python benchmarks/training_throughput.py --size full --batch 4 --cached-batch 256 --steps 3 --warmup 1 \\
-        --workers 1 --random-cache-features                           # full size on a CPU (towers: ~10 s a photo)
-    python benchmarks/training_throughput.py --size full --accelerator gpu --precision bf16-mixed --batch 256 \\
+    python benchmarks/training_throughput.py --size full --batch 4 --cached_batch 256 --steps 3 --warmup 1 \\
+        --workers 1 --random_cache_features true                       # full size on a CPU (towers: ~10 s a photo)
+    python benchmarks/training_throughput.py --size full --accelerator gpu --dtype bf16-mixed --batch 256 \\
         --workers 8                                                   # ViT-L/14 + ViT-bigG/14 with random weights
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import lightning as L
 import pyarrow as pa
 import torch
+from flags import ArgumentParser
 
 from namespace import NameEncoder, NameEncoderConfig, NameSpaceStatistics
 from namespace.data_pipeline.shards import ShardWriter
@@ -159,7 +160,7 @@ def measure(
         size: ``tiny`` (the test towers) or ``full`` (ViT-L/14 + ViT-bigG/14, random weights; fp16 on a GPU, as in
             ``configs/train/sdxl.yaml``).
         accelerator: Lightning's accelerator (``cpu``, ``gpu``).
-        precision: Lightning's precision (``32-true``, ``bf16-mixed``).
+        precision: the Trainer's precision, in Lightning's values (``32-true``, ``bf16-mixed``; ``--dtype``).
         batch: photos per step of the streaming path.
         cached_batch: photos per step of the cache path (default: ``batch``).
         random_cache_features: fill the cache with random values instead of running the towers (same speed).
@@ -206,13 +207,18 @@ def measure(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, renamed={"--precision": "--dtype"})
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed on a GPU")
+    parser.add_argument(
+        "--dtype",
+        default="32-true",
+        help="the Trainer's precision, in Lightning's values as magicnaming train's --trainer.precision takes them: "
+        "32-true, 16-mixed, bf16-mixed (the towers run in their config's dtype)",
+    )
     parser.add_argument("--batch", type=int, default=64, help="photos per step of the streaming path")
-    parser.add_argument("--cached-batch", type=int, help="photos per step of the cache path (default: --batch)")
-    parser.add_argument("--random-cache-features", action="store_true", help="skip running the towers for the cache")
+    parser.add_argument("--cached_batch", type=int, help="photos per step of the cache path (default: --batch)")
+    parser.add_boolean("--random_cache_features", help="skip running the towers for the cache")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (after --warmup steps)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="streaming DataLoader workers")
@@ -225,7 +231,7 @@ def main() -> None:
     result = measure(
         size=args.size,
         accelerator=args.accelerator,
-        precision=args.precision,
+        precision=args.dtype,
         batch=args.batch,
         cached_batch=args.cached_batch,
         random_cache_features=args.random_cache_features,

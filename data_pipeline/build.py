@@ -5,43 +5,32 @@ folder and each finished stage is uploaded, :class:`.storage.RemoteOutput`). ``O
 stage's outputs; a finished stage is skipped on a re-run and a half-written one
 redone. The long stages resume inside: the download through img2dataset's own incremental mode; the features, the
 probe and the clean stage's shard embeddings from their last committed chunk (``chunks.py``). The LaionCele files
-land at the top of ``OUTPUT``, ``manifest.json`` last.
+land at the top of ``OUTPUT``, ``manifest.json`` last. The stages themselves, their inputs and outputs, are the table
+of ``stages.py``; this module holds the build's settings and runs that table in one loop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from namespace.laioncele import FORMAT, FORMAT_VERSION, open_feature_cache, write_manifest
+from namespace.laioncele import FORMAT, FORMAT_VERSION, write_manifest
 from namespace.progress import Steps
 from namespace.redaction import redacted, redacted_url
 
-from .assemble import AssembleConfig, assemble
-from .clean import CleanConfig, clean, thresholds
-from .download import DownloadConfig, download, shard_paths
-from .embedders import clip_embeddings
-from .features import FeatureConfig, extract_features
-from .local_server import serve_folder
-from .match import MatchConfig, match_files
-from .names import build_names, load_names
-from .plots import plot_funnel, plot_images_per_identity
-from .probe import ProbeConfig, consistency_threshold, probe_names
-from .sample import SampleConfig, generate_sample
-from .shard_embeddings import embed_shards
+from .assemble import AssembleConfig
+from .clean import CleanConfig, thresholds
+from .download import DownloadConfig
+from .features import FeatureConfig
+from .match import MatchConfig
+from .probe import ProbeConfig, consistency_threshold
+from .sample import SampleConfig
 from .stage_dirs import finished
 from .stage_dirs import run_stage as run_stage_folder
-from .storage import RemoteOutput, expand, file_name, is_remote
-from .targets import TargetsConfig, compute_targets
-
-STAGES = ("sample", "names", "match", "download", "features", "probe", "clean", "targets", "assemble")
+from .stages import STAGE_TABLE, STAGES, BuildState, Stage
+from .storage import RemoteOutput, file_name, is_remote
+from .targets import TargetsConfig
 
 
 @dataclass
@@ -114,12 +103,6 @@ class DataConfig:
     output_storage_options: dict = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _check_thresholds(config: DataConfig) -> None:
     """Every threshold taken from an embedder's calibration exists: raises before the first stage, not after the
     download."""
@@ -139,10 +122,6 @@ def _check_thresholds(config: DataConfig) -> None:
         consistency_threshold(config.probe, config.probe.embedder or config.clean.identity_embedder, config.clean.face)
 
 
-class _StopAfter(Exception):
-    """Raised after the one stage a ``build(..., only=...)`` call asked for."""
-
-
 def build(config: DataConfig, output: str | Path, only: str | None = None, scratch: Path | None = None) -> dict:
     """Runs every stage (skipping finished ones) and writes the LaionCele directory; returns the manifest.
 
@@ -157,15 +136,12 @@ def build(config: DataConfig, output: str | Path, only: str | None = None, scrat
     if only is not None and only not in STAGES:
         raise ValueError(f"only: expected one of {', '.join(STAGES)}, got {only!r}")
     store = RemoteOutput(str(output), config.output_storage_options, scratch) if is_remote(output) else None
-    try:
-        return _build(config, store.scratch if store else Path(output), only, store)
-    except _StopAfter as stop:
-        return stop.args[0]
+    return _build(config, store.scratch if store else Path(output), only, store)
 
 
 def _build(config: DataConfig, output: Path, only: str | None, store: RemoteOutput | None = None) -> dict:
-    """The stages in ``output`` (a remote output's scratch folder: each finished stage is fetched from the store
-    when it is not here, and uploaded when the store lacks it)."""
+    """The stages of ``STAGE_TABLE`` in ``output``, in order (a remote output's scratch folder: each finished stage
+    is fetched from the store when it is not here, and uploaded when the store lacks it); stops after ``only``."""
     work = output / "work"
     work.mkdir(parents=True, exist_ok=True)
     source = config.source
@@ -173,159 +149,15 @@ def _build(config: DataConfig, output: Path, only: str | None, store: RemoteOutp
         raise ValueError("source: give captions and name_lists, or sample (the embedded sample)")
     _check_thresholds(config)
     steps = Steps(total=len(STAGES))
-    stages: dict[str, dict] = {}
-
-    def run_stage(work: Path, name: str, body, resume_partial: bool = False) -> dict:
-        if store is not None and not finished(work, name) and store.finished(name):
-            store.fetch(name, work)  # finished elsewhere (another machine): its files, not its work again
-        if only is not None and name != only and not finished(work, name):
-            raise RuntimeError(
-                f"the {only} stage needs the {name} stage's output in {work / name}: "
-                f"run `magicnaming data {name}` (or `magicnaming data build`) first"
-            )
-        summary = run_stage_folder(work, name, body, resume_partial=resume_partial)
-        if store is not None and not store.finished(name):
-            store.upload(name, work)
-        if name == only:
-            raise _StopAfter(summary)
-        return summary
-
-    steps.start("sample: generating the embedded sample" if source.sample else "sample: (not used)")
-
-    def make_sample(folder: Path) -> dict:
-        if source.sample is None:
-            return {"used": False}
-        port = source.sample_port or _free_port()
-        truth = generate_sample(folder, f"http://127.0.0.1:{port}/", source.sample)
-        return {"used": True, "port": port, "rows": truth["rows"]}
-
-    stages["sample"] = run_stage(work, "sample", make_sample)
-    if source.sample is not None:  # the sample was written into sample.partial, then renamed
-        sample_folder = work / "sample"
-        captions = sorted(str(p) for p in sample_folder.glob("captions-*.parquet"))
-        name_lists = [str(sample_folder / "names.txt")]
-    else:
-        captions = expand(source.captions, "source.captions", source.storage_options)
-        name_lists = expand(source.name_lists, "source.name_lists", source.storage_options)
-
-    steps.start(f"names: reading {len(name_lists)} name list(s)")
-    stages["names"] = run_stage(
-        work,
-        "names",
-        lambda folder: build_names(
-            name_lists,
-            folder,
-            source.name_column,
-            source.alias_column,
-            config.names.min_tokens,
-            config.names.extra_common_words,
-            config.names.fold_accents,
-            source.storage_options,
-        ),
-    )
-    names = load_names(work / "names")
-
-    steps.start(f"match: scanning {len(captions)} caption file(s)")
-    stages["match"] = run_stage(
-        work, "match", lambda folder: match_files(captions, names, config.match, folder, source.storage_options)
-    )
-
-    steps.start("download: img2dataset (its own output: work/download/download.log)")
-    server = (
-        serve_folder(work / "sample" / "images", stages["sample"]["port"])
-        if source.sample
-        else contextlib.nullcontext()
-    )
-    with server:
-        stages["download"] = run_stage(
-            work,
-            "download",
-            lambda folder: download(work / "match" / "matches.parquet", folder, config.download),
-            resume_partial=True,
-        )
-    shards = shard_paths(work / "download")
-
-    steps.start(f"features: {len(config.features.towers)} tower(s) over {len(shards)} shard(s)")
-    stages["features"] = run_stage(
-        work, "features", lambda folder: extract_features(shards, folder, config.features), resume_partial=True
-    )
-    keys, tower_features = open_feature_cache(work / "features")
-
-    present = sorted(set(keys["identity_id"].to_pylist()))
-    steps.start(f"probe: {len(present)} name(s) with photos")
-    names_with_photos = names.filter(pa.compute.is_in(names["identity_id"], pa.array(present, pa.int32())))
-    stages["probe"] = run_stage(
-        work,
-        "probe",
-        lambda folder: probe_names(
-            names_with_photos,
-            folder,
-            config.probe,
-            config.pipeline,
-            config.probe.embedder or config.clean.identity_embedder,
-            config.features.towers,
-            config.clean.face,
-        ),
-        resume_partial=True,  # its chunks of names survive a restart
-    )
-
-    face_rules = "face rules, " if config.clean.identity_embedder == "face" else ""
-    steps.start(f"clean: near duplicates, {face_rules}identity checks, the at-least-N rule")
-
-    def run_clean(folder: Path) -> dict:
-        """Holds the keys and the face facts (a few numbers per photo); each embedder's (n, d) rows are memory maps
-        of ``embeddings-NAME.npy`` in the stage folder, and the photos stream (``embed_shards``: one batch decoded
-        at a time, a chunk committed per shard, resumed after a restart)."""
-        # clip reuses the feature cache; the others stream over the shards (one face analysis per photo gives the
-        # face embedder's rows and the face rules' facts)
-        embeddings, facts = {}, None
-        for name in sorted({config.clean.duplicate_embedder, config.clean.identity_embedder}):
-            if name == "clip":
-                embeddings[name] = clip_embeddings(tower_features, folder / "embeddings-clip.npy")
-            else:
-                embeddings[name], found = embed_shards(
-                    name, shards, keys, config.clean.face, processes=config.clean.processes, folder=folder
-                )
-                facts = found if name == config.clean.identity_embedder else facts
-        probe_table = pq.read_table(work / "probe" / "probe.parquet") if config.probe.enabled else None
-        centroids = np.load(work / "probe" / "centroids.npy") if config.probe.enabled else None
-        duplicates, identities = embeddings[config.clean.duplicate_embedder], embeddings[config.clean.identity_embedder]
-        summary = clean(keys, duplicates, identities, probe_table, centroids, config.clean, folder, facts)
-        if "min_consistency" in stages["probe"]:  # the probe's threshold, beside the clean stage's own
-            probe = stages["probe"]
-            summary["thresholds"]["min_consistency"] = {
-                "value": probe["min_consistency"],
-                "source": probe["min_consistency_source"],
-            }
-        return summary
-
-    stages["clean"] = run_stage(work, "clean", run_clean, resume_partial=True)  # the embedders' chunks survive
-    kept = pq.read_table(work / "clean" / "kept.parquet")
-
-    kept_ids = sorted(set(kept["identity_id"].to_pylist()))
-    steps.start(f"targets: name embeddings of {len(kept_ids)} identities")
-    name_of = dict(zip(names["identity_id"].to_pylist(), names["name"].to_pylist(), strict=True))
-    stages["targets"] = run_stage(
-        work,
-        "targets",
-        lambda folder: compute_targets(
-            kept_ids, [name_of[i] for i in kept_ids], config.pipeline, config.targets, folder
-        ),
-    )
-
-    steps.start("assemble: splits, shards, identities, targets, features, figures")
-
-    def run_assemble(folder: Path) -> dict:
-        result = assemble(
-            kept, shards, names, work / "targets" / "targets.safetensors", work / "features", config.assemble, folder
-        )
-        funnel = _funnel(stages, result)
-        plot_funnel(funnel, folder / "funnel.png")
-        plot_images_per_identity(result["images_per_identity"], folder / "images_per_identity.png")
-        return {**result, "funnel": funnel}
-
-    stages["assemble"] = run_stage(work, "assemble", run_assemble)
-    manifest = _manifest(config, captions, name_lists, stages)
+    state = BuildState(config, work)
+    for stage in STAGE_TABLE:
+        steps.start(stage.describe(state))
+        with stage.around(state):
+            state.stages[stage.name] = _run_stage(stage, state, only, store)
+        if stage.name == only:
+            return state.stages[stage.name]
+        stage.read(state)
+    manifest = _manifest(config, state.captions, state.name_lists, state.stages)
     _publish(work / "assemble", output, manifest, store)
     if not config.keep_work:
         shutil.rmtree(work)
@@ -337,17 +169,21 @@ def _build(config: DataConfig, output: Path, only: str | None, store: RemoteOutp
     return manifest
 
 
-def _funnel(stages: dict[str, dict], assembled: dict) -> list[tuple[str, int]]:
-    match = stages["match"]["funnel"]
-    clean_funnel = stages["clean"]["funnel"]
-    return [
-        ("caption rows", match["rows"]),
-        ("captions naming one person", match["matched"]),
-        ("photos downloaded", stages["download"]["downloaded"]),
-        ("photos after duplicates", clean_funnel["photos"] - clean_funnel.get("near_duplicate", 0)),
-        ("photos kept", clean_funnel["kept"]),
-        ("identities kept", assembled["identities"]),
-    ]
+def _run_stage(stage: Stage, state: BuildState, only: str | None, store: RemoteOutput | None) -> dict:
+    """One stage in ``state.work``, unless it is finished there (or in the store: then its files are fetched);
+    returns its summary. A ``--only`` run refuses to redo an earlier stage that is not finished."""
+    work, name = state.work, stage.name
+    if store is not None and not finished(work, name) and store.finished(name):
+        store.fetch(name, work)  # finished elsewhere (another machine): its files, not its work again
+    if only is not None and name != only and not finished(work, name):
+        raise RuntimeError(
+            f"the {only} stage needs the {name} stage's output in {work / name}: "
+            f"run `magicnaming data {name}` (or `magicnaming data build`) first"
+        )
+    summary = run_stage_folder(work, name, lambda folder: stage.run(state, folder), resume_partial=stage.resume_partial)
+    if store is not None and not store.finished(name):
+        store.upload(name, work)
+    return summary
 
 
 def _publish(assembled: Path, output: Path, manifest: dict, store: RemoteOutput | None) -> None:

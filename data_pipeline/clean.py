@@ -15,8 +15,10 @@ at-least-N-images rule.
    that); a name with no majority cluster (fewer than ``majority_fraction`` of its photos agree) loses all of them.
 5. Identities with fewer than ``min_images`` photos left are dropped.
 
-Every dropped photo is a row of ``dropped.parquet`` with its reason and detail; ``kept.parquet`` holds the rest,
-``faces.parquet`` the face facts of every photo (face embedder only). Memory, all growing linearly with the photos n:
+Each step is a rule of ``RULES`` (a function, run in order: the first rule that drops a photo names its reason), and
+``write_outputs`` writes the tables. Every dropped photo is a row of ``dropped.parquet`` with its reason and detail;
+``kept.parquet`` holds the rest, ``faces.parquet`` the face facts of every photo (face embedder only). Memory, all
+growing linearly with the photos n:
 the keys, the facts, a reason per dropped photo, and the near-duplicate index (n · d float32, plus IVF's training
 sample or HNSW's links from ``exact_search_below`` on); the (n, d) embedding arrays may be memory maps (float16 or
 float32): they are read in batches for the index and one name's rows at a time for the identity check, which holds
@@ -25,6 +27,7 @@ that name's (m, d) rows and at most (max_compared_per_identity)² similarities.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -196,6 +199,145 @@ def majority_cluster(
     return scores >= threshold, scores
 
 
+Reason = tuple[str, str]  # (reason, detail) of a dropped photo, as dropped.parquet holds them
+
+
+@dataclass(frozen=True)
+class Photos:
+    """What the rules read: one row per downloaded photo (``clean``'s arguments, checked, in the rules' terms).
+
+    Attributes:
+        keys: the photos' keys.
+        identities: the identity id each photo's caption names.
+        duplicate_embeddings: (n, d) normalised embeddings for near duplicates.
+        identity_embeddings: (n, d') normalised embeddings for identity checks (NaN rows: no face).
+        faces: the face facts (``face_rules.FACTS_SCHEMA``), or None.
+        probe_passed: identity id → whether the name passed the probe (None: no probe).
+        probe_centroids: identity id → (d',) mean of the name's probe images.
+        config: the thresholds.
+        cluster_threshold: the majority cluster's threshold in effect (``thresholds``).
+    """
+
+    keys: list[str]
+    identities: list[int]
+    duplicate_embeddings: np.ndarray
+    identity_embeddings: np.ndarray
+    faces: pa.Table | None
+    probe_passed: dict[int, bool] | None
+    probe_centroids: dict[int, np.ndarray]
+    config: CleanConfig
+    cluster_threshold: float
+
+    def left_by_identity(self, reasons: dict[int, Reason]) -> dict[int, list[int]]:
+        """identity id → its rows that no rule has dropped yet, in row order."""
+        left: dict[int, list[int]] = {}
+        for row, identity in enumerate(self.identities):
+            if row not in reasons:
+                left.setdefault(identity, []).append(row)
+        return left
+
+
+def drop_near_duplicates(photos: Photos, reasons: dict[int, Reason]) -> dict:
+    """Step 1: each group of near duplicates keeps its smallest key; the others are ``near_duplicate`` (detail: the
+    key they duplicate). Returns the search's description."""
+    config, search = photos.config, search_settings(photos.config)
+    found = near_duplicates(photos.duplicate_embeddings, photos.keys, config.duplicate_threshold, search)
+    for row, original in found.items():
+        reasons.setdefault(row, ("near_duplicate", photos.keys[original]))
+    source = (
+        "clean.exact_search_below, clean.approximate_index, clean.duplicate_neighbours, clean.ivf_probes, clean.hnsw_*"
+    )
+    return {"duplicates": {**search.describe(len(photos.keys)), "source": source}}
+
+
+def drop_broken_faces(photos: Photos, reasons: dict[int, Reason]) -> dict:
+    """Step 2, with the face facts: ``no_face``, ``several_faces``, ``face_too_small``, ``partial_face``."""
+    if photos.faces is not None:
+        for row, broken in broken_face_rules(photos.faces, photos.config.face_rules).items():
+            reasons.setdefault(row, broken)
+    return {}
+
+
+def drop_photos_without_embedding(photos: Photos, reasons: dict[int, Reason]) -> dict:
+    """Step 2, any embedder: a photo the identity embedder gave no embedding (a NaN row) is ``no_face``."""
+    for row in _nan_rows(photos.identity_embeddings).tolist():
+        reasons.setdefault(row, ("no_face", f"no embedding from {photos.config.identity_embedder}"))
+    return {}
+
+
+def drop_other_people(photos: Photos, reasons: dict[int, Reason]) -> dict:
+    """Steps 3 and 4, one name at a time: a name that failed the probe loses all its photos
+    (``name_failed_probe``); then its photos far from its probe images or outside its majority cluster are
+    ``other_person``, and a name with no majority cluster loses all of them (``no_majority_identity``). Returns the
+    majority cluster search's description."""
+    config, capped = photos.config, 0
+    for identity, rows in sorted(photos.left_by_identity(reasons).items()):
+        if photos.probe_passed is not None and not photos.probe_passed.get(identity, False):
+            reasons.update({row: ("name_failed_probe", "") for row in rows})
+            continue
+        rows = np.asarray(rows)
+        vectors = np.asarray(photos.identity_embeddings[rows], np.float32)  # (m, d'): this name's rows only
+        rows, vectors = _drop_far_from_probe(photos, identity, rows, vectors, reasons)
+        if not len(rows):
+            continue
+        capped += len(rows) > config.max_compared_per_identity
+        _drop_outside_majority(photos, identity, rows, vectors, reasons)
+    return {"majority_cluster": {"max_compared_per_identity": config.max_compared_per_identity,
+                                 "identities_capped": capped, "seed": config.seed,
+                                 "source": "clean.max_compared_per_identity, clean.seed"}}  # fmt: skip
+
+
+def _drop_far_from_probe(
+    photos: Photos, identity: int, rows: np.ndarray, vectors: np.ndarray, reasons: dict[int, Reason]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One name's (m,) rows and (m, d') vectors: those below ``probe_threshold`` to its probe images are
+    ``other_person``; returns the rest (all of them without a probe threshold or probe images)."""
+    threshold = photos.config.probe_threshold
+    if threshold is None or identity not in photos.probe_centroids:
+        return rows, vectors
+    scores = vectors @ np.asarray(photos.probe_centroids[identity], np.float32)  # (m,)
+    far = scores < threshold
+    for row, score in zip(rows[far].tolist(), scores[far], strict=True):
+        reasons[row] = ("other_person", f"probe {score:.3f} < {threshold:.3f}")
+    return rows[~far], vectors[~far]
+
+
+def _drop_outside_majority(
+    photos: Photos, identity: int, rows: np.ndarray, vectors: np.ndarray, reasons: dict[int, Reason]
+) -> None:
+    """One name's (m,) rows and (m, d') vectors against its majority cluster (``majority_cluster``)."""
+    config, threshold = photos.config, photos.cluster_threshold
+    sample = np.random.default_rng([config.seed, identity])  # used only above the cap
+    members, scores = majority_cluster(vectors, threshold, config.max_compared_per_identity, sample)
+    if members.sum() < config.majority_fraction * len(rows):
+        reasons.update({row: ("no_majority_identity", f"{members.sum()}/{len(rows)}") for row in rows.tolist()})
+        return
+    for row, score in zip(rows[~members].tolist(), scores[~members], strict=True):
+        reasons[row] = ("other_person", f"cluster {score:.3f} < {threshold:.3f}")
+
+
+def drop_too_few_images(photos: Photos, reasons: dict[int, Reason]) -> dict:
+    """Step 5: an identity with fewer than ``min_images`` photos left loses them (``too_few_images``)."""
+    least = photos.config.min_images
+    for rows in photos.left_by_identity(reasons).values():
+        if len(rows) < least:
+            reasons.update({row: ("too_few_images", f"{len(rows)}<{least}") for row in rows})
+    return {}
+
+
+Rule = Callable[[Photos, dict[int, Reason]], dict]
+"""A rule adds the photos it drops to ``reasons`` (row → reason; a row already there is left as it is: the first
+rule that drops a photo names its reason) and returns what the stage's ``search`` summary should say of it."""
+
+RULES: tuple[Rule, ...] = (
+    drop_near_duplicates,
+    drop_broken_faces,
+    drop_photos_without_embedding,
+    drop_other_people,
+    drop_too_few_images,
+)
+
+
 def clean(
     keys: pa.Table,
     duplicate_embeddings: np.ndarray,
@@ -222,61 +364,28 @@ def clean(
     """
     settings = thresholds(config)
     _check_inputs(keys, duplicate_embeddings, identity_embeddings, probe_centroids, config, faces)
-    cluster_threshold = settings["cluster"]["value"]
-    key_list, identities = keys["key"].to_pylist(), keys["identity_id"].to_pylist()
-    reasons: dict[int, tuple[str, str]] = {}
-    search = search_settings(config)
-    for row, original in near_duplicates(duplicate_embeddings, key_list, config.duplicate_threshold, search).items():
-        reasons[row] = ("near_duplicate", key_list[original])
+    passed, centroid_of = None, {}
+    if probe is not None:
+        passed = dict(zip(probe["identity_id"].to_pylist(), probe["passed"].to_pylist(), strict=True))
+        if probe_centroids is not None:
+            centroid_of = {identity: probe_centroids[i] for i, identity in enumerate(probe["identity_id"].to_pylist())}
+    photos = Photos(keys["key"].to_pylist(), keys["identity_id"].to_pylist(), duplicate_embeddings,
+                    identity_embeddings, faces, passed, centroid_of, config, settings["cluster"]["value"])  # fmt: skip
+    reasons: dict[int, Reason] = {}
+    searches: dict = {}
+    for rule in RULES:
+        searches |= rule(photos, reasons)
+    funnel = write_outputs(keys, faces, reasons, Path(output))
+    return {"funnel": funnel, "thresholds": settings, "search": searches}
+
+
+def write_outputs(keys: pa.Table, faces: pa.Table | None, reasons: dict[int, Reason], output: Path) -> dict[str, int]:
+    """Writes ``kept.parquet`` (the keys' columns and each photo's ``feature_row``), ``dropped.parquet`` and, with
+    ``faces``, ``faces.parquet`` into ``output``; returns the funnel: the photos, the count of each reason (in the
+    order they were first met), the photos and identities kept."""
     if faces is not None:
         pq.write_table(pa.Table.from_arrays([keys["key"], *faces.columns], ["key", *faces.column_names]),
-                       Path(output) / "faces.parquet")  # fmt: skip
-        for row, broken in broken_face_rules(faces, config.face_rules).items():
-            reasons.setdefault(row, broken)
-    for row in _nan_rows(identity_embeddings).tolist():
-        reasons.setdefault(row, ("no_face", f"no embedding from {config.identity_embedder}"))
-    passed, centroid_of = {}, {}
-    if probe is not None:
-        for i, (identity, ok) in enumerate(
-            zip(probe["identity_id"].to_pylist(), probe["passed"].to_pylist(), strict=True)
-        ):
-            passed[identity] = ok
-            if probe_centroids is not None:
-                centroid_of[identity] = probe_centroids[i]
-    by_identity: dict[int, list[int]] = {}
-    for row, identity in enumerate(identities):
-        if row not in reasons:
-            by_identity.setdefault(identity, []).append(row)
-    capped = 0
-    for identity, rows in sorted(by_identity.items()):
-        if probe is not None and not passed.get(identity, False):
-            reasons.update({row: ("name_failed_probe", "") for row in rows})
-            continue
-        rows = np.asarray(rows)
-        vectors = np.asarray(identity_embeddings[rows], np.float32)  # (m, d'): this name's rows only
-        if config.probe_threshold is not None and identity in centroid_of:
-            scores = vectors @ np.asarray(centroid_of[identity], np.float32)
-            far = scores < config.probe_threshold
-            for row, score in zip(rows[far].tolist(), scores[far], strict=True):
-                reasons[row] = ("other_person", f"probe {score:.3f} < {config.probe_threshold:.3f}")
-            rows, vectors = rows[~far], vectors[~far]
-        if not len(rows):
-            continue
-        capped += len(rows) > config.max_compared_per_identity
-        sample = np.random.default_rng([config.seed, identity])  # used only above the cap
-        members, scores = majority_cluster(vectors, cluster_threshold, config.max_compared_per_identity, sample)
-        if members.sum() < config.majority_fraction * len(rows):
-            reasons.update({row: ("no_majority_identity", f"{members.sum()}/{len(rows)}") for row in rows.tolist()})
-            continue
-        for row, score in zip(rows[~members].tolist(), scores[~members], strict=True):
-            reasons[row] = ("other_person", f"cluster {score:.3f} < {cluster_threshold:.3f}")
-    remaining: dict[int, list[int]] = {}
-    for row, identity in enumerate(identities):
-        if row not in reasons:
-            remaining.setdefault(identity, []).append(row)
-    for rows in remaining.values():
-        if len(rows) < config.min_images:
-            reasons.update({row: ("too_few_images", f"{len(rows)}<{config.min_images}") for row in rows})
+                       output / "faces.parquet")  # fmt: skip
     dropped_rows = sorted(reasons)
     kept_rows = [row for row in range(keys.num_rows) if row not in reasons]
     kept = keys.take(pa.array(kept_rows, pa.int64()))
@@ -284,20 +393,15 @@ def clean(
     dropped = keys.take(pa.array(dropped_rows, pa.int64())).select(["key", "url", "identity_id"])
     dropped = dropped.append_column("reason", pa.array([reasons[r][0] for r in dropped_rows], pa.string()))
     dropped = dropped.append_column("detail", pa.array([reasons[r][1] for r in dropped_rows], pa.string()))
-    pq.write_table(kept, Path(output) / "kept.parquet")
-    pq.write_table(dropped, Path(output) / "dropped.parquet")
+    pq.write_table(kept, output / "kept.parquet")
+    pq.write_table(dropped, output / "dropped.parquet")
     funnel: dict[str, int] = {"photos": keys.num_rows}
     for reason, _ in reasons.values():
         funnel[reason] = funnel.get(reason, 0) + 1
     funnel["kept"] = kept.num_rows
+    identities = keys["identity_id"].to_pylist()
     funnel["identities_kept"] = len({identities[r] for r in kept_rows})
-    searches = {
-        "duplicates": {**search.describe(keys.num_rows), "source": "clean.exact_search_below, "
-                       "clean.approximate_index, clean.duplicate_neighbours, clean.ivf_probes, clean.hnsw_*"},
-        "majority_cluster": {"max_compared_per_identity": config.max_compared_per_identity, "identities_capped": capped,
-                             "seed": config.seed, "source": "clean.max_compared_per_identity, clean.seed"},
-    }  # fmt: skip
-    return {"funnel": funnel, "thresholds": settings, "search": searches}
+    return funnel
 
 
 def _nan_rows(embeddings: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 import json
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,90 @@ def tiny_encoder(tiny_pipe):
     return tiny_name_encoder(tiny_pipe)
 
 
+@dataclass(frozen=True)
+class TinyModels:
+    """The tiny models saved as the commands read them: folders to pass, never to write into."""
+
+    pipeline: Path  # tiny_sdxl_pipeline() (``tiny_pipe``) saved with save_pretrained
+    encoder: Path  # tiny_name_encoder(tiny_pipe) (``tiny_encoder``) saved with save_pretrained
+    ip_adapter: Path  # random IP-Adapter weights for the pipeline's UNet (weight name RANDOM_WEIGHT_NAME)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, tiny_pipe) -> TinyModels:
+    """The tiny pipeline, the tiny encoder and random IP-Adapter weights, saved once per session."""
+    from namespace.testing import tiny_name_encoder
+    from namespace.testing.ip_adapter import save_random_ip_adapter
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    models = TinyModels(root / "pipeline", root / "encoder", root / "ip-adapter")
+    tiny_pipe.save_pretrained(models.pipeline)
+    tiny_name_encoder(tiny_pipe).save_pretrained(models.encoder)
+    save_random_ip_adapter(models.ip_adapter, tiny_pipe.unet)
+    return models
+
+
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
 
 
-def free_port():
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the one helper of the tests: import it from here)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def says(text: str, *facts: object) -> bool:
+    """Whether one line of ``text`` holds every fact (each as ``str``): tests check what a message says (the argument
+    it names, the numbers, the file), not its wording."""
+    return any(all(str(fact) in line for fact in facts) for line in text.splitlines())
+
+
+@dataclass
+class HtmlFacts:
+    """What an HTML page shows, markup aside: its headings, image sources, table rows (cell texts) and text."""
+
+    headings: list[str]
+    images: list[str]
+    rows: list[list[str]]
+    text: str
+
+
+def html_facts(html: str) -> HtmlFacts:
+    """Reads ``html`` into :class:`HtmlFacts` (the standard library's parser: tags, quotes and classes may change)."""
+    from html.parser import HTMLParser
+
+    facts = HtmlFacts([], [], [], "")
+    words: list[str] = []
+    open_tags: list[str] = []
+
+    class Reader(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("img", "br", "hr", "meta", "link", "input"):  # void elements: no end tag
+                open_tags.append(tag)
+            if tag == "img":
+                facts.images.append(dict(attrs).get("src", ""))
+            elif tag == "tr":
+                facts.rows.append([])
+            elif tag in ("td", "th") and facts.rows:
+                facts.rows[-1].append("")
+
+        def handle_endtag(self, tag):
+            while open_tags and open_tags.pop() != tag:
+                pass
+
+        def handle_data(self, data):
+            words.append(data)
+            if open_tags and open_tags[-1] in ("h1", "h2", "h3", "h4"):
+                facts.headings.append(data.strip())
+            elif any(tag in ("td", "th") for tag in open_tags) and facts.rows and facts.rows[-1]:
+                facts.rows[-1][-1] += data.strip()
+
+    Reader().feed(html)
+    facts.text = " ".join(" ".join(words).split())
+    return facts
 
 
 def wait_until_serving(server, url: str, log: Path, seconds: float = 180) -> None:

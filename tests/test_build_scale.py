@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -59,12 +60,13 @@ def test_measure_sees_reaped_children_and_the_live_tree(tmp_path):
     assert figures["seconds"] >= 2.0
 
 
+@pytest.mark.slow
 def test_benchmark_reports_each_stage_at_each_size(tmp_path):
     """Two tiny sizes through the match stage (the whole build is the benchmark's own run, minutes long), with a
     relative --work and --json: each stage runs from its own log folder, yet they name the current folder's."""
     result_path = tmp_path / "scale.json"
-    command = [sys.executable, str(ROOT / "benchmarks" / "build_scale.py"), "--sizes", "1,2", "--base-photos", "120",
-               "--rows-per-photo", "5", "--until", "match", "--work", "work", "--json", "scale.json"]  # fmt: skip
+    command = [sys.executable, str(ROOT / "benchmarks" / "build_scale.py"), "--sizes", "1,2", "--base_photos", "120",
+               "--rows_per_photo", "5", "--until", "match", "--work", "work", "--json", "scale.json"]  # fmt: skip
     run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # ~40 s on 2 idle cores
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scale.json", "work"]

@@ -3,10 +3,11 @@
 import importlib
 import inspect
 import json
+import re
 
 import pytest
 
-from namespace.cli import COMMANDS, main
+from namespace.cli import COMMANDS, DEMO_HEADING, SUBCOMMANDS, main
 
 
 def test_help_lists_every_command(capsys):
@@ -15,22 +16,41 @@ def test_help_lists_every_command(capsys):
     assert all(name in out for name in COMMANDS)
 
 
+def test_help_groups_the_demos_commands_under_their_heading(capsys):
+    assert main(["--help"]) == 0
+    ours, demos = capsys.readouterr().out.split(DEMO_HEADING)
+    listed = {re.split(r"\s{2,}", line.strip())[0] for line in demos.strip("\n").splitlines()}
+    assert listed == {"demo", "miniature", "likeness", "encoder pretrain_tiny"}
+    assert not any(f"  {name} " in ours for name in listed)
+
+
 def test_an_unknown_command_fails_clearly(capsys):
     assert main(["trian"]) == 2
     assert "unknown command 'trian'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [*COMMANDS.values(), *SUBCOMMANDS.values()])
 def test_every_command_imports_a_main_taking_argv_and_prog(command):
-    module_name, function = COMMANDS[command][0].split(":")
+    module_name, function = command.entry.split(":")
     entry = getattr(importlib.import_module(module_name), function)
-    assert list(inspect.signature(entry).parameters) == ["argv", "prog"]
+    # run_demo: handed down by the dispatcher to the commands that build on the demo (the app)
+    assert list(inspect.signature(entry).parameters) in (["argv", "prog"], ["argv", "prog", "run_demo"])
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+def test_the_app_is_handed_the_demo_and_builds_nothing_without_it(monkeypatch):
+    from namespace import cli
+    from namespace.inference.app import commands
+
+    handed = {}
+    monkeypatch.setattr(commands, "run_command", lambda *args: handed.update(run_demo=commands._RUN_DEMO.get()))
+    assert main(["app"]) == 0 and handed["run_demo"] is cli.run_demo
+    assert commands._RUN_DEMO.get() is None  # reset after the command
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, *(" ".join(words) for words in SUBCOMMANDS)])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     assert exit_info.value.code == 0
     assert "--config" in capsys.readouterr().out
 

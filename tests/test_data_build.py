@@ -33,6 +33,7 @@ def final_photos(output):
     return photos
 
 
+@pytest.mark.slow
 def test_match_funnel_equals_the_truth(built):
     _, manifest, truth, _ = built
     funnel = manifest["stages"]["match"]["funnel"]
@@ -40,6 +41,7 @@ def test_match_funnel_equals_the_truth(built):
         assert funnel[reason] == count, reason
 
 
+@pytest.mark.slow
 def test_broken_urls_are_recorded_with_their_error(built):
     output, manifest, truth, _ = built
     failures = pq.read_table(output / "work/download/failures.parquet").to_pylist()
@@ -50,6 +52,7 @@ def test_broken_urls_are_recorded_with_their_error(built):
     assert manifest["stages"]["download"]["errors"] == {"http_404": 3, "not_an_image": 3}
 
 
+@pytest.mark.slow
 def test_duplicates_and_off_identity_photos_are_removed(built):
     output, _, truth, _ = built
     urls = [photo["url"] for photo in final_photos(output)]
@@ -66,6 +69,7 @@ def test_duplicates_and_off_identity_photos_are_removed(built):
     assert all(row["detail"].startswith("cluster ") and row["detail"].endswith(" < 0.750") for row in others)
 
 
+@pytest.mark.slow
 def test_the_at_least_five_rule(built):
     output, _, truth, _ = built
     identities = pq.read_table(output / "identities.parquet").to_pylist()
@@ -77,6 +81,7 @@ def test_the_at_least_five_rule(built):
         assert sum(photo["identity_id"] == row["identity_id"] for photo in photos) == row["num_images"]
 
 
+@pytest.mark.slow
 def test_val_identities_never_reach_train_shards(built):
     output, manifest, _, _ = built
     identities = pq.read_table(output / "identities.parquet").to_pylist()
@@ -89,6 +94,7 @@ def test_val_identities_never_reach_train_shards(built):
     assert heldout and all(p["shard"].startswith("val-") and p["identity_id"] not in val_ids for p in heldout)
 
 
+@pytest.mark.slow
 def test_stored_targets_equal_name_embeddings(built):
     output, manifest, _, _ = built
     from namespace.testing import tiny_sdxl_pipeline
@@ -102,6 +108,7 @@ def test_stored_targets_equal_name_embeddings(built):
     assert manifest["counts"]["name_shape"] == [8, 80]
 
 
+@pytest.mark.slow
 def test_feature_cache_is_row_aligned(built):
     output, _, _, config = built
     keys = pq.read_table(output / "features/keys.parquet").to_pylist()
@@ -119,6 +126,7 @@ def test_feature_cache_is_row_aligned(built):
     np.testing.assert_allclose(np.load(output / "features/tower_0.npy")[0], expected, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_manifest_and_figures(built):
     output, _, _, _ = built
     saved = json.loads((output / "manifest.json").read_text())
@@ -159,6 +167,7 @@ def run_until_a_chunk(command, partial: Path, log: Path) -> list[str]:
     return committed_chunks(partial)
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
     """Killed inside the features (after some shards' chunks were committed), then inside the probe, the build
     resumes each stage at its first uncommitted chunk and ends with the reference build's bytes."""
@@ -200,6 +209,7 @@ def test_killed_build_resumes_to_the_same_directory(built, tmp_path):
             assert (reference / relative).read_bytes() == (output / relative).read_bytes(), relative
 
 
+@pytest.mark.slow
 def test_features_sharded_over_two_processes_equal_one(built, tmp_path):
     from namespace.data_pipeline.download import shard_paths
     from namespace.data_pipeline.features import FeatureConfig, extract_features
@@ -214,6 +224,7 @@ def test_features_sharded_over_two_processes_equal_one(built, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_probe_over_two_processes_equals_one(built, tmp_path):
     from dataclasses import replace
 
@@ -262,6 +273,7 @@ def test_chunks_commit_whole_and_resume(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_shard_embeddings_commit_a_chunk_per_shard(built, tmp_path):
     from namespace.data_pipeline.download import shard_paths
     from namespace.data_pipeline.shard_embeddings import embed_shards
@@ -295,6 +307,7 @@ def test_one_stage_at_a_time(tmp_path):
         build(config, tmp_path, only="everything")
 
 
+@pytest.mark.slow
 def test_img2dataset_output_goes_to_the_download_log(tmp_path, capfd):
     config = read_config(ROOT / "configs/data/demo.yaml")
     for stage in ("sample", "names", "match"):

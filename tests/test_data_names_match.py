@@ -305,6 +305,7 @@ def assert_rows_are_in_their_files(rows):
             assert table["URL"][row["row"]].as_py() == row["url"], row
 
 
+@pytest.mark.slow
 def test_spark_local_mode_gives_the_same_match_output(sample, tmp_path, monkeypatch):
     pyspark = pytest.importorskip("pyspark")
     from namespace.data_pipeline.spark_match import match_files_spark

@@ -24,6 +24,7 @@ from namespace.data_pipeline.storage import expand
 
 from .conftest import local_spark_session
 
+pytestmark = pytest.mark.slow  # the build on a local S3, by Spark and by multiprocessing
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "laion"
 

@@ -5,6 +5,7 @@ import json
 import re
 import shlex
 from html import unescape
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ def demo_output(tmp_path_factory, small_world, worlds, tiny_towers):
     return output
 
 
+@pytest.mark.slow
 def test_the_terminal_shows_the_steps_and_no_library_chatter(demo_output):
     lines = re.split(r"[\r\n]+", (demo_output.parent / "terminal.txt").read_text())
     chatter = ("%|", "Loading pipeline components", "Writing model shards", "INFO:", "Trainable params", "deprecated")
@@ -58,6 +60,7 @@ def shown_commands(html: str) -> list[str]:
     return lines
 
 
+@pytest.mark.slow
 def test_report_names_the_command_as_typed_and_keeps_arguments_whole(demo_output):
     html = (demo_output / "report.html").read_text()
     typed, replay = shown_commands(html)[:2]
@@ -69,6 +72,7 @@ def test_report_names_the_command_as_typed_and_keeps_arguments_whole(demo_output
     assert "pre .arg { white-space: nowrap; }" in html and "break-all" not in html
 
 
+@pytest.mark.slow
 def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     html = (demo_output / "report.html").read_text()
     assert re.findall(r"<img src='([^']+)'", html) == [f"figures/{name}.png" for name in FIGURES]
@@ -89,6 +93,7 @@ def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_metrics_hold_retrieval_and_chance(demo_output):
     metrics = json.loads((demo_output / "metrics.json").read_text())
     for key in ("retrieval_top1_heldout_images", "retrieval_top1_unseen_identities", "chance"):
@@ -113,6 +118,7 @@ def test_metrics_hold_retrieval_and_chance(demo_output):
     assert len(found) == 3 and all(isinstance(entry["correct"], bool) for entry in found.values())
 
 
+@pytest.mark.slow
 def test_encoder_and_identity_files_load(demo_output):
     encoder = NameEncoder.from_pretrained(demo_output / "encoder")  # with its pre-trained tiny towers
     assert (encoder.config.num_tokens, encoder.config.width) == (8, 80)
@@ -230,6 +236,7 @@ def test_the_demo_config_holds_the_defaults():
         assert value == resolved.get(key, default), key
 
 
+@pytest.mark.slow
 def test_the_method_is_visible_on_the_miniature_world(demo_output):
     """The issue's figures on the tests' smaller world (6 famous people, 500 UNet steps), each at a threshold a
     random model fails: an untrained UNet draws noise, which the judge assigns at chance (1/6) and finds about as
@@ -254,6 +261,7 @@ def test_the_method_is_visible_on_the_miniature_world(demo_output):
     assert m["interpolation_rank_correlation"] > 0.5  # the judge's similarity moves from A to B along the paths
 
 
+@pytest.mark.slow
 def test_the_demo_evaluation_scores_plain_against_magicnaming(demo_output):
     """``magicnaming evaluate`` as a demo step (configs/eval/demo.yaml): every metric per method, MagicNaming's
     likeness to the reference photos above plain's ("a person": the world knows none of these people by name) and its
@@ -276,3 +284,19 @@ def test_the_demo_evaluation_scores_plain_against_magicnaming(demo_output):
     assert "The paper's evaluation, on the miniature world" in report and "<th>magicnaming</th>" in report
     assert (demo_output / "evaluation/report.html").is_file() and (demo_output / "evaluation/tradeoff.png").is_file()
     assert "magicnaming evaluate --config" in (demo_output / "work/commands.sh").read_text()
+
+
+def test_the_shipped_stage_configs_equal_the_repositorys(tmp_path, monkeypatch):
+    """The demo's defaults name configs/ files; the package ships copies (a wheel has no configs/), byte for byte the
+    repository's, found from any folder."""
+    shipped = ROOT / "namespace/demo" / checks.SHIPPED_CONFIGS
+    copies = sorted(path.relative_to(shipped) for path in shipped.rglob("*.yaml"))
+    expected = ["data/demo.yaml", "data/miniature.yaml", "eval/demo.yaml", "train/tiny.yaml"]
+    assert [str(path) for path in copies] == expected
+    for path in copies:
+        assert (shipped / path).read_bytes() == (ROOT / "configs" / path).read_bytes(), path
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    problems = []
+    for path in copies:
+        assert checks.config_path(Path("configs") / path, "x", problems) == shipped / path
+    assert checks.config_path(Path("configs/data/demo-sdxl.yaml"), "x", problems) and len(problems) == 1

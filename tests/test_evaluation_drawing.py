@@ -23,21 +23,19 @@ from namespace.inference.evaluation.suite import PAPER_TASKS, PromptSuite, Suite
 from namespace.inference.loading import load_encoder, load_pipeline
 from namespace.miniature.captions import caption
 from namespace.testing import synthetic_face
-from namespace.testing.ip_adapter import RANDOM_WEIGHT_NAME, save_random_ip_adapter
+from namespace.testing.ip_adapter import RANDOM_WEIGHT_NAME
 
 SMALL = {"num_inference_steps": 2, "guidance_scale": 5.0, "height": None, "width": None}  # 32 × 32 images
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """The tiny pipeline, an encoder, IP-Adapter weights, two people's photo folders and an empty folder."""
-    from namespace.testing import tiny_name_encoder, tiny_sdxl_pipeline
-
+def folders(tmp_path_factory, tiny_models):
+    """The tiny pipeline, an encoder, IP-Adapter weights (links to the session's ``tiny_models``), two people's photo
+    folders and an empty folder."""
     root = tmp_path_factory.mktemp("evaluation")
-    pipe = tiny_sdxl_pipeline()
-    pipe.save_pretrained(root / "pipeline")
-    tiny_name_encoder(pipe).save_pretrained(root / "encoder")
-    save_random_ip_adapter(root / "ip-adapter", pipe.unet)
+    for name, saved in [("pipeline", tiny_models.pipeline), ("encoder", tiny_models.encoder),
+                        ("ip-adapter", tiny_models.ip_adapter)]:  # fmt: skip
+        (root / name).symlink_to(saved, target_is_directory=True)
     for person in (1, 2):
         (root / f"person{person}").mkdir()
         for v in range(2):
@@ -154,6 +152,7 @@ class TestInputs:
 
 
 class TestMethods:
+    @pytest.mark.slow
     def test_same_seeds_across_methods(self, loaded):
         _, _, naming, people, methods = loaded
         plain, magicnaming, ip_adapter = methods
@@ -202,6 +201,7 @@ def _small_suite():
 
 
 class TestDrawing:
+    @pytest.mark.slow
     def test_resume_after_a_kill_redraws_nothing_finished(self, loaded, tmp_path):
         config, _, _, people, methods = loaded
         plain, magicnaming = methods[:2]

@@ -183,6 +183,7 @@ def test_prompts_say_which_attributes_they_ask_for():
     assert asked_attributes("a photo of a person") == {}
 
 
+@pytest.mark.slow
 def test_attribute_scorer_rewards_images_that_show_what_their_prompt_asked(detector):
     beach, forest = faces(scene="beach"), faces(scene="forest")
     scorer = AttributeScorer(detector)
@@ -198,6 +199,7 @@ def test_attribute_scorer_rewards_images_that_show_what_their_prompt_asked(detec
         AttributeScorer("/nonexistent-world")
 
 
+@pytest.mark.slow
 def test_judge_scorer_without_a_detector_tells_a_persons_images_from_others_and_never_drops_a_row(judge):
     scorer = JudgeIdentityScorer(judge)  # as in a world built before the detector's person head
     assert scorer.detects_faces is False and scorer.dim == judge.config.net.dim
@@ -215,6 +217,7 @@ def test_judge_scorer_without_a_detector_tells_a_persons_images_from_others_and_
         JudgeIdentityScorer("/nonexistent-world")
 
 
+@pytest.mark.slow
 def test_judge_scorer_writes_nan_rows_where_the_detector_sees_no_person(judge, detector, tmp_path):
     judge.save(tmp_path / "world/judge")
     detector.save(tmp_path / "world/detectors")

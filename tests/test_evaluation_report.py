@@ -6,6 +6,8 @@ from PIL import Image
 from namespace.inference.evaluation.table import results_table
 from namespace.inference.evaluation.tradeoff import plot_tradeoff
 
+from .conftest import html_facts, says
+
 RESULTS = {
     "tasks": ["scene", "emotion"],
     "methods": {
@@ -53,13 +55,14 @@ def test_the_spread_over_seeds_follows_the_table():
                         "identity_consistency": over_seeds([0.9, 0.9])},
     }  # fmt: skip
     markdown = results_table(RESULTS | {"spread": spread})
-    assert "each of the 2 seeds scored alone (mean ± standard deviation over seeds)" in markdown
-    lines = markdown.splitlines()
-    assert lines[-4] == "| method | CLIP-TI | reference sim. | identity consistency |"
-    assert lines[-2] == "| plain | 29.6 ± 0.9 | 0.125 ± 0.035 | – |"
-    assert lines[-1] == "| magicnaming | 28.8 ± 1.1 | 0.875 ± 0.035 | 0.900 ± 0.000 |"
-    html = markdown_table_html(markdown)  # both tables and the line between them
-    assert html.count("<table>") == 2 and "<p>Over every task" in html and "<th>plain</th>" in html
+    assert says(markdown, "2 seeds", "mean", "standard deviation")  # the line between the tables says what it holds
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in markdown.splitlines()[-4:]]
+    assert rows[0] == ["method", "CLIP-TI", "reference sim.", "identity consistency"]
+    assert rows[2] == ["plain", "29.6 ± 0.9", "0.125 ± 0.035", "–"]
+    assert rows[3] == ["magicnaming", "28.8 ± 1.1", "0.875 ± 0.035", "0.900 ± 0.000"]
+    page = html_facts(markdown_table_html(markdown))  # both tables and the line between them
+    assert [row[0] for row in page.rows] == ["method", "plain", "magicnaming", "method", "plain", "magicnaming"]
+    assert "2 seeds" in page.text and ["magicnaming", "28.8 ± 1.1", "0.875 ± 0.035", "0.900 ± 0.000"] in page.rows
 
 
 def test_the_tradeoff_plot_draws_each_setting_and_refuses_none(tmp_path):
@@ -78,14 +81,16 @@ def test_the_tradeoff_plot_draws_each_setting_and_refuses_none(tmp_path):
 def test_the_report_holds_the_table_the_plot_and_a_grid_per_task(tmp_path):
     from namespace.inference.evaluation.report import markdown_table_html, write_evaluation_report
 
-    html = markdown_table_html(results_table(RESULTS))
-    assert html.count("<tr>") == 3 and "<th>magicnaming</th><td class='number'>30.0</td>" in html
+    table = html_facts(markdown_table_html(results_table(RESULTS)))
+    assert [row[0] for row in table.rows] == ["method", "plain", "magicnaming"] and table.rows[2][1] == "30.0"
     path = write_evaluation_report(
         tmp_path / "report.html", RESULTS, {"scene": "grids/scene.png"}, "tradeoff.png", "magicnaming evaluate", ["n1"]
     )
-    text = path.read_text()
-    assert "<img src='tradeoff.png'" in text and "<h2>Task: scene</h2>" in text and "<img src='grids/scene.png'" in text
-    assert "<p class='note'>n1</p>" in text and "<code>magicnaming evaluate</code>" in text
+    page = html_facts(path.read_text())
+    assert set(page.images) == {"tradeoff.png", "grids/scene.png"}
+    assert any("scene" in heading for heading in page.headings)  # the task's grid under a heading naming it
+    assert "n1" in page.text and "magicnaming evaluate" in page.text  # the notes and the command that made it
+    assert page.rows[-1][:4] == ["magicnaming", "30.0", "12.3", "0.00123"]
 
 
 @pytest.mark.parametrize("killed_in", ["table.md", "report.html"])

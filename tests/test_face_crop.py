@@ -113,6 +113,7 @@ def set_manifest_crop(folder, config_crop, stage_crop):
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow
 def test_training_on_cached_features_refuses_another_crop(built, tmp_path, capsys):
     data = tmp_path / "data"
     shutil.copytree(built[0], data, ignore=shutil.ignore_patterns("work", "*.tar"))

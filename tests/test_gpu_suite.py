@@ -42,7 +42,7 @@ def tiny_run(tmp_path_factory):
     """The whole suite, tiny, on the CPU, as a user would run it (about 20 s), from an empty folder and without
     --json: (its process, its JSON, the JSON's path)."""
     here = tmp_path_factory.mktemp("here")
-    done = run_script("--device", "cpu", "--tiny", "--peak-tflops", "0.05", "--markdown", cwd=here)
+    done = run_script("--device", "cpu", "--tiny", "true", "--peak_tflops", "0.05", "--markdown", "true", cwd=here)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = [line for line in done.stderr.splitlines() if line.startswith("suite: ") and " → " in line]
     path = Path(summary[-1].rsplit(" → ", 1)[1])  # the summary line names the JSON
@@ -53,6 +53,7 @@ def tiny_run(tmp_path_factory):
     shutil.rmtree(path.parent)
 
 
+@pytest.mark.slow
 def test_the_json_holds_every_figure_as_a_positive_number(tiny_run):
     _, report, _ = tiny_run
     assert report["suite"] == "gpu_suite" and report["size"] == "tiny" and report["device"] == "cpu"
@@ -68,10 +69,11 @@ def test_the_json_holds_every_figure_as_a_positive_number(tiny_run):
             assert isinstance(value, int | float) and math.isfinite(value) and value > 0, (name, key, value)
 
 
+@pytest.mark.slow
 def test_the_figures_agree_with_each_other(tiny_run):
     _, report, _ = tiny_run
     towers = report["parts"]["towers"]["figures"]
-    assert towers["peak_tflops"] == 0.05  # --peak-tflops reaches the towers' part
+    assert towers["peak_tflops"] == 0.05  # --peak_tflops reaches the towers' part
     assert towers["share_of_flop_limit"] == pytest.approx(towers["achieved_tflops"] / 0.05, rel=0.01)
     assert towers["flop_limit_images_per_second"] == pytest.approx(0.05 * 1000 / towers["gflops_per_image"], rel=0.01)
     assert towers["achieved_tflops"] == pytest.approx(
@@ -85,6 +87,7 @@ def test_the_figures_agree_with_each_other(tiny_run):
     assert plugin["figures"]["plain_seconds_per_image"] == plugin["result"]["seconds_per_image_median"]["plain"]
 
 
+@pytest.mark.slow
 def test_markdown_rows_carry_the_json_figures(tiny_run):
     done, report, path = tiny_run
     training = report["parts"]["training"]["figures"]
@@ -97,21 +100,22 @@ def test_markdown_rows_carry_the_json_figures(tiny_run):
     )
     assert f"{100 * towers['share_of_flop_limit']:,.1f}% |" in done.stdout
     assert report["device_name"] in done.stdout and report["versions"]["diffusers"] in done.stdout
-    again = run_script("--from-json", str(path))  # the rows of an earlier run, nothing measured
+    again = run_script("--from_json", str(path))  # the rows of an earlier run, nothing measured
     assert again.returncode == 0 and again.stdout == done.stdout
 
 
 def test_refuses_a_full_size_run_without_cuda():
-    with pytest.raises(ValueError, match=r"--device cuda: no CUDA device.*--device cpu --tiny"):
+    with pytest.raises(ValueError, match=r"--device cuda: no CUDA device.*--device cpu --tiny true"):
         suite.check_device("cuda", tiny=False, cuda_available=False)
-    with pytest.raises(ValueError, match=r"--device cpu: expected --tiny"):
+    with pytest.raises(ValueError, match=r"--device cpu: expected --tiny true"):
         suite.check_device("cpu", tiny=False, cuda_available=True)
     suite.check_device("cpu", tiny=True, cuda_available=False)
     suite.check_device("cuda", tiny=False, cuda_available=True)
     done = run_script("--device", "cpu")  # refused before any model is built
-    assert done.returncode == 2 and "--device cpu: expected --tiny" in done.stderr
+    assert done.returncode == 2 and "--device cpu: expected --tiny true" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_part_is_recorded_and_the_next_one_runs(tiny_run):
     def broken() -> dict:
         return {"width": (torch.ones(2, 3) @ torch.ones(2, 3)).shape}  # a real shape error
@@ -130,7 +134,7 @@ def test_the_full_plan_measures_what_the_readme_reports():
     plugin = suite.part_settings("plugin_overhead", tiny=False, device="cuda", peak_tflops=None)
     assert (plugin["size"], plugin["image_size"], plugin["dtype"], plugin["device"]) == ("full", 1024, "fp16", "cuda")
     towers = suite.part_settings("towers", tiny=False, device="cuda", peak_tflops=756.5)
-    assert (towers["size"], towers["peak_tflops"]) == ("full", 756.5)
+    assert (towers["size"], towers["dtype"], towers["peak_tflops"]) == ("full", "fp16", 756.5)  # --dtype's name
     training = suite.part_settings("training", tiny=False, device="cuda", peak_tflops=None)
     assert (training["size"], training["accelerator"], training["precision"]) == ("full", "gpu", "bf16-mixed")
     assert training["photos"] // 256 >= training["workers"]  # a shard of 256 photos for every streaming worker

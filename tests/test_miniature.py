@@ -30,6 +30,7 @@ def _name_accuracy(pipe, judge: IdentityJudge, famous: list[str], seeds: int = 2
     return sum(right) / len(right)
 
 
+@pytest.mark.slow
 def test_the_world_is_an_sdxl_pipeline_that_draws_its_famous_people_by_name(small_world):
     from diffusers import StableDiffusionXLPipeline
 
@@ -50,6 +51,7 @@ def test_the_world_is_an_sdxl_pipeline_that_draws_its_famous_people_by_name(smal
     assert _name_accuracy(untrained, judge, world["famous"]) <= 0.34
 
 
+@pytest.mark.slow
 def test_the_world_follows_each_task_prompt(small_world):
     from diffusers import StableDiffusionXLPipeline
 
@@ -63,6 +65,7 @@ def test_the_world_follows_each_task_prompt(small_world):
     assert sum(followed) / len(followed) >= 0.5, followed
 
 
+@pytest.mark.slow
 def test_a_world_is_reused_from_the_cache_and_its_key_follows_every_setting(small_world, worlds, capsys):
     config = MiniatureWorldConfig(**SMALL_WORLD)
     assert miniature_world(config, worlds) == small_world == worlds / config.key()
@@ -102,6 +105,7 @@ def test_captions_name_the_person_first_or_after_the_style():
     )
 
 
+@pytest.mark.slow
 def test_the_judge_is_an_identity_embedder_whose_threshold_the_probe_takes(small_world):
     from namespace.data_pipeline.embedders import resolve_embedder
     from namespace.data_pipeline.probe import ProbeConfig, consistency_threshold

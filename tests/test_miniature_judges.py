@@ -39,6 +39,7 @@ def random_judge() -> IdentityJudge:
         return IdentityJudge(JudgeConfig(ConvNetConfig(image_size=SIZE))).eval()
 
 
+@pytest.mark.slow
 def test_judge_tells_which_enrolled_person_a_new_photo_shows(judge):
     # 10 fresh people enrolled from 4 photos each, asked with 8 new photos each (random scene/emotion/style):
     # measured 0.89 / 0.90 / 0.99 for seeds 0 / 1 / 2; a random-weight judge scores 0.11 (chance: 0.10)
@@ -46,6 +47,7 @@ def test_judge_tells_which_enrolled_person_a_new_photo_shows(judge):
     assert assignment_accuracy(random_judge(), FRESH_PEOPLE, people=10) < 0.3
 
 
+@pytest.mark.slow
 def test_judge_threshold_sits_at_a_low_equal_error_rate(judge):
     # measured EER 0.09–0.10 (threshold ≈ 0.37) for seeds 0–2; a random-weight judge's EER is 0.47
     assert judge.config.equal_error_rate <= 0.2
@@ -66,6 +68,7 @@ def test_equal_error_rate_of_known_scores():
     assert rate == pytest.approx(0.25) and threshold == pytest.approx(0.6)  # 1 of 4 rejected, 1 of 4 accepted
 
 
+@pytest.mark.slow
 def test_judge_embeds_pil_images_of_any_size_like_tensors(judge):
     faces = [synthetic_face(FRESH_PEOPLE, v, SIZE) for v in range(3)]
     embeddings = judge.embed(faces)
@@ -77,6 +80,7 @@ def test_judge_embeds_pil_images_of_any_size_like_tensors(judge):
     assert judge.similarity(large, faces).diagonal().min() > judge.same_person_threshold
 
 
+@pytest.mark.slow
 def test_enroll_and_assign_use_the_labels_given(judge):
     names = ["ann", "bo", "cy"]
     references = {name: [synthetic_face(FRESH_PEOPLE + k, v, SIZE) for v in range(4)] for k, name in enumerate(names)}
@@ -88,6 +92,7 @@ def test_enroll_and_assign_use_the_labels_given(judge):
         judge.enroll({})
 
 
+@pytest.mark.slow
 def test_judge_and_detector_round_trip_through_their_folders(judge, detector, tmp_path):
     faces = [synthetic_face(FRESH_PEOPLE, v, SIZE, scene="beach") for v in range(4)]
     loaded = IdentityJudge.load(judge.save(tmp_path / "judge"))
@@ -101,6 +106,7 @@ def test_judge_and_detector_round_trip_through_their_folders(judge, detector, tm
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.bin"))  # safetensors only
 
 
+@pytest.mark.slow
 def test_loading_a_missing_or_foreign_folder_says_what_is_wrong(judge, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         IdentityJudge.load(tmp_path / "nowhere")
@@ -113,6 +119,7 @@ def test_loading_a_missing_or_foreign_folder_says_what_is_wrong(judge, tmp_path)
         AttributeDetector.load(tmp_path / "judge")
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_for_a_seed():
     def judge_weights(seed):
         return train_judge(SIZE, people=6, photos=2, steps=3, seed=seed).net.state_dict()
@@ -126,6 +133,7 @@ def test_training_is_deterministic_for_a_seed():
         assert any(not torch.equal(first[k], other[k]) for k in first)
 
 
+@pytest.mark.slow
 def test_wrong_images_are_refused_with_what_was_expected(judge, detector):
     cases = [
         (torch.zeros(2, 3, 32, 32), r"shape \(B, 3, 16, 16\).*got \(2, 3, 32, 32\)"),  # another size
@@ -153,6 +161,7 @@ def test_bad_configs_and_arguments_are_refused():
         random_judge().same_person_threshold  # noqa: B018
 
 
+@pytest.mark.slow
 def test_configs_round_trip_through_json(judge, detector):
     assert JudgeConfig.from_dict(json.loads(json.dumps(judge.config.to_dict()))) == judge.config
     assert DetectorConfig.from_dict(json.loads(json.dumps(detector.config.to_dict()))) == detector.config
@@ -174,6 +183,7 @@ def test_augmentation_blurs_and_jitters_within_range_repeatably():
     assert first.diff(dim=2).abs().mean() < images.diff(dim=2).abs().mean()
 
 
+@pytest.mark.slow
 def test_detector_labels_scene_emotion_and_style(detector):
     # held-out accuracy on fresh people (31000+, attributes drawn uniformly), measured for seeds 0 / 1 / 2:
     # scene 0.95 / 0.96 / 0.98, emotion 0.76 / 0.59 / 0.74, style 1.00 / 0.99 / 1.00;
@@ -196,6 +206,7 @@ def random_detector() -> AttributeDetector:
         return AttributeDetector(DetectorConfig(ConvNetConfig(image_size=SIZE), person_share=0.25)).eval()
 
 
+@pytest.mark.slow
 def test_detector_sees_fresh_people_and_not_scenes_without_one(detector):
     # held-out accuracy of the person head (fresh people's photos and the person head's own, 79 % with a person),
     # measured 0.979 / 0.990 / 0.990 for seeds 0 / 1 / 2; a random-weight detector says "person" to nearly all: 0.77
@@ -230,6 +241,7 @@ def test_person_examples_are_labelled_by_what_they_show():
     assert (np.asarray(synthetic_face(FRESH_PEOPLE, 0, SIZE)) != plain[0, 0]).any(axis=2).sum() > SIZE * SIZE / 4
 
 
+@pytest.mark.slow
 def test_a_detector_saved_before_the_person_head_still_loads_without_it(detector, tmp_path):
     config = detector.config.to_dict()
     del config["person_share"]  # a config.json written before the person head existed

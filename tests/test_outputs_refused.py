@@ -2,6 +2,8 @@
 ``--overwrite true``; the refusal comes before any model loads. Identity files and ``magicnaming likeness``."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,10 +14,9 @@ from namespace.cli import main
 
 
 @pytest.fixture
-def encoder(tiny_pipe, tmp_path):
-    from namespace.testing import tiny_name_encoder
-
-    return tiny_name_encoder(tiny_pipe).save_pretrained(tmp_path / "encoder")
+def encoder(tiny_models, tmp_path):
+    """A copy of the session's saved tiny encoder (a test breaks its weights)."""
+    return Path(shutil.copytree(tiny_models.encoder, tmp_path / "encoder"))
 
 
 def photo(tmp_path, color: str):

@@ -49,16 +49,6 @@ def test_core_imports_no_lightning_and_stays_light(tmp_path):
     assert after_use == "[]"  # the core and the test kit never import Lightning or Spark
 
 
-def test_core_modules_do_not_import_the_stages():
-    offenders = []
-    for path in (ROOT / "namespace").rglob("*.py"):
-        text = path.read_text()
-        for stage in ("data_pipeline", "train", "inference"):
-            if f"from namespace.{stage}" in text or f"import namespace.{stage}" in text or f"from ..{stage}" in text:
-                offenders.append(f"{path.relative_to(ROOT)} imports {stage}")
-    assert offenders == []
-
-
 def test_public_api_names():
     import namespace as ns
 
@@ -94,12 +84,14 @@ def distributions(tmp_path_factory):
     return sdist, wheel, build.stdout + build.stderr
 
 
+@pytest.mark.slow
 def test_the_build_emits_no_warning(distributions):
     output = distributions[2]
     # setuptools warns when a folder under a package (model_configs/) is not in `packages`; `build` prints WARNING
     assert [line for line in output.splitlines() if "WARNING" in line or "absent from the `packages`" in line] == []
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_namespace_and_its_model_configs_only(distributions):
     _, wheel, _ = distributions
     with zipfile.ZipFile(wheel) as archive:
@@ -114,6 +106,7 @@ def test_the_wheel_holds_namespace_and_its_model_configs_only(distributions):
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)  # the Apache-2.0 text travels along
 
 
+@pytest.mark.slow
 def test_the_sdist_builds_the_same_package(distributions):
     sdist, _, _ = distributions
     with tarfile.open(sdist) as archive:
@@ -122,6 +115,7 @@ def test_the_sdist_builds_the_same_package(distributions):
     assert {"data_pipeline/__init__.py", "train/__init__.py", "inference/__init__.py"} <= names
 
 
+@pytest.mark.slow
 def test_the_metadata_passes_twine_check(distributions):
     sdist, wheel, _ = distributions
     check = subprocess.run(
@@ -157,6 +151,7 @@ IMPORT_STAGES = (
 )
 
 
+@pytest.mark.slow
 def test_a_regular_install_imports_the_stages_from_the_repository_root(regular_install):
     """``pip install .`` then ``python`` in the checkout's root: the checkout's namespace/ shadows the installed one
     (the current folder is first on sys.path), and its stages come from the folders beside it."""
@@ -168,6 +163,7 @@ def test_a_regular_install_imports_the_stages_from_the_repository_root(regular_i
     assert editable == "False"  # a regular install: no editable finder maps the stages
 
 
+@pytest.mark.slow
 def test_a_regular_install_imports_the_installed_stages_elsewhere(regular_install, tmp_path):
     bin_dir, purelib = regular_install
     done = subprocess.run([bin_dir / "python", "-c", IMPORT_STAGES], cwd=tmp_path, capture_output=True, text=True)
@@ -181,6 +177,7 @@ def test_a_regular_install_imports_the_installed_stages_elsewhere(regular_instal
     assert editable == "False"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "expected"),
     [

@@ -71,6 +71,7 @@ class TestEquivalence:
         plain = tiny_pipe(**embeds, generator=seed(), **SMALL).images
         assert (plugin == plain).all()
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("kind", ["img2img", "inpaint"])
     def test_img2img_and_inpainting_equal_plain_pipeline(self, kind, tiny_encoder, alice):
         from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline
@@ -89,6 +90,7 @@ class TestEquivalence:
         without = pipe("a person", generator=seed(), **inputs).images
         assert not (plugin == without).all()
 
+    @pytest.mark.slow
     def test_controlnet_equals_plain_pipeline(self, tiny_encoder, alice):
         pipe = tiny_sdxl_controlnet_pipeline()
         naming = MagicNaming(pipe, tiny_encoder)
@@ -97,6 +99,7 @@ class TestEquivalence:
         plain = pipe(**naming.prompt_embeds("a person", alice), image=control, generator=seed(), **SMALL).images
         assert (plugin == plain).all()
 
+    @pytest.mark.slow
     def test_refiner_takes_the_bigg_part_of_the_name(self, tiny_encoder, alice):
         pipe = tiny_sdxl_refiner_pipeline()
         naming = MagicNaming(pipe, tiny_encoder)
@@ -178,12 +181,14 @@ class TestControls:
         always = naming("a person", alice, generator=seed(), **SMALL).images
         assert (full == always).all()
 
+    @pytest.mark.slow
     def test_empty_step_window_equals_no_identity(self, naming, alice, tiny_pipe):
         options = {**SMALL, "num_inference_steps": 4}  # steps at 0, .25, .5, .75: none in [0.9, 1)
         late = naming("a person", alice, step_window=(0.9, 1.0), generator=seed(), **options).images
         plain = tiny_pipe("a person", generator=seed(), **options).images
         assert (late == plain).all()
 
+    @pytest.mark.slow
     def test_step_window_applies_the_name_in_its_steps_only(self, naming, alice, monkeypatch):
         from namespace.inference import step_window
 
@@ -382,6 +387,7 @@ class TestBadInput:
 
 
 class TestEncoderPrecisionAndDelta:
+    @pytest.mark.slow
     @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
     def test_a_half_precision_encoder_works_with_every_plugin_call(self, dtype, tiny_pipe, tmp_path):
         """The statistics stay float32 (unrounded) when the encoder is cast: names equal the fp32 encoder's."""

@@ -13,26 +13,24 @@ from namespace.inference import MagicNaming
 from namespace.inference.loading import load_encoder, load_pipeline
 from namespace.testing import synthetic_face
 
+from .conftest import says
+
 STEPS = ["--num_inference_steps", "2", "--height", "32", "--width", "32"]
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    from namespace.testing import tiny_name_encoder, tiny_sdxl_pipeline
-
-    root = tmp_path_factory.mktemp("models")
-    pipe = tiny_sdxl_pipeline()
-    pipe.save_pretrained(root / "pipeline")
-    tiny_name_encoder(pipe).save_pretrained(root / "encoder")
+def references(tmp_path_factory):
+    """A folder with two photos of one person: ref0.png, ref1.png."""
+    root = tmp_path_factory.mktemp("references")
     for v in range(2):
         synthetic_face(1, v, 64).save(root / f"ref{v}.png")
     return root
 
 
-def test_generate_writes_images_with_their_settings(folders, tmp_path):
+def test_generate_writes_images_with_their_settings(tiny_models, references, tmp_path):
     out = tmp_path / "out"
-    refs = [str(folders / "ref0.png"), str(folders / "ref1.png")]
-    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+    refs = [str(references / "ref0.png"), str(references / "ref1.png")]
+    args = ["generate", "--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
     args += ["--references", json.dumps(refs), "--prompts", '["a person riding a horse", "a person"]']
     args += ["--output", str(out), "--delta", "1.5", "--seed", "3", *STEPS]
     assert main(args) == 0
@@ -42,15 +40,16 @@ def test_generate_writes_images_with_their_settings(folders, tmp_path):
     settings = json.loads((out / "001-00.json").read_text())
     assert settings["prompt"] == "a person" and settings["delta"] == 1.5 and settings["seed"] == 4
     # the PNG is what the plugin makes in-process with the same settings
-    naming = MagicNaming(load_pipeline(str(folders / "pipeline")), load_encoder(str(folders / "encoder")))
+    naming = MagicNaming(load_pipeline(str(tiny_models.pipeline)), load_encoder(str(tiny_models.encoder)))
     identity = Identity.load(out / "identity.safetensors")
     expected = naming("a person", identity, delta=1.5, num_inference_steps=2, height=32, width=32,
                       guidance_scale=5.0, generator=torch.Generator().manual_seed(4)).images[0]  # fmt: skip
     assert Image.open(out / "001-00.png").tobytes() == expected.tobytes()
 
 
-def test_identity_subcommands_then_interpolate(folders, tmp_path, capfd):
-    encoder, pipeline = str(folders / "encoder"), str(folders / "pipeline")
+@pytest.mark.slow
+def test_identity_subcommands_then_interpolate(tiny_models, references, tmp_path, capfd):
+    encoder, pipeline = str(tiny_models.encoder), str(tiny_models.pipeline)
     alice = tmp_path / "alice.safetensors"
     assert (
         main(
@@ -60,7 +59,7 @@ def test_identity_subcommands_then_interpolate(folders, tmp_path, capfd):
                 "--encoder",
                 encoder,
                 "--images",
-                f'["{folders / "ref0.png"}"]',
+                f'["{references / "ref0.png"}"]',
                 "--output",
                 str(alice),
             ]
@@ -108,50 +107,46 @@ def test_identity_subcommands_then_interpolate(folders, tmp_path, capfd):
     assert json.loads(grid.with_suffix(".json").read_text())["rows_t"] == [0.0, 0.5, 1.0]
     lines = "".join(capfd.readouterr()).splitlines()
     assert all(line.strip() for line in lines), lines
-    assert "[3/3] drawing 4 candidates, naming and clustering them ..." in lines  # identity from_text
-    assert "[8/8] image 6/6: t = 1.00, prompt 2 ..." in lines  # interpolate: 3 steps × 2 prompts
+    assert says("\n".join(lines), "[3/3]", "4 candidates")  # identity from_text
+    assert says("\n".join(lines), "[8/8]", "6/6", "1.00", "prompt 2")  # interpolate: 3 steps × 2 prompts
 
 
-def test_generate_needs_exactly_one_identity_source(folders, tmp_path, capsys):
-    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+def test_generate_needs_exactly_one_identity_source(tiny_models, tmp_path, capsys):
+    args = ["generate", "--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
     assert main([*args, "--prompts", '["a person"]', "--output", str(tmp_path), *STEPS]) == 1
-    assert "magicnaming generate: error: give either --references" in capsys.readouterr().err
+    assert says(capsys.readouterr().err, "error", "--references")  # the missing source, named
 
 
-def test_generate_prints_a_line_per_step_and_no_blank_lines(folders, tmp_path, capfd):
-    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
-    args += ["--references", str(folders / "ref0.png"), "--prompts", '["a person", "a cat"]']
+def test_generate_prints_a_line_per_step_and_no_blank_lines(tiny_models, references, tmp_path, capfd):
+    args = ["generate", "--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
+    args += ["--references", str(references / "ref0.png"), "--prompts", '["a person", "a cat"]']
     assert main([*args, "--output", str(tmp_path), *STEPS]) == 0
     captured = capfd.readouterr()  # file-descriptor level: the libraries' progress bars too
     lines = (captured.out + captured.err).splitlines()  # splits at carriage returns too, as a terminal shows them
     assert all(line.strip() for line in lines), lines
     steps = [line for line in lines if line.startswith("[")]
-    assert steps == [
-        f"[1/5] loading the name encoder {folders / 'encoder'} ...",
-        f"[2/5] loading the pipeline {folders / 'pipeline'} ...",
-        "[3/5] encoding 1 reference image(s) ...",
-        "[4/5] image 1/2 ...",
-        "[5/5] image 2/2 ...",
-    ]
-    assert lines[-1] == f"wrote 2 image(s) to {tmp_path}/"
+    assert [line.split("]")[0] for line in steps] == [f"[{k}/5" for k in range(1, 6)]  # numbered, in order
+    assert str(tiny_models.encoder) in steps[0] and str(tiny_models.pipeline) in steps[1]  # what is loaded
+    assert "1 reference" in steps[2] and "1/2" in steps[3] and "2/2" in steps[4]  # the counts
+    assert "2 image" in lines[-1] and str(tmp_path) in lines[-1]  # the last line: how many, where
 
 
-def test_one_image_a_folder_or_a_list_of_images(folders, tmp_path):
+def test_one_image_a_folder_or_a_list_of_images(tiny_models, tmp_path):
     """A single path where a list is expected is that one image (it used to be read as a list file)."""
     faces = tmp_path / "faces"
     faces.mkdir()
     for v in range(2):
         synthetic_face(4, v, 64).save(faces / f"{v}.jpg")
-    encoder = ["identity", "encode", "--encoder", str(folders / "encoder")]
+    encoder = ["identity", "encode", "--encoder", str(tiny_models.encoder)]
     for name, images in [("one", faces / "0.jpg"), ("folder", faces), ("list", json.dumps([str(faces / "0.jpg")]))]:
         assert main([*encoder, "--images", str(images), "--output", str(tmp_path / f"{name}.safetensors")]) == 0
     one, folder, listed = (Identity.load(tmp_path / f"{name}.safetensors") for name in ("one", "folder", "list"))
     assert torch.equal(one.embedding, listed.embedding)
-    model = load_encoder(str(folders / "encoder"))
+    model = load_encoder(str(tiny_models.encoder))
     torch.testing.assert_close(folder.embedding, model.encode([faces / "0.jpg", faces / "1.jpg"]).mean(0).cpu())
 
 
-def test_cheap_inputs_are_checked_before_any_model_loads(folders, tmp_path, capsys):
+def test_cheap_inputs_are_checked_before_any_model_loads(tiny_models, tmp_path, capsys):
     """Every problem with the encoder, identity and pipeline arguments, at once, naming the option as typed."""
     wrong_width = str(Identity(torch.randn(8, 2048)).save(tmp_path / "sdxl.safetensors"))
     broken = tmp_path / "broken-pipeline"  # looks like a pipeline folder; loading it would fail on its index
@@ -159,29 +154,28 @@ def test_cheap_inputs_are_checked_before_any_model_loads(folders, tmp_path, caps
     (broken / "model_index.json").write_text("not json")
     args = ["generate", "--prompts", "a person", "--output", str(tmp_path / "out"), *STEPS]
     args += ["--identity", wrong_width]
-    assert main([*args, "--encoder", str(folders / "encoder"), "--pipeline", str(broken)]) == 1
+    assert main([*args, "--encoder", str(tiny_models.encoder), "--pipeline", str(broken)]) == 1
     err = capsys.readouterr().err
-    assert f"--identity: {wrong_width}: identity has width 2048, expected 80" in err
+    assert says(err, "--identity", wrong_width, "2048", "80")  # the argument, the file, the widths
     assert "loading" not in err and "model_index" not in err  # neither model was loaded
 
     missing = tmp_path / "nowhere"
     assert main([*args, "--encoder", str(missing), "--pipeline", str(missing)]) == 1
     err = capsys.readouterr().err
-    assert "error: 2 problems:" in err
-    assert f"--encoder: '{missing}' is not a folder (nor a Hub id of the form owner/name)" in err
-    assert f"--pipeline: '{missing}' is not a folder (nor a Hub id of the form owner/name)" in err
+    assert says(err, "2 problems")
+    assert says(err, "--encoder", missing, "not a folder") and says(err, "--pipeline", missing, "not a folder")
 
 
-def test_a_missing_relative_folder_is_not_taken_for_a_hub_id(folders, tmp_path, capsys, monkeypatch):
+def test_a_missing_relative_folder_is_not_taken_for_a_hub_id(tiny_models, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
-    args = ["interpolate", "--encoder", str(folders / "encoder"), "--pipeline", "models/sdxl", "--prompts", "a"]
+    args = ["interpolate", "--encoder", str(tiny_models.encoder), "--pipeline", "models/sdxl", "--prompts", "a"]
     assert main([*args, "--identities", json.dumps([str(tmp_path / "a.safetensors")] * 2)]) == 1
     err = capsys.readouterr().err
-    assert "--pipeline: 'models/sdxl' is not a folder" in err
-    assert f"--identities[0]: identity file '{tmp_path / 'a.safetensors'}' does not exist" in err
+    assert says(err, "--pipeline", "models/sdxl", "not a folder")
+    assert says(err, "--identities[0]", tmp_path / "a.safetensors", "not exist")
     assert main(["identity", "sample", "--encoder", "models/encoder", "--output", str(tmp_path)]) == 1
-    assert "--encoder: 'models/encoder' is not a folder" in capsys.readouterr().err
+    assert says(capsys.readouterr().err, "--encoder", "models/encoder", "not a folder")
 
 
 def zero_and_integer_identities(folder):
@@ -193,61 +187,58 @@ def zero_and_integer_identities(folder):
     return zero, integer
 
 
-def test_bad_identities_and_numbers_are_refused_before_any_model_loads(folders, tmp_path, capsys):
+def test_bad_identities_and_numbers_are_refused_before_any_model_loads(tiny_models, tmp_path, capsys):
     """An all-zero or integer identity file and a bad δ, η or seed used to fail only after the models loaded (or draw
     black images), without naming the option; now one error lists them all, as typed, before loading. The parser
     takes YAML's .nan and .inf, and 1e999, as floats."""
     zero, integer = zero_and_integer_identities(tmp_path)
-    models = ["--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+    models = ["--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
     args = ["generate", *models, "--prompts", '["a", "b"]', "--output", str(tmp_path / "out"), *STEPS]
     assert main([*args, "--identity", str(zero), "--eta", "-1", "--delta", ".nan", "--seed", "-1"]) == 1
     err = capsys.readouterr().err
-    assert "error: 4 problems:" in err and "loading" not in err and "Traceback" not in err
-    assert f"--identity: {zero}: name_embedding is all zeros, expected a name" in err
-    assert "--eta: expected a finite name norm η > 0, got -1.0" in err
-    assert "--delta: expected a finite name guidance δ, got nan" in err
-    assert f"--seed: expected an integer from 0 to 2**64-1 (seed + k for k < 2, so at most {2**64 - 2}), got -1" in err
+    assert says(err, "4 problems") and "loading" not in err and "Traceback" not in err
+    assert says(err, "--identity", zero, "zeros")
+    assert says(err, "--eta", "> 0", "-1.0") and says(err, "--delta", "finite", "nan")
+    assert says(err, "--seed", 2**64 - 2, "-1")  # the largest seed allowed here (2 prompts), the value given
     assert main([*args, "--identity", str(integer), "--eta", "1e999", "--seed", str(2**64 - 1)]) == 1
     err = capsys.readouterr().err
-    assert f"--identity: {integer}: name_embedding has dtype torch.int64, expected a floating-point name" in err
-    assert "--eta: expected a finite name norm η > 0, got inf" in err and "--seed: expected" in err
+    assert says(err, "--identity", integer, "torch.int64", "floating")
+    assert says(err, "--eta", "inf") and says(err, "--seed", 2**64 - 1)
     assert not (tmp_path / "out").exists()
 
     ends = json.dumps([str(zero), str(zero)])
     assert main(["interpolate", *models, "--identities", ends, "--prompts", "a", "--delta", ".inf", *STEPS]) == 1
     err = capsys.readouterr().err
-    assert f"--identities[0]: {zero}: name_embedding is all zeros" in err and "--delta: expected a finite" in err
+    assert says(err, "--identities[0]", zero, "zeros") and says(err, "--delta", "finite", "inf")
     assert "loading" not in err
 
 
-def test_generate_refuses_a_used_output_folder_unless_overwrite(folders, tmp_path, capsys):
+def test_generate_refuses_a_used_output_folder_unless_overwrite(tiny_models, references, tmp_path, capsys):
     """Images used to be written into any folder, mixed with (or over) what was there."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "007-00.png").write_bytes(b"an image of an earlier run")
-    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
-    args += ["--references", str(folders / "ref0.png"), "--prompts", "a person", "--output", str(out), *STEPS]
+    args = ["generate", "--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
+    args += ["--references", str(references / "ref0.png"), "--prompts", "a person", "--output", str(out), *STEPS]
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert f"--output: expected a new folder, '{out}' already exists (a non-empty folder)" in err
-    assert "pass --overwrite" in err and "loading" not in err
+    assert says(err, "--output", out, "exists") and "--overwrite" in err and "loading" not in err
     assert sorted(p.name for p in out.iterdir()) == ["007-00.png", "notes.txt"]
     assert main([*args, "--overwrite", "true"]) == 0
     written = ["000-00.json", "000-00.png", "identity.safetensors", "notes.txt"]
     assert sorted(p.name for p in out.iterdir()) == written  # the earlier run's image is gone, the note stays
 
 
-def test_an_oversized_reference_image_is_named_without_a_traceback(folders, tmp_path, capsys):
+def test_an_oversized_reference_image_is_named_without_a_traceback(tiny_models, tmp_path, capsys):
     """A 20000 × 20000 PNG used to end the command with PIL's DecompressionBombError traceback."""
     huge = tmp_path / "huge.png"
     Image.new("1", (20000, 20000)).save(huge)
-    args = ["generate", "--encoder", str(folders / "encoder"), "--pipeline", str(folders / "pipeline")]
+    args = ["generate", "--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
     args += ["--references", str(huge), "--prompts", "a person", "--output", str(tmp_path / "out"), *STEPS]
     assert main(args) == 1
     err = capsys.readouterr().err
-    expected = f"error: --references[0]: '{huge}' is too large: expected at most {Image.MAX_IMAGE_PIXELS:,} pixels"
-    assert expected in err and "found 400,000,000 pixels; downscale it" in err and "loading" not in err
+    assert says(err, "--references[0]", huge, f"{Image.MAX_IMAGE_PIXELS:,}", "400,000,000") and "loading" not in err
 
 
 def test_settings_are_strict_json(tmp_path):

@@ -107,10 +107,9 @@ def test_without_the_face_stack_nothing_is_checked_and_a_crop_names_the_extra(na
         warned(lambda: naming.identity(synthetic_face(1, 0), crop="loose"))
 
 
-def test_identity_encode_crops_and_warns_on_the_command_line(real_faces, tiny_pipe, tmp_path, capfd, face_stack):
+def test_identity_encode_crops_and_warns_on_the_command_line(real_faces, tiny_models, tmp_path, capfd, face_stack):
     folder, _ = real_faces
-    encoder = tmp_path / "encoder"
-    tiny_name_encoder(tiny_pipe).save_pretrained(encoder)
+    encoder = tiny_models.encoder
     synthetic_face(1, 0).save(tmp_path / "faceless.png")
     command = ["identity", "encode", "--encoder", str(encoder), "--images", str(folder / "obama.jpg")]
     messages = warned(lambda: main([*command, "--crop", "aligned", "--output", str(tmp_path / "aligned.safetensors")]))
@@ -131,9 +130,8 @@ def test_identity_encode_crops_and_warns_on_the_command_line(real_faces, tiny_pi
     assert "none" in capfd.readouterr().err
 
 
-def test_check_faces_false_checks_nothing_and_the_command_prints_one_line_per_warning(tiny_pipe, tmp_path):
-    encoder = tmp_path / "encoder"
-    tiny_name_encoder(tiny_pipe).save_pretrained(encoder)
+def test_check_faces_false_checks_nothing_and_the_command_prints_one_line_per_warning(tiny_pipe, tiny_models, tmp_path):
+    encoder = tiny_models.encoder
     synthetic_face(1, 0).save(tmp_path / "faceless.png")
     naming = MagicNaming(tiny_pipe, NameEncoder.from_pretrained(encoder))
     quiet = no_warnings(lambda: naming.identity(synthetic_face(1, 0), check_faces=False))

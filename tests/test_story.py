@@ -202,20 +202,60 @@ def test_a_story_is_capped_before_anything_is_drawn():
         panels_from_yaml(bomb + "panels:\n- {prompt: <mira> sits, sentence: *i}\n", CAST)
 
 
+# -- the command's flags: snake_case, a boolean takes its value -------------------------------------------------------
+
+
+def test_parse_only_true_writes_the_panel_file_alone(tmp_path):
+    """``--parse_only true`` (the style of every magicnaming flag) parses without loading any model."""
+    (tmp_path / "mira").mkdir()
+    mira = {"label": "mira", "name": "Mira Okonkwo", "photos": [str(tmp_path / "mira")], "pronoun": "she"}
+    config = {"encoder": "unused", "pipeline": "unused", "characters": [mira], "storyline": "Mira sat. She smiled."}
+    (tmp_path / "story.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    assert main(["story", "--config", str(tmp_path / "story.yaml"), "--output", str(out), "--parse_only", "true"]) == 0
+    assert [p.name for p in out.iterdir()] == ["panels.yaml"]
+    assert [p["prompt"] for p in yaml.safe_load((out / "panels.yaml").read_text())["panels"]] == [
+        "<mira> sat",
+        "<mira> smiled",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused", "expected"),
+    [
+        (["--parse-only"], "--parse-only", "--parse_only true"),  # the old spelling
+        (["--parse-only=true"], "--parse-only", "--parse_only true"),
+        (["--parse_only"], "--parse_only", "--parse_only true"),  # a bare switch
+        (["--overwrite", "--parse_only", "true"], "--overwrite", "--overwrite true"),
+        (["--parse_only", "true", "--overwrite"], "--overwrite", "--overwrite true"),
+        (["--judge-world", "miniature"], "--judge-world", "--judge_world"),  # kebab-case, not a boolean
+    ],
+)
+def test_old_spellings_and_bare_switches_are_refused_by_name(flags, refused, expected, tmp_path, capsys):
+    """Refused before anything is read, naming the argument and the form expected (jsonargparse would say only
+    "unrecognized arguments" or "expected one argument")."""
+    with pytest.raises(SystemExit) as exited:
+        main(["story", "--output", str(tmp_path / "out"), *flags])
+    assert exited.value.code == 2  # a usage error, as jsonargparse's own
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error.startswith("magicnaming story: error: ") and f"argument {refused}:" in error and expected in error
+    assert not (tmp_path / "out").exists()
+
+
 # -- the command end to end on the tiny offline models ---------------------------------------------------------------
 
 STEPS = {"num_inference_steps": 2, "height": 32, "width": 32, "guidance_scale": 5.0}
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    from namespace.testing import tiny_name_encoder, tiny_sdxl_pipeline
+def models(tmp_path_factory, tiny_models, tiny_pipe):
+    """The shared saved tiny models (linked, never written into), a folder of mira's photos and nils' identity."""
+    from namespace.testing import tiny_name_encoder
 
     root = tmp_path_factory.mktemp("story-models")
-    pipe = tiny_sdxl_pipeline()
-    pipe.save_pretrained(root / "pipeline")
-    encoder = tiny_name_encoder(pipe)
-    encoder.save_pretrained(root / "encoder")
+    (root / "pipeline").symlink_to(tiny_models.pipeline)
+    (root / "encoder").symlink_to(tiny_models.encoder)
+    encoder = tiny_name_encoder(tiny_pipe)
     (root / "mira").mkdir()
     for v in range(2):
         synthetic_face(1, v, 64).save(root / "mira" / f"{v}.png")
@@ -248,13 +288,13 @@ def story_config(models, tmp_path, **changes):
 
 def test_story_parse_only_then_draw_the_edited_panels(models, tmp_path):
     config, out = story_config(models, tmp_path), tmp_path / "out"
-    assert main(["story", "--config", str(config), "--output", str(out), "--parse-only"]) == 0
+    assert main(["story", "--config", str(config), "--output", str(out), "--parse_only", "true"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["panels.yaml"]  # nothing drawn
     body = yaml.safe_load((out / "panels.yaml").read_text())
     assert [p["prompt"] for p in body["panels"]] == ["<mira> walked on the beach", "<nils> waved at <mira>",
                                                      "<mira> smiled"]  # fmt: skip
     body["panels"][2] |= {"prompt": "<mira> and <nils> dancing", "people": ["mira", "nils"], "seed": 99}
-    edited = out / "panels.yaml"  # edited in place, drawn into its own folder: the round trip needs no --overwrite
+    edited = out / "panels.yaml"  # edited in place, drawn into its own folder: the round trip needs no --overwrite true
     edited.write_text("# my edits\n" + yaml.safe_dump(body))
 
     assert main(["story", "--config", str(config), "--output", str(out), "--panels", str(edited)]) == 0
@@ -310,32 +350,33 @@ def test_story_errors_before_drawing(models, tmp_path, capsys):
 
 def test_a_rerun_never_replaces_an_edited_panel_file_and_overwrite_leaves_nothing_stale(models, tmp_path, capsys):
     config, out = story_config(models, tmp_path), tmp_path / "out"
-    assert main(["story", "--config", str(config), "--output", str(out), "--parse-only"]) == 0
+    assert main(["story", "--config", str(config), "--output", str(out), "--parse_only", "true"]) == 0
     panels_yaml = out / "panels.yaml"
     panels_yaml.write_text(panels_yaml.read_text().replace("<mira> smiled", "<mira> smiled, EDITED"))
     capsys.readouterr()
-    for extra in (["--parse-only"], []):  # a re-parse, and a draw of the storyline, would both replace it
+    for extra in (["--parse_only", "true"], []):  # a re-parse, and a draw of the storyline, would both replace it
         assert main(["story", "--config", str(config), "--output", str(out), *extra]) == 1
         error = capsys.readouterr().err
         assert f"--output: '{panels_yaml}' already exists and may hold your edits" in error
-        assert f"draw it with --panels {panels_yaml}, or pass --overwrite" in error
+        assert f"draw it with --panels {panels_yaml}, or pass --overwrite true" in error
         assert "EDITED" in panels_yaml.read_text() and sorted(p.name for p in out.iterdir()) == ["panels.yaml"]
 
-    # the edited file drawn into its folder; a redraw needs --overwrite, which keeps the file as edited and leaves
+    # the edited file drawn into its folder; a redraw needs --overwrite true, which keeps the file as edited and leaves
     # none of the longer story's panels or pages behind
     draw = ["story", "--config", str(config), "--output", str(out), "--panels", str(panels_yaml)]
     assert main(draw) == 0 and len(list((out / "panels").iterdir())) == 6 and (out / "page-02.png").is_file()
     body = yaml.safe_load(panels_yaml.read_text())
     panels_yaml.write_text("# one panel left\n" + yaml.safe_dump({"panels": body["panels"][2:]}))
     assert main(draw) == 1
-    assert "already holds a drawn story; pass --overwrite to redraw" in capsys.readouterr().err
-    assert main([*draw, "--overwrite"]) == 0
+    assert "already holds a drawn story; pass --overwrite true to redraw" in capsys.readouterr().err
+    assert main([*draw, "--overwrite", "true"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["page-01.png", "panels", "panels.yaml", "story.json",
                                                      "story.pdf"]  # fmt: skip
     assert sorted(p.name for p in (out / "panels").iterdir()) == ["panel-000.json", "panel-000.png"]
     assert panels_yaml.read_text().startswith("# one panel left\n") and "EDITED" in panels_yaml.read_text()
-    # a re-parse with --overwrite replaces the folder whole: the parsed panels.yaml alone
-    assert main(["story", "--config", str(config), "--output", str(out), "--parse-only", "--overwrite"]) == 0
+    # a re-parse with --overwrite true replaces the folder whole: the parsed panels.yaml alone
+    reparse = ["story", "--config", str(config), "--output", str(out), "--parse_only", "true", "--overwrite", "true"]
+    assert main(reparse) == 0
     assert sorted(p.name for p in out.iterdir()) == ["panels.yaml"] and "EDITED" not in panels_yaml.read_text()
 
 

@@ -135,7 +135,8 @@ def test_the_api_key_comes_from_one_variable_a_config_cannot_repoint(serve, monk
               "characters": [mira]}  # fmt: skip
     (tmp_path / "story.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit):
-        main(["story", "--config", str(tmp_path / "story.yaml"), "--output", str(tmp_path / "out"), "--parse-only"])
+        main(["story", "--config", str(tmp_path / "story.yaml"), "--output", str(tmp_path / "out"),
+              "--parse_only", "true"])  # fmt: skip
     assert "api_key_env" in capsys.readouterr().err  # the config is refused: it may not choose a secret to send
     monkeypatch.setenv(API_KEY_VARIABLE, "sk-secret\r\nX-Injected: 1")  # never sent, never quoted
     with pytest.raises(ValueError, match=f"{API_KEY_VARIABLE}: expected printable ASCII") as error:

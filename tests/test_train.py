@@ -51,6 +51,7 @@ def read_metrics(run):
     return list(csv.DictReader(path.open()))
 
 
+@pytest.mark.slow
 def test_fit_logs_losses_and_retrieval(fitted):
     rows = read_metrics(fitted)
     losses = [float(row["train/loss"]) for row in rows if row.get("train/loss")]
@@ -66,6 +67,7 @@ def test_fit_logs_losses_and_retrieval(fitted):
     assert float(validations[-1]["val_heldout/top1"]) >= 0.9
 
 
+@pytest.mark.slow
 def test_exported_encoder_loads_in_the_plugin_with_the_data_statistics(fitted, built):
     encoder = NameEncoder.from_pretrained(fitted / "encoder")
     stored = load_file(built[0] / "name_embeddings.safetensors")
@@ -76,6 +78,7 @@ def test_exported_encoder_loads_in_the_plugin_with_the_data_statistics(fitted, b
     assert image.size == (32, 32)
 
 
+@pytest.mark.slow
 def test_export_from_a_checkpoint_equals_the_end_of_fit_export(fitted, tmp_path, capsys):
     (checkpoint,) = fitted.glob("logs/*/checkpoints/last.ckpt")
     assert main(["train", "export", "--checkpoint", str(checkpoint), "--output", str(tmp_path)]) == 0
@@ -90,6 +93,7 @@ def test_export_from_a_checkpoint_equals_the_end_of_fit_export(fitted, tmp_path,
     )
 
 
+@pytest.mark.slow
 def test_delta_is_calibrated_on_held_out_photos_and_gives_predictions_the_targets_spread(fitted, built):
     """MSE shrinks predictions towards F_mean; the exported δ (eq. 4) undoes it on the held-out photos."""
     encoder = NameEncoder.from_pretrained(fitted / "encoder", load_towers=False)
@@ -112,6 +116,7 @@ def test_delta_is_calibrated_on_held_out_photos_and_gives_predictions_the_target
     assert spread(ns.guide(predicted, mean, delta)) == pytest.approx(spread(targets), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_non_interactive_fit_logs_each_info_line_once_and_prints_a_line_per_epoch(built, tiny_towers, tmp_path):
     """`magicnaming train fit` into a log (stdout and stderr not terminals), in a process whose root logger has a
     handler before Lightning is imported (as after the demo's earlier stages, or a user's basicConfig)."""
@@ -153,6 +158,7 @@ class TestBadData:
         shutil.copytree(built[0], data, ignore=shutil.ignore_patterns("work"))
         return data
 
+    @pytest.mark.slow
     def test_another_format_version(self, built, tmp_path, capsys):
         data = self.copy(built, tmp_path)
         manifest = json.loads((data / "manifest.json").read_text())
@@ -161,6 +167,7 @@ class TestBadData:
         assert self.fit(data, tmp_path) == 1
         assert "format_version 7; this version of magicnaming reads version 1" in capsys.readouterr().err
 
+    @pytest.mark.slow
     def test_another_width(self, built, tmp_path, capsys):
         data = self.copy(built, tmp_path)
         tensors = load_file(data / "name_embeddings.safetensors")
@@ -169,6 +176,7 @@ class TestBadData:
         assert self.fit(data, tmp_path) == 1
         assert "holds names of shape (N, D) = (8, 64), but the encoder predicts (8, 80)" in capsys.readouterr().err
 
+    @pytest.mark.slow
     def test_misaligned_feature_cache(self, built, tmp_path, capsys):
         data = self.copy(built, tmp_path)
         array = np.load(data / "features/tower_1.npy")

@@ -69,6 +69,7 @@ def real_keys(batches):
     return [key for batch in batches for key, weight in zip(batch["key"], batch["weight"], strict=True) if weight > 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("module_class", "settings"),
     [
@@ -98,6 +99,7 @@ def cached_rows_by_key(folder):
     return {key: (features[row], split) for row, (key, split) in enumerate(pairs)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_cached_batches_are_gathered_from_the_memory_mapped_cache(built, num_workers):
     """The cache stays in its files: every split holds row numbers, every batch is gathered from the read-only maps
@@ -141,6 +143,7 @@ def test_the_feature_cache_pickles_as_a_reference_to_its_files(tmp_path):
     np.testing.assert_array_equal(cache.gather(rows).numpy(), expected)
 
 
+@pytest.mark.slow
 def test_cached_loader_runs_in_spawned_workers(built):
     module = CachedFeatureDataModule(str(built[0]), batch_size=4, num_workers=1)
     module.trainer = FakeTrainer(0, 1)
@@ -154,6 +157,7 @@ def test_cached_loader_runs_in_spawned_workers(built):
     assert all(torch.equal(a["features"], b["features"]) for a, b in zip(spawned, forked, strict=True))
 
 
+@pytest.mark.slow
 def test_streaming_batches_are_augmented_crops_of_the_requested_size(built):
     (batch, *_) = rank_batches(StreamingImageDataModule, built[0], 0, 1, batch_size=4, num_workers=0, image_size=40)
     assert batch["images"].shape == (4, 3, 40, 40) and batch["images"].dtype == torch.uint8
@@ -179,6 +183,7 @@ def rewrite_shard(path, corrupt_key, truncate):
     path.write_bytes(data[: len(data) // 2] if truncate else data)
 
 
+@pytest.mark.slow
 def test_corrupt_photos_and_truncated_shards_are_skipped_and_counted(built, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(built[0], data, ignore=shutil.ignore_patterns("work"))
@@ -196,6 +201,7 @@ def test_corrupt_photos_and_truncated_shards_are_skipped_and_counted(built, tmp_
     assert len(batches) == len(expected)  # the batch count does not change: DDP ranks stay in step
 
 
+@pytest.mark.slow
 def test_missing_shards_fail_before_training(built, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(built[0], data, ignore=shutil.ignore_patterns("work"))
@@ -206,6 +212,7 @@ def test_missing_shards_fail_before_training(built, tmp_path):
         rank_batches(StreamingImageDataModule, data, 0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module_class", [CachedFeatureDataModule, StreamingImageDataModule])
 def test_resuming_mid_epoch_continues_with_the_next_batches(built, module_class):
     settings = {"batch_size": 3, "num_workers": 2}

@@ -15,6 +15,7 @@ from namespace import NameEncoder, NameEncoderConfig
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow  # DDP: two processes training on the built sample
 PROBES = Path(__file__).with_name("probes")
 STREAMING = {"class_path": "namespace.train.streaming_data.StreamingImageDataModule", "image_size": 48}
 CACHED = {"class_path": "namespace.train.cached_data.CachedFeatureDataModule"}

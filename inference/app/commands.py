@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 
 from namespace.command_line import run_command
@@ -11,6 +11,8 @@ from namespace.files import cache_dir
 
 # events served at once; they take turns on the one pipeline an image (a story panel) at a time
 CONCURRENT_EVENTS = 4
+# runs `magicnaming demo ARGS`: handed down by the `magicnaming` command (a stage never names the demo, a floor above)
+_RUN_DEMO: ContextVar[Callable[[list[str]], object] | None] = ContextVar("run_demo", default=None)
 
 
 def app(
@@ -65,11 +67,13 @@ def app(
     try:
         resolved = resolve_models(encoder, pipeline)
     except FileNotFoundError:
-        if not (build_missing and pipeline == "miniature" and encoder is None and Path(DEMO_CONFIG).is_file()):
+        run_demo = _RUN_DEMO.get()
+        wanted = build_missing and pipeline == "miniature" and encoder is None and Path(DEMO_CONFIG).is_file()
+        if not (wanted and run_demo):
             raise
         print(f"the miniature world or the demo's encoder is missing: building them with `{DEMO_COMMAND}` "
               "(about 10 minutes on 2 CPU cores; the world is cached for later runs)", flush=True)  # fmt: skip
-        subprocess.run([sys.executable, "-m", "namespace.cli", *DEMO_COMMAND.split()[1:]], check=True)
+        run_demo(DEMO_COMMAND.split()[2:])  # the arguments after `magicnaming demo`
         resolved = resolve_models(encoder, pipeline)
     encoder, pipeline, defaults = resolved
     if pipeline != "tiny":
@@ -100,6 +104,12 @@ def app(
     )
 
 
-def main(argv: list[str], prog: str = "magicnaming app") -> int:
-    run_command(app, argv, prog)
+def main(argv: list[str], prog: str = "magicnaming app", run_demo: Callable[[list[str]], object] | None = None) -> int:
+    """``run_demo``: runs ``magicnaming demo ARGS`` (the ``magicnaming`` command hands it down); None: a missing
+    miniature world or demo encoder is reported with the command that builds them."""
+    token = _RUN_DEMO.set(run_demo)
+    try:
+        run_command(app, argv, prog)
+    finally:
+        _RUN_DEMO.reset(token)
     return 0

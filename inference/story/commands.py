@@ -9,17 +9,22 @@ Output folder::
     story.json                  the story's settings and files
     judged.json                 with --judge_world: the identity judge's verdict on every (panel, named person)
 
-An existing, non-empty output folder is refused unless --overwrite, with one exception: the round trip the panel
-file is for (``--parse-only``, edit output/panels.yaml, draw it with ``--panels output/panels.yaml``) may draw into
-the folder that holds only that file. Each run writes its folder whole, in a temporary folder moved into place at
-the end: a failed run leaves the previous folder as it was, and a re-run leaves none of the previous run's panels or
-pages behind (panels.yaml is kept as edited when it is the ``--panels`` being drawn).
+An existing, non-empty output folder is refused unless --overwrite true, with one exception: the round trip the
+panel file is for (``--parse_only true``, edit output/panels.yaml, draw it with ``--panels output/panels.yaml``) may
+draw into the folder that holds only that file. Each run writes its folder whole, in a temporary folder moved into
+place at the end: a failed run leaves the previous folder as it was, and a re-run leaves none of the previous run's
+panels or pages behind (panels.yaml is kept as edited when it is the ``--panels`` being drawn).
+
+Flags are snake_case and a boolean takes its value (``--parse_only true``, ``--overwrite true``), as in every
+magicnaming command; ``--parse-only`` or a bare ``--overwrite`` is refused by name, with the form expected.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -99,7 +104,7 @@ def _write_story_files(folder: Path, panels_text, drawn, pages, settings, judged
 
 def check_story_output(output: str | Path, panels: str | Path | None, parse_only: bool, overwrite: bool) -> None:
     """Refuses an existing, non-empty ``--output`` unless ``overwrite`` (the rule and its one exception: module doc);
-    the message says what to do: draw the folder's panels.yaml with ``--panels``, or pass ``--overwrite``.
+    the message says what to do: draw the folder's panels.yaml with ``--panels``, or pass ``--overwrite true``.
 
     Raises:
         FileExistsError: naming ``--output`` and the path.
@@ -117,7 +122,7 @@ def check_story_output(output: str | Path, panels: str | Path | None, parse_only
         return
     if drawing_own_file:
         raise FileExistsError(
-            f"--output: {str(output)!r} already holds a drawn story; pass --overwrite to redraw --panels "
+            f"--output: {str(output)!r} already holds a drawn story; pass --overwrite true to redraw --panels "
             f"{panels_yaml} there (its previous panels and pages are removed, panels.yaml is kept as you edited it), "
             "or choose another --output"
         )
@@ -125,7 +130,8 @@ def check_story_output(output: str | Path, panels: str | Path | None, parse_only
         instead = "a new parse of the storyline" if panels is None else f"--panels {panels}"
         raise FileExistsError(
             f"--output: {str(panels_yaml)!r} already exists and may hold your edits; this run would replace it with "
-            f"{instead}: draw it with --panels {panels_yaml}, or pass --overwrite to replace {str(output)!r} whole"
+            f"{instead}: draw it with --panels {panels_yaml}, or pass --overwrite true to replace {str(output)!r} "
+            "whole"
         )
     check_new_output(output, "--output", overwrite, folder=True)
 
@@ -161,8 +167,8 @@ def story(
 ) -> StoryFiles | Path:
     """Draws a story with consistent characters: storyline → editable panels → pages (PNG and PDF).
 
-    The storyline is split into panels (checked against the caps before anything is drawn; ``--parse-only`` writes
-    them to panels.yaml to edit), each panel is drawn through MagicNaming with its people as ``<label>``
+    The storyline is split into panels (checked against the caps before anything is drawn; ``--parse_only true``
+    writes them to panels.yaml to edit), each panel is drawn through MagicNaming with its people as ``<label>``
     placeholders, and the panels are laid out on pages.
 
     Args:
@@ -262,7 +268,7 @@ def _own_panel_file(output: Path, panels: str | Path | None) -> bool:
 
 
 def _write_panel_file(output: Path, panels: str | Path | None, count: int, panels_text: str) -> Path:
-    """``--parse-only``: the folder replaced by one holding panels.yaml alone; nothing written when ``--panels`` is
+    """``--parse_only true``: the folder replaced by one holding panels.yaml alone; nothing written when ``--panels`` is
     that file (it was only checked)."""
     panels_yaml = output / "panels.yaml"
     if _own_panel_file(output, panels):
@@ -327,26 +333,37 @@ def _draw(encoder, pipeline, characters, output, story_panels, panels_text, argu
     return files
 
 
-SWITCHES = {"--parse-only": "--parse_only", "--parse_only": "--parse_only", "--overwrite": "--overwrite"}
-
-
-def _flag_spellings(argv: list[str]) -> list[str]:
-    """``--parse-only``, a bare ``--parse_only`` or ``--overwrite`` (switches, as users type them) as jsonargparse
-    reads them: ``--parse_only true``."""
-    result = []
+def _flag_problems(argv: list[str]) -> list[str]:
+    """What is wrong with the spelling of ``story``'s flags in ``argv``: a kebab-case flag (``--parse-only``: every
+    magicnaming flag is snake_case) and a boolean without its value (a bare ``--parse_only``: a boolean is
+    ``--parse_only true`` or ``--parse_only false``). jsonargparse would say only "unrecognized arguments" or
+    "expected one argument"; each problem here names the argument and the form expected."""
+    parameters = typing.get_type_hints(story)
+    booleans = {name for name, hint in parameters.items() if hint is bool}
+    problems = []
     for index, item in enumerate(argv):
-        if item in SWITCHES:
-            following = argv[index + 1] if index + 1 < len(argv) else "--"
-            result += [SWITCHES[item]] + ([] if following.lower() in ("true", "false") else ["true"])
-        else:
-            result.append(item.replace("--parse-only=", "--parse_only=", 1))
-    return result
+        flag = item.split("=", 1)[0]
+        if not flag.startswith("--"):
+            continue
+        name = flag[2:]
+        snake = name.replace("-", "_")
+        if snake != name and snake.split(".")[0] in parameters:
+            form = f"--{snake} true or --{snake} false" if snake in booleans else f"--{snake}"
+            problems.append(f"argument {flag}: expected {form} (every magicnaming flag is snake_case)")
+        elif name in booleans and "=" not in item and (index + 1 == len(argv) or argv[index + 1].startswith("--")):
+            problems.append(f"argument {flag}: expected {flag} true or {flag} false, got no value (a boolean flag "
+                            "takes its value)")  # fmt: skip
+    return problems
 
 
 def main(argv: list[str], prog: str = "magicnaming story") -> int:
     from namespace.command_line import run_command
 
-    run_command(story, _flag_spellings(argv), prog)
+    problems = _flag_problems(argv)
+    if problems:  # a usage error, as jsonargparse reports one: on stderr, exit status 2
+        print(f"{prog}: error: " + "\n  ".join(problems) + f"\n(see {prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+    run_command(story, argv, prog)
     return 0
 
 

@@ -1,23 +1,38 @@
-"""The demo's argument checks (every problem in one ValueError) and its output folder."""
+"""The demo's argument checks (every problem in one ValueError), its default configs and its output folder."""
 
 from __future__ import annotations
 
 import importlib.util
 import shutil
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 MARKER = ".magicnaming-demo"  # marks a folder the demo wrote, which a re-run may replace
-REPOSITORY = Path(__file__).resolve().parents[2]  # a source checkout: where configs/ lives
+# the stage configs the demo's defaults name (configs/data/demo.yaml, ...), shipped with the package so that the
+# defaults work from a wheel; copies of the repository's configs/ files, kept equal by tests/test_demo.py
+SHIPPED_CONFIGS = "stage-configs"
 STAGE_MODULES = ("lightning", "img2dataset", "faiss", "pyarrow", "matplotlib")
 
 
+def shipped_config(path: Path) -> Path | None:
+    """The package's copy of ``configs/<...>`` (None: the package ships no such file)."""
+    parts = Path(path).parts
+    if len(parts) < 2 or parts[0] != "configs":
+        return None
+    shipped = Path(str(files(__package__).joinpath(SHIPPED_CONFIGS, *parts[1:])))
+    return shipped if shipped.is_file() else None
+
+
 def config_path(path: Path, argument: str, problems: list[str]) -> Path:
-    """A config file as given, or relative to the repository when not found from the current folder."""
+    """A config file as given (from the current folder), or the package's copy of a ``configs/...`` file the demo's
+    defaults name (a run outside the repository root, or from a wheel)."""
     path = Path(path)
-    for candidate in (path, REPOSITORY / path):
-        if candidate.is_file():
-            return candidate
+    if path.is_file():
+        return path
+    shipped = shipped_config(path)
+    if shipped is not None:
+        return shipped
     problems.append(f"{argument}: expected a YAML file, {str(path)!r} does not exist (run from the repository root)")
     return path
 

@@ -1,7 +1,8 @@
-"""Running ``magicnaming`` commands in-process and keeping the exact command line of each, for the report.
+"""Running the stages' commands in-process and keeping the exact command line of each, for the report.
 
-The demo drives the stages (data pipeline, trainer, plugin) only through their commands and files: the core never
-imports a stage, and every figure can name the command that made it.
+The demo sits above the stages: it calls each stage's own entry (``main(argv, prog)``, the function ``magicnaming``
+dispatches to), never the ``magicnaming`` dispatcher (the floor above it), and records the shell line that does the
+same, so every figure can name the command that made it.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+Entry = Callable[..., int | None]  # a command's main(argv, prog)
 
 
 @dataclass
 class CommandLog:
-    """Runs commands through ``namespace.cli.main`` and records each as a shell line with its duration.
+    """Runs stage commands and records each as a shell line with its duration.
 
     Attributes:
         script: the file every command line is appended to (a replayable ``commands.sh``).
@@ -25,17 +29,25 @@ class CommandLog:
     script: Path
     lines: list[str] = field(default_factory=list)
 
-    def run(self, args: list[str]) -> str:
-        """Runs ``magicnaming ARGS`` and returns its shell line; a failing command raises RuntimeError."""
-        from namespace.cli import main
+    def run(self, entry: Entry, command: str, args: list) -> str:
+        """Runs ``entry`` as ``magicnaming COMMAND ARGS`` runs it and returns that shell line; a failing command raises
+        RuntimeError naming the line.
 
-        line = shlex.join(["magicnaming", *map(str, args)])
+        Args:
+            entry: the command's ``main(argv, prog)``.
+            command: its name in ``magicnaming`` (``"data"``, ``"encoder pretrain_tiny"``).
+            args: its arguments (any value; written as strings).
+        """
+        argv = [str(arg) for arg in args]
+        line = shlex.join(["magicnaming", *command.split(), *argv])
         print(f"  $ {line}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         try:
-            status = main([str(arg) for arg in args])
+            status = entry(argv, prog=f"magicnaming {command}") or 0
         except SystemExit as exit_info:  # argument parsers exit on bad input
             status = exit_info.code if isinstance(exit_info.code, int) else 1
+        except (ValueError, TypeError, RuntimeError, OSError) as error:
+            raise RuntimeError(f"this step failed: {error}\n  {line}") from error
         if status:
             raise RuntimeError(f"this step failed (exit status {status}; its error is printed above):\n  {line}")
         self.lines.append(line)

@@ -15,7 +15,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..encoder.config import TowerConfig
@@ -25,6 +25,7 @@ from ..progress import Steps, library_progress_bars_off
 from ..seeding import reproducible
 from . import checks
 from .commands import CommandLog, write_overlay
+from .references import Person
 
 MINIATURE_NOTE = (
     "The miniature world: a tiny SDXL (the same diffusers classes and prompt encoding as SDXL, 16-pixel images) "
@@ -116,185 +117,379 @@ def demo(
             not a command-line option); None: a Python call.
     """
     started = time.perf_counter()
-    output, prompts, problems = Path(output), list(DEFAULT_PROMPTS if prompts is None else prompts), []
-    data_configs = [
-        checks.config_path(path, f"data_configs[{i}]", problems)
-        for i, path in enumerate(data_configs or _default_data_configs(pipeline))
-    ]
-    train_configs = [
-        checks.config_path(path, f"train_configs[{i}]", problems)
-        for i, path in enumerate(train_configs or ["configs/train/tiny.yaml"])
-    ]
-    eval_config = checks.config_path(eval_config or "configs/eval/demo.yaml", "eval_config", problems)
-    numbers = {"num_train_identities": (num_train_identities, 2), "num_unseen_identities": (num_unseen_identities, 0)}
-    numbers |= {"references_per_identity": (references_per_identity, 1), "image_size": (image_size, 8)}
-    numbers |= {"interpolation_steps": (interpolation_steps, 2), "num_inference_steps": (num_inference_steps, 1)}
-    numbers |= {
-        "tower_pretraining_steps": (tower_pretraining_steps, 1 if towers is None else 0),
-        "threads": (threads, 1),
-    }
-    checks.check_numbers(numbers, problems)
-    if image_size % 8:
-        problems.append(f"image_size: expected a multiple of 8, got {image_size}")
+    plan = check_settings(**{key: value for key, value in locals().items() if key != "started"})
+    with reproducible(threads):  # every step in this process, and the processes it spawns
+        run = start(plan)
+        towers = plan.towers if plan.towers is not None else pretrain_towers(plan, run)
+        models = prepare_models(plan, run)
+        laioncele = build_laioncele(plan, run, models, towers)
+        encoder = train_encoder(plan, run, laioncele, towers)
+        identities = make_identities(plan, run, laioncele, encoder)
+        images = draw_images(plan, run, models, encoder, identities)
+        if plan.mini:
+            measure_likeness(plan, run, models, laioncele, encoder)
+            evaluate_encoder(plan, run, models, encoder)
+        run.step("report", "figures, metrics.json and report.html")
+        metrics = collect_metrics(plan, laioncele, encoder, identities)
+        write_outputs(plan, run, metrics, laioncele, identities, images, started)
+        return metrics
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The demo's settings, checked (``demo``'s arguments; the configs resolved to files)."""
+
+    output: Path
+    data_configs: list[Path]
+    train_configs: list[Path]
+    train_args: list[str]
+    eval_config: Path
+    pipeline: str
+    world: MiniatureWorldConfig
+    miniature_cache: Path | None
+    towers: list[TowerConfig] | None
+    tower_pretraining_steps: int
+    num_train_identities: int
+    num_unseen_identities: int
+    references_per_identity: int
+    prompts: list[str]
+    interpolation_steps: int
+    num_inference_steps: int
+    guidance_scale: float
+    image_size: int
+    seed: int
+    device: str
+    threads: int
+    command_line: str | None
+
+    @property
+    def mini(self) -> bool:
+        return self.pipeline == "miniature"
+
+    @property
+    def tiny(self) -> bool:
+        return self.pipeline == "tiny"
+
+    @property
+    def work(self) -> Path:
+        return self.output / "work"
+
+    @property
+    def note(self) -> str:
+        return MINIATURE_NOTE if self.mini else TINY_MODELS_NOTE if self.tiny else FULL_SIZE_NOTE
+
+    def arguments(self) -> dict:
+        """Every setting, as ``work/configs/demo.yaml`` holds them (a config that replays this run)."""
+        arguments = {"data_configs": [str(p) for p in self.data_configs]}
+        arguments |= {"train_configs": [str(p) for p in self.train_configs], "train_args": self.train_args}
+        arguments |= {"eval_config": str(self.eval_config), "pipeline": self.pipeline}
+        arguments |= {"miniature": asdict(self.world) if self.mini else None}
+        arguments |= {"miniature_cache": None if self.miniature_cache is None else str(self.miniature_cache)}
+        arguments |= {"towers": None if self.towers is None else [asdict(t) for t in self.towers]}
+        arguments |= {"tower_pretraining_steps": self.tower_pretraining_steps, "prompts": self.prompts}
+        arguments |= {"seed": self.seed, "num_train_identities": self.num_train_identities}
+        arguments |= {"num_unseen_identities": self.num_unseen_identities}
+        arguments |= {"references_per_identity": self.references_per_identity, "image_size": self.image_size}
+        arguments |= {"interpolation_steps": self.interpolation_steps, "num_inference_steps": self.num_inference_steps}
+        return arguments | {"threads": self.threads, "guidance_scale": self.guidance_scale, "device": self.device}
+
+
+@dataclass
+class Run:
+    """A running demo: its command log, its numbered steps, each step's start time and each step's command lines
+    (for the report: ``towers`` a list, ``encode`` a dict per person, ``generate`` a list, the others a line)."""
+
+    log: CommandLog
+    steps: Steps
+    demo_config: Path
+    marks: dict[str, float] = field(default_factory=dict)
+    lines: dict = field(default_factory=lambda: {"towers": []})
+
+    def step(self, key: str, description: str) -> None:
+        self.steps.start(description)
+        self.marks[key] = time.perf_counter()
+
+
+@dataclass(frozen=True)
+class Models:
+    """The SDXL pipeline of the targets and the images (a folder or Hub id), and the miniature world's folder."""
+
+    pipeline: str
+    world: Path | None = None
+
+
+@dataclass(frozen=True)
+class Identities:
+    """The people made into identities (their reference photos) and their identity files, by identity id."""
+
+    people: list[Person]
+    files: dict[int, Path]
+
+
+@dataclass(frozen=True)
+class Images:
+    """The generated images (a folder per person) and the interpolation grid."""
+
+    generated: Path
+    interpolation: Path
+
+
+def check_settings(**settings) -> Plan:
+    """``demo``'s arguments checked, every problem in one ValueError, the configs resolved to files."""
+    problems: list[str] = []
+    pipeline, towers = settings["pipeline"], settings["towers"]
+    prompts = list(DEFAULT_PROMPTS if settings["prompts"] is None else settings["prompts"])
+    data = settings["data_configs"] or _default_data_configs(pipeline)
+    data_configs = [checks.config_path(path, f"data_configs[{i}]", problems) for i, path in enumerate(data)]
+    train = settings["train_configs"] or ["configs/train/tiny.yaml"]
+    train_configs = [checks.config_path(path, f"train_configs[{i}]", problems) for i, path in enumerate(train)]
+    eval_config = checks.config_path(settings["eval_config"] or "configs/eval/demo.yaml", "eval_config", problems)
+    minimum = {"num_train_identities": 2, "num_unseen_identities": 0, "references_per_identity": 1, "image_size": 8}
+    minimum |= {"interpolation_steps": 2, "num_inference_steps": 1}
+    minimum |= {"tower_pretraining_steps": 1 if towers is None else 0, "threads": 1}
+    checks.check_numbers({key: (settings[key], least) for key, least in minimum.items()}, problems)
+    if settings["image_size"] % 8:
+        problems.append(f"image_size: expected a multiple of 8, got {settings['image_size']}")
     if not prompts:
         problems.append("prompts: expected at least one prompt, got an empty list")
     if towers is not None and not towers:
         problems.append("towers: expected at least one tower (or null to pre-train the tiny ones), got none")
-    mini, tiny = pipeline == "miniature", pipeline == "tiny"
-    world_config = miniature or MiniatureWorldConfig()
-    if mini:
-        problems += [f"miniature.{problem}" for problem in world_config.check()]
-        if image_size != world_config.image_size:
-            problems.append(f"image_size: expected the miniature world's {world_config.image_size}, got {image_size}")
-    checks.check_output(output, overwrite, problems)
+    world = settings["miniature"] or MiniatureWorldConfig()
+    if pipeline == "miniature":
+        problems += [f"miniature.{problem}" for problem in world.check()]
+        if settings["image_size"] != world.image_size:
+            problems.append(
+                f"image_size: expected the miniature world's {world.image_size}, got {settings['image_size']}"
+            )
+    output = Path(settings["output"])
+    checks.check_output(output, settings["overwrite"], problems)
     checks.check_installed(problems)
     checks.raise_problems(problems)
+    kept = {key: value for key, value in settings.items() if key in Plan.__dataclass_fields__}
+    kept |= {"output": output, "data_configs": data_configs, "train_configs": train_configs, "world": world}
+    return Plan(
+        **kept | {"eval_config": eval_config, "prompts": prompts, "train_args": list(settings["train_args"] or [])}
+    )
 
-    with reproducible(threads):  # every step in this process, and the processes it spawns
-        checks.prepare_output(output)
-        work = output / "work"
-        arguments = {"data_configs": [str(p) for p in data_configs], "train_configs": [str(p) for p in train_configs]}
-        arguments |= {"train_args": list(train_args or []), "eval_config": str(eval_config), "pipeline": pipeline}
-        arguments |= {"miniature": asdict(world_config) if mini else None}
-        arguments |= {"miniature_cache": None if miniature_cache is None else str(miniature_cache)}
-        arguments |= {"towers": None if towers is None else [asdict(t) for t in towers]}
-        arguments |= {"tower_pretraining_steps": tower_pretraining_steps, "prompts": prompts, "seed": seed}
-        arguments |= {key: value for key, (value, _) in numbers.items()}
-        arguments |= {"guidance_scale": guidance_scale, "device": device, "threads": threads}
-        demo_config = write_overlay(work / "configs/demo.yaml", arguments)  # replays this run
-        note = MINIATURE_NOTE if mini else TINY_MODELS_NOTE if tiny else FULL_SIZE_NOTE
-        print(f"magicnaming demo → {output}/\n{note}\n", file=sys.stderr)
-        # data, train, identities, generate, interpolate, report; the towers; the world or the tiny pipeline; likeness
-        # and evaluate on the world
-        total = 6 + (towers is None) + (mini or tiny) + (2 if mini else 0)
-        log, steps, marks = CommandLog(work / "commands.sh"), Steps(total=total), {}
 
-        def step(key: str, description: str) -> None:
-            steps.start(description)
-            marks[key] = time.perf_counter()
+def start(plan: Plan) -> Run:
+    """Empties (or makes) the output folder, writes the replayable ``work/configs/demo.yaml`` and says what runs."""
+    checks.prepare_output(plan.output)
+    demo_config = write_overlay(plan.work / "configs/demo.yaml", plan.arguments())
+    print(f"magicnaming demo → {plan.output}/\n{plan.note}\n", file=sys.stderr)
+    # data, train, identities, generate, interpolate, report; the towers; the world or the tiny pipeline; likeness
+    # and evaluate on the world
+    total = 6 + (plan.towers is None) + (plan.mini or plan.tiny) + (2 if plan.mini else 0)
+    return Run(CommandLog(plan.work / "commands.sh"), Steps(total=total), demo_config)
 
-        lines: dict = {"towers": []}
-        if towers is None:
-            step("towers", "pre-training the tiny CLIP towers on synthetic people outside the sample")
-            towers = _pretrain_tiny_towers(log, work / "towers", tower_pretraining_steps, seed)
-            lines["towers"] = log.lines[-1:]
-        if mini:
-            step("world", "the miniature world: a tiny SDXL that learns the sample's famous people by name")
-            world = _miniature_world(log, work / "configs/miniature.yaml", world_config, miniature_cache)
-            pipeline, lines["world"] = str(world / "pipeline"), log.lines[-1:]
-        if tiny:
-            step("pipeline", "saving the tiny SDXL pipeline (random weights)")
-            pipeline = _save_tiny_pipeline(work / "models/tiny-sdxl", seed)
-        tower_settings = [asdict(tower) for tower in towers]
 
-        step("data", "building LaionCele with the data pipeline")
-        laioncele = work / "laioncele"
-        overlay = {"data": {"pipeline": pipeline, "features": {"towers": tower_settings}}}
-        if mini:  # the sample names the world's famous people; the probe judges with the world's identity judge
-            sample = {"num_identities": world_config.famous, "seed": world_config.cast_seed}
-            overlay["data"]["source"] = {"sample": sample}
-            probe = {
-                "embedder": f"judge:{world / 'judge'}",
-                "min_consistency": None,
-            }  # the judge's calibrated threshold
-            overlay["data"]["probe"] = probe | {"image_size": world_config.image_size}
-        overlay = write_overlay(work / "configs/data.yaml", overlay)
-        lines["data"] = log.run(["data", "build", *_configs(data_configs, overlay), "--output", laioncele])
+def pretrain_towers(plan: Plan, run: Run) -> list[TowerConfig]:
+    """The tiny CLIP towers, pre-trained on synthetic people outside the sample (``encoder pretrain_tiny``)."""
+    from ..synthetic import commands, tiny_tower_configs
 
-        step("train", "training the name encoder, then exporting it")
-        logger = {
-            "class_path": "lightning.pytorch.loggers.CSVLogger",
-            "init_args": {"save_dir": str(work / "training"), "name": "logs"},
-        }
-        overlay = {"trainer": {"logger": logger}, "model": {"encoder": {"towers": tower_settings}}}
-        overlay = write_overlay(work / "configs/train.yaml", overlay)
-        fit = ["train", "fit", *_configs(train_configs, overlay), "--data.data_dir", laioncele]
-        fit += ["--trainer.default_root_dir", work / "training"]
-        fit += ["--trainer.enable_progress_bar", str(sys.stderr.isatty()).lower(), *(train_args or [])]
-        lines["train"] = log.run(fit)
-        checkpoint = _last_checkpoint(work / "training")
-        lines["export"] = log.run(["train", "export", "--checkpoint", checkpoint, "--output", output / "encoder"])
+    run.step("towers", "pre-training the tiny CLIP towers on synthetic people outside the sample")
+    folder, steps = plan.work / "towers", plan.tower_pretraining_steps
+    run.lines["towers"] = [
+        run.log.run(commands.main, "encoder pretrain_tiny", ["--output", folder, "--steps", steps, "--seed", plan.seed])
+    ]
+    towers = []
+    for tower in tiny_tower_configs():
+        checkpoint = (folder / f"{tower.model}.safetensors").resolve()  # absolute: the stages' configs name it
+        if not checkpoint.is_file():
+            raise RuntimeError(f"encoder pretrain_tiny did not write {checkpoint}")
+        towers.append(TowerConfig(model=tower.model, pretrained=str(checkpoint), embed_dim=tower.embed_dim))
+    return towers
 
-        step("identities", "identities from reference photos the encoder never trained on")
-        from .references import write_references
 
-        people = write_references(
-            laioncele, work / "references", num_train_identities, num_unseen_identities, references_per_identity
+def prepare_models(plan: Plan, run: Run) -> Models:
+    """The miniature world (built once and cached, through ``miniature build``), the tiny pipeline saved into the
+    output, or the pipeline given."""
+    if plan.mini:
+        run.step("world", "the miniature world: a tiny SDXL that learns the sample's famous people by name")
+        world = _miniature_world(run.log, plan.work / "configs/miniature.yaml", plan.world, plan.miniature_cache)
+        run.lines["world"] = run.log.lines[-1:]
+        return Models(pipeline=str(world / "pipeline"), world=world)
+    if plan.tiny:
+        run.step("pipeline", "saving the tiny SDXL pipeline (random weights)")
+        return Models(pipeline=_save_tiny_pipeline(plan.work / "models/tiny-sdxl", plan.seed))
+    return Models(pipeline=plan.pipeline)
+
+
+def build_laioncele(plan: Plan, run: Run, models: Models, towers: list[TowerConfig]) -> Path:
+    """The embedded LaionCele sample built by the data pipeline (``data build``) into ``work/laioncele``."""
+    from namespace.data_pipeline.commands import main as data
+
+    run.step("data", "building LaionCele with the data pipeline")
+    laioncele = plan.work / "laioncele"
+    overlay = {"data": {"pipeline": models.pipeline, "features": {"towers": [asdict(t) for t in towers]}}}
+    if plan.mini:  # the sample names the world's famous people; the probe judges with the world's identity judge
+        sample = {"num_identities": plan.world.famous, "seed": plan.world.cast_seed}
+        overlay["data"]["source"] = {"sample": sample}
+        probe = {"embedder": f"judge:{models.world / 'judge'}", "min_consistency": None}  # the judge's threshold
+        overlay["data"]["probe"] = probe | {"image_size": plan.world.image_size}
+    overlay = write_overlay(plan.work / "configs/data.yaml", overlay)
+    run.lines["data"] = run.log.run(
+        data, "data", ["build", *_configs(plan.data_configs, overlay), "--output", laioncele]
+    )
+    return laioncele
+
+
+def train_encoder(plan: Plan, run: Run, laioncele: Path, towers: list[TowerConfig]) -> Path:
+    """The name encoder trained by the trainer (``train fit``, logging CSV metrics) and exported to ``encoder/``."""
+    from namespace.train.commands import main as train
+    from namespace.train.results import last_checkpoint
+
+    run.step("train", "training the name encoder, then exporting it")
+    training, encoder = plan.work / "training", plan.output / "encoder"
+    logger = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(training), "name": "logs"},
+    }
+    overlay = {"trainer": {"logger": logger}, "model": {"encoder": {"towers": [asdict(t) for t in towers]}}}
+    overlay = write_overlay(plan.work / "configs/train.yaml", overlay)
+    fit = ["fit", *_configs(plan.train_configs, overlay), "--data.data_dir", laioncele]
+    fit += ["--trainer.default_root_dir", training]
+    fit += ["--trainer.enable_progress_bar", str(sys.stderr.isatty()).lower(), *plan.train_args]
+    run.lines["train"] = run.log.run(train, "train", fit)
+    export = ["export", "--checkpoint", last_checkpoint(training), "--output", encoder]
+    run.lines["export"] = run.log.run(train, "train", export)
+    return encoder
+
+
+def make_identities(plan: Plan, run: Run, laioncele: Path, encoder: Path) -> Identities:
+    """Identity files (``identity encode``) from reference photos the encoder never trained on."""
+    from namespace.inference.identity_commands import main as identity
+
+    from .references import write_references
+
+    run.step("identities", "identities from reference photos the encoder never trained on")
+    people = write_references(
+        laioncele,
+        plan.work / "references",
+        plan.num_train_identities,
+        plan.num_unseen_identities,
+        plan.references_per_identity,
+    )
+    files, run.lines["encode"] = {}, {}
+    for person in people:
+        files[person.identity_id] = plan.output / "identities" / f"{person.slug}.safetensors"
+        photos = json.dumps([str(path) for path in person.photos])
+        encode = ["encode", "--encoder", encoder, "--images", photos]
+        encode += ["--output", files[person.identity_id], "--label", person.name, "--device", plan.device]
+        encode += ["--check_faces", "false"]  # synthetic people: no face a real face detector knows
+        run.lines["encode"][person.name] = run.log.run(identity, "identity", encode)
+    return Identities(people, files)
+
+
+def draw_images(plan: Plan, run: Run, models: Models, encoder: Path, identities: Identities) -> Images:
+    """Every identity in every prompt (``generate``), and the path between the first two (``interpolate``)."""
+    from namespace.inference.commands import main_generate, main_interpolate
+
+    people, files, work = identities.people, identities.files, plan.work
+    images = ["--encoder", encoder, "--pipeline", models.pipeline, "--prompts", json.dumps(plan.prompts)]
+    images += ["--num_inference_steps", plan.num_inference_steps, "--height", plan.image_size]
+    images += ["--width", plan.image_size, "--guidance_scale", plan.guidance_scale, "--seed", plan.seed]
+    images += ["--device", plan.device]
+    run.step("generate", f"drawing {len(people)} identities in {len(plan.prompts)} prompt(s) through the plugin")
+    run.lines["generate"] = [
+        run.log.run(
+            main_generate,
+            "generate",
+            [*images, "--identity", files[p.identity_id], "--output", work / "generated" / p.slug],
         )
-        files, lines["encode"] = {}, {}
-        for person in people:
-            files[person.identity_id] = output / "identities" / f"{person.slug}.safetensors"
-            photos = json.dumps([str(path) for path in person.photos])
-            encode = ["identity", "encode", "--encoder", output / "encoder", "--images", photos]
-            encode += ["--output", files[person.identity_id], "--label", person.name, "--device", device]
-            encode += ["--check_faces", "false"]  # synthetic people: no face a real face detector knows
-            lines["encode"][person.name] = log.run(encode)
+        for p in people
+    ]
+    run.step("interpolate", f"interpolating between {people[0].name} and {people[1].name}")
+    pair = json.dumps([str(files[person.identity_id]) for person in people[:2]])
+    interpolation = work / "interpolation.png"
+    interpolate = [*images, "--identities", pair, "--steps", plan.interpolation_steps, "--output", interpolation]
+    run.lines["interpolate"] = run.log.run(main_interpolate, "interpolate", interpolate)
+    return Images(work / "generated", interpolation)
 
-        images = ["--encoder", output / "encoder", "--pipeline", pipeline, "--prompts", json.dumps(prompts)]
-        images += ["--num_inference_steps", num_inference_steps, "--height", image_size, "--width", image_size]
-        images += ["--guidance_scale", guidance_scale, "--seed", seed, "--device", device]
-        step("generate", f"drawing {len(people)} identities in {len(prompts)} prompt(s) through the plugin")
-        lines["generate"] = [
-            log.run(["generate", *images, "--identity", files[p.identity_id], "--output", work / "generated" / p.slug])
-            for p in people
-        ]
 
-        step("interpolate", f"interpolating between {people[0].name} and {people[1].name}")
-        pair = json.dumps([str(files[person.identity_id]) for person in people[:2]])
-        interpolation = work / "interpolation.png"
-        interpolate = ["interpolate", *images, "--identities", pair, "--steps", interpolation_steps]
-        lines["interpolate"] = log.run([*interpolate, "--output", interpolation])
+def measure_likeness(plan: Plan, run: Run, models: Models, laioncele: Path, encoder: Path) -> None:
+    """Likeness, prompt following and interpolation on the miniature world (``likeness``), into ``work/likeness``."""
+    from namespace.data_pipeline.results import probe_results
+    from namespace.inference.likeness import main as likeness
 
-        if mini:
-            step("likeness", "likeness, prompt following and interpolation, scored by the world's identity judge")
-            likeness = ["likeness", "--world", world, "--encoder", output / "encoder", "--laioncele", laioncele]
-            likeness += ["--output", work / "likeness", "--probe_names", json.dumps(_probed_names(laioncele))]
-            likeness += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
-            lines["likeness"] = log.run([*likeness, "--device", device])
+    run.step("likeness", "likeness, prompt following and interpolation, scored by the world's identity judge")
+    probed = json.dumps([row.name for row in probe_results(laioncele)])  # every name drawn: the report's examples
+    measure = ["--world", models.world, "--encoder", encoder, "--laioncele", laioncele]
+    measure += ["--output", plan.work / "likeness", "--probe_names", probed]
+    measure += ["--num_inference_steps", plan.num_inference_steps, "--guidance_scale", plan.guidance_scale]
+    run.lines["likeness"] = run.log.run(likeness, "likeness", [*measure, "--device", plan.device])
 
-            step("evaluate", "the paper's evaluation: plain against MagicNaming per task, the δ/η sweep, a report")
-            evaluation = ["evaluate", "--config", eval_config, "--encoder", output / "encoder", "--pipeline", world]
-            evaluation += ["--reference_folders", work / "references", "--image_size", image_size]
-            evaluation += ["--num_inference_steps", num_inference_steps, "--guidance_scale", guidance_scale]
-            lines["evaluate"] = log.run([*evaluation, "--device", device, "--output", output / "evaluation"])
 
-        step("report", "figures, metrics.json and report.html")
-        from .report import write_report
-        from .report_figures import make_figures
-        from .results import metrics_csv, read_metrics
+def evaluate_encoder(plan: Plan, run: Run, models: Models, encoder: Path) -> None:
+    """The paper's evaluation on the miniature world (``evaluate``), into ``evaluation/``."""
+    from namespace.inference.evaluation.commands import main as evaluate
 
-        log_file = metrics_csv(work / "training")
-        rows = read_metrics(log_file)
-        metrics = _metrics(rows, laioncele, files, output / "encoder", note)
-        if mini:
-            metrics |= _miniature_metrics(laioncele, work / "likeness", world_config)
-            metrics["evaluation"] = json.loads((output / "evaluation/results.json").read_text())["methods"]
-        inputs = {"laioncele": laioncele, "rows": rows, "metrics_csv": log_file.relative_to(output), "people": people}
-        inputs |= {"generated": work / "generated", "interpolation": interpolation, "prompts": prompts}
-        inputs |= {"image_size": image_size, "tiny": tiny}
-        figures = make_figures(output / "figures", inputs, lines, metrics)
-        if mini:  # the report leads with the likeness
-            from .likeness_figures import miniature_figures
+    run.step("evaluate", "the paper's evaluation: plain against MagicNaming per task, the δ/η sweep, a report")
+    evaluation = ["--config", plan.eval_config, "--encoder", encoder, "--pipeline", models.world]
+    evaluation += ["--reference_folders", plan.work / "references", "--image_size", plan.image_size]
+    evaluation += ["--num_inference_steps", plan.num_inference_steps, "--guidance_scale", plan.guidance_scale]
+    evaluation += ["--device", plan.device, "--output", plan.output / "evaluation"]
+    run.lines["evaluate"] = run.log.run(evaluate, "evaluate", evaluation)
 
-            figures = miniature_figures(output / "figures", work / "likeness", metrics, lines) + figures
-        metrics["seconds"] = _durations(marks, started)
-        text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
-        atomic_write(output / "metrics.json", lambda temporary: temporary.write_text(text))
-        replay = ["magicnaming", "demo", "--config", str(demo_config), "--output", str(output), "--overwrite", "true"]
-        replay = shlex.join(replay)
-        evaluation = (output / "evaluation/table.md").read_text() if mini else None
-        write_report(
-            output / "report.html", command_line, replay, metrics, figures, people, metrics["note"], evaluation
-        )
-        likeness = _likeness_line(metrics) if mini else ""
-        steps.done(
-            likeness
-            + f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
-            f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
-            f"wrote {output / 'report.html'}, metrics.json and encoder/ in {metrics['seconds']['total'] / 60:.1f} "
-            f"minutes.\n{metrics['note']}"
-        )
-        return metrics
+
+def collect_metrics(plan: Plan, laioncele: Path, encoder: Path, identities: Identities) -> dict:
+    """What metrics.json holds (the step timings are added last)."""
+    from ..laioncele import read_manifest
+    from .results import encoder_delta, final_metrics, metrics_csv, nearest_names, read_metrics
+
+    counts = read_manifest(laioncele)["counts"]
+    rows = read_metrics(metrics_csv(plan.work / "training"))
+    metrics = {"format": "magicnaming-demo", "format_version": 1, **final_metrics(rows)}
+    metrics |= {"identities": counts["identities"], "train_identities": counts["train_identities"]}
+    metrics |= {"unseen_identities": counts["val_identities"], "photos": counts["images"]}
+    metrics |= {"identity_files": nearest_names(laioncele, identities.files), "delta": encoder_delta(encoder)}
+    metrics |= {"note": plan.note}
+    if plan.mini:
+        metrics |= _miniature_metrics(laioncele, plan.work / "likeness", plan.world)
+        metrics["evaluation"] = json.loads((plan.output / "evaluation/results.json").read_text())["methods"]
+    return metrics
+
+
+def write_outputs(
+    plan: Plan, run: Run, metrics: dict, laioncele: Path, identities: Identities, images: Images, started: float
+) -> None:
+    """The figures, metrics.json (with the step timings) and report.html; the closing lines in the terminal."""
+    from .report import write_report
+    from .report_figures import make_figures
+    from .results import metrics_csv, read_metrics
+
+    output, people = plan.output, identities.people
+    log_file = metrics_csv(plan.work / "training")
+    inputs = {"laioncele": laioncele, "rows": read_metrics(log_file), "metrics_csv": log_file.relative_to(output)}
+    inputs |= {"people": people, "generated": images.generated, "interpolation": images.interpolation}
+    inputs |= {"prompts": plan.prompts, "image_size": plan.image_size, "tiny": plan.tiny}
+    figures = make_figures(output / "figures", inputs, run.lines, metrics)
+    if plan.mini:  # the report leads with the likeness
+        from .likeness_figures import miniature_figures
+
+        figures = miniature_figures(output / "figures", plan.work / "likeness", metrics, run.lines) + figures
+    metrics["seconds"] = _durations(run.marks, started)
+    text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
+    atomic_write(output / "metrics.json", lambda temporary: temporary.write_text(text))
+    replay = ["magicnaming", "demo", "--config", str(run.demo_config), "--output", str(output), "--overwrite", "true"]
+    evaluation = (output / "evaluation/table.md").read_text() if plan.mini else None
+    write_report(
+        output / "report.html",
+        plan.command_line,
+        shlex.join(replay),
+        metrics,
+        figures,
+        people,
+        metrics["note"],
+        evaluation,
+    )
+    likeness = _likeness_line(metrics) if plan.mini else ""
+    run.steps.done(
+        likeness + f"held-out photos of train people: top-1 retrieval {metrics['retrieval_top1_heldout_images']:.3f} "
+        f"(chance {metrics['chance']:.3f}); unseen people: {metrics['retrieval_top1_unseen_identities']:.3f}\n"
+        f"wrote {output / 'report.html'}, metrics.json and encoder/ in {metrics['seconds']['total'] / 60:.1f} "
+        f"minutes.\n{metrics['note']}"
+    )
 
 
 def _likeness_line(metrics: dict) -> str:
@@ -314,33 +509,21 @@ def _default_data_configs(pipeline: str) -> list[str]:
     return [*DATA_CONFIGS, "configs/data/miniature.yaml"] if pipeline == "miniature" else list(DATA_CONFIGS)
 
 
-def _metrics(rows: list[dict[str, float]], laioncele: Path, files: dict[int, Path], encoder: Path, note: str) -> dict:
-    """What metrics.json holds (the step timings are added last)."""
-    from .results import encoder_delta, final_metrics, nearest_names
-
-    counts = json.loads((laioncele / "manifest.json").read_text())["counts"]
-    metrics = {"format": "magicnaming-demo", "format_version": 1, **final_metrics(rows)}
-    metrics |= {"identities": counts["identities"], "train_identities": counts["train_identities"]}
-    metrics |= {"unseen_identities": counts["val_identities"], "photos": counts["images"]}
-    metrics |= {"identity_files": nearest_names(laioncele, files), "delta": encoder_delta(encoder)}
-    return metrics | {"note": note}
-
-
 def _miniature_metrics(laioncele: Path, likeness: Path, world: MiniatureWorldConfig) -> dict:
     """The likeness figures (``magicnaming likeness``'s flat numbers) and the probe's: the famous names it kept and
     the others (unknown to the tiny SDXL) it dropped."""
-    import pyarrow.parquet as pq
+    from namespace.data_pipeline.results import probe_results
 
     measured = json.loads((likeness / "likeness.json").read_text())
     metrics = {key: value for key, value in measured.items() if isinstance(value, float)}
     metrics["spread"] = measured["spread"]  # every figure's mean, standard deviation and per-seed values
-    probe = pq.read_table(laioncele / "work/probe/probe.parquet").to_pylist()
+    probe = probe_results(laioncele)
     famous = set(_famous_names(world))
-    kept = [row["passed"] for row in probe if row["name"] in famous]
-    dropped = [not row["passed"] for row in probe if row["name"] not in famous]
+    kept = [row.passed for row in probe if row.name in famous]
+    dropped = [not row.passed for row in probe if row.name not in famous]
     metrics["probe_known_kept"] = sum(kept) / max(1, len(kept))
     metrics["probe_unknown_dropped"] = sum(dropped) / max(1, len(dropped))
-    names = {row["name"]: {"consistency": row["consistency"], "kept": row["passed"]} for row in probe}
+    names = {row.name: {"consistency": row.consistency, "kept": row.passed} for row in probe}
     return metrics | {"probe_names": {name: row | {"famous": name in famous} for name, row in names.items()}}
 
 
@@ -350,19 +533,13 @@ def _famous_names(world: MiniatureWorldConfig) -> list[str]:
     return cast_names(world.cast_seed)[: world.famous]
 
 
-def _probed_names(laioncele: Path) -> list[str]:
-    """Every name the probe drew (kept or not), for the report's probe examples."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(laioncele / "work/probe/probe.parquet").column("name").to_pylist()
-
-
 def _miniature_world(log: CommandLog, overlay: Path, config: MiniatureWorldConfig, cache: Path | None) -> Path:
     """Builds (or finds in the cache) the miniature world through ``magicnaming miniature build``."""
+    from ..miniature.commands import main as miniature
     from ..miniature.world import default_cache_root
 
     settings = write_overlay(overlay, {"world": asdict(config), "cache_root": None if cache is None else str(cache)})
-    log.run(["miniature", "build", "--config", settings])
+    log.run(miniature, "miniature", ["build", "--config", settings])
     folder = (Path(cache) if cache is not None else default_cache_root()) / config.key()
     if not (folder / "world.json").is_file():
         raise RuntimeError(f"miniature build did not write {folder / 'world.json'}")
@@ -373,19 +550,6 @@ def _configs(paths: list[Path], overlay: Path) -> list:
     return [item for path in [*paths, overlay] for item in ("--config", path)]
 
 
-def _pretrain_tiny_towers(log: CommandLog, folder: Path, steps: int, seed: int) -> list[TowerConfig]:
-    from ..synthetic import tiny_tower_configs
-
-    log.run(["encoder", "pretrain_tiny", "--output", folder, "--steps", steps, "--seed", seed])
-    towers = []
-    for tower in tiny_tower_configs():
-        checkpoint = (folder / f"{tower.model}.safetensors").resolve()  # absolute: the stages' configs name it
-        if not checkpoint.is_file():
-            raise RuntimeError(f"encoder pretrain_tiny did not write {checkpoint}")
-        towers.append(TowerConfig(model=tower.model, pretrained=str(checkpoint), embed_dim=tower.embed_dim))
-    return towers
-
-
 def _save_tiny_pipeline(folder: Path, seed: int) -> str:
     from ..synthetic import tiny_sdxl_pipeline
 
@@ -393,13 +557,6 @@ def _save_tiny_pipeline(folder: Path, seed: int) -> str:
         tiny_sdxl_pipeline(seed=seed).save_pretrained(folder)
     print(f"  wrote {folder} (tiny SDXL, random weights)", file=sys.stderr)
     return str(folder)
-
-
-def _last_checkpoint(training: Path) -> Path:
-    found = sorted(training.glob("*/version_*/checkpoints/last.ckpt"), key=lambda p: int(p.parents[1].name[8:]))
-    if not found:
-        raise RuntimeError(f"no last.ckpt under {training}: the train config needs ModelCheckpoint(save_last=true)")
-    return found[-1]
 
 
 def _durations(marks: dict[str, float], started: float) -> dict[str, float]:

@@ -50,26 +50,6 @@ def info(path: str, load_towers: bool = False) -> dict:
     return summary
 
 
-def pretrain_tiny(output: Path, steps: int = 400, seed: int = 0, overwrite: bool = False) -> list:
-    """Pre-trains the tiny test towers on synthetic people, so that tiny encoders can learn identities (random tiny
-    towers cannot tell people apart); writes one open_clip checkpoint per tower into ``output``.
-
-    Args:
-        output: folder for ``MagicNaming-Tiny-L.safetensors`` and ``MagicNaming-Tiny-bigG.safetensors``.
-        steps: optimisation steps per tower.
-        seed: seeds the weights and the batches.
-        overwrite: write into a non-empty --output folder (otherwise refused).
-    """
-    from ..synthetic.tower_pretraining import pretrain_tiny_towers
-
-    check_new_output(output, "--output", overwrite, folder=True)
-
-    towers = pretrain_tiny_towers(output, steps=steps, seed=seed)
-    for tower in towers:
-        print(f"wrote {tower.pretrained} (use it as the tower's pretrained path)")
-    return towers
-
-
 def _head_parameters(model: NameEncoder) -> int:
     return sum(parameter.numel() for parameter in model.head.parameters())
 
@@ -77,8 +57,8 @@ def _head_parameters(model: NameEncoder) -> int:
 def main(argv: list[str], prog: str = "magicnaming encoder") -> int:
     from ..command_line import run_command
 
-    run_command([create, info, pretrain_tiny], argv, prog, description=__doc__)
+    run_command([create, info], argv, prog, description=__doc__)
     return 0
 
 
-__all__ = ["create", "info", "main", "pretrain_tiny"]
+__all__ = ["create", "info", "main"]
