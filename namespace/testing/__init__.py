@@ -7,30 +7,7 @@ pipe = tiny_sdxl_pipeline()               # real CLIP tokenizers, tiny UNet/VAE/
 encoder = tiny_name_encoder(pipe)         # tiny open_clip towers, output (8, 80), statistics fitted
 """
 
-from ..synthetic.encoder import FICTIONAL_NAMES, tiny_name_encoder, tiny_name_encoder_config
-from ..synthetic.faces import synthetic_face
-from ..synthetic.pipeline import (
-    TINY_WIDTH,
-    tiny_sd15_pipeline,
-    tiny_sdxl_components,
-    tiny_sdxl_controlnet_pipeline,
-    tiny_sdxl_pipeline,
-    tiny_sdxl_refiner_pipeline,
-)
-from ..synthetic.tokenizer import clip_tokenizer
-from ..synthetic.towers import tiny_tower_configs
+from .. import synthetic
+from ..synthetic import *  # noqa: F403 (the kit re-exports every synthetic asset by its name)
 
-__all__ = [
-    "FICTIONAL_NAMES",
-    "TINY_WIDTH",
-    "clip_tokenizer",
-    "synthetic_face",
-    "tiny_name_encoder",
-    "tiny_name_encoder_config",
-    "tiny_sd15_pipeline",
-    "tiny_sdxl_components",
-    "tiny_sdxl_controlnet_pipeline",
-    "tiny_sdxl_pipeline",
-    "tiny_sdxl_refiner_pipeline",
-    "tiny_tower_configs",
-]
+__all__ = list(synthetic.__all__)
