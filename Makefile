@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 OUTPUT ?= demo-output
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: install browser demo test test-fast lint docs screenshots dist
 

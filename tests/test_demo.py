@@ -19,7 +19,7 @@ from namespace.demo import checks
 from namespace.demo.figures import retrieval_figure
 from namespace.figures import grid_figure, gutter
 
-from .conftest import ROOT, SMALL_WORLD
+from .conftest import ROOT, SMALL_WORLD, html_facts
 
 # the smaller miniature world of the tests (built once per run), the session's pre-trained towers, 2 prompts
 SMALLER = ["--references_per_identity", "3", "--prompts", '["a photo of a person", "a photo of a person on a beach"]']
@@ -45,7 +45,8 @@ def test_the_terminal_shows_the_steps_and_no_library_chatter(demo_output):
     lines = re.split(r"[\r\n]+", (demo_output.parent / "terminal.txt").read_text())
     chatter = ("%|", "Loading pipeline components", "Writing model shards", "INFO:", "Trainable params", "deprecated")
     assert not [line for line in lines if any(word in line for word in chatter)]
-    assert next(line for line in lines if line.startswith("[")).startswith("[1/9] the miniature world: a tiny SDXL")
+    first_step = next(line for line in lines if line.startswith("["))
+    assert first_step.startswith("[1/") and "miniature world" in first_step
     assert any(line.startswith("Lightning's messages: ") for line in lines)  # where Lightning's INFO lines went
 
 
@@ -69,13 +70,14 @@ def test_report_names_the_command_as_typed_and_keeps_arguments_whole(demo_output
     replay_args = ["magicnaming", "demo", "--config", str(config), "--output", str(demo_output), "--overwrite", "true"]
     assert replay == shlex.join(replay_args)  # the same folder again: replacing it is what the replay asks
     # lines wrap between arguments only, never inside a path (`demo-o` / `utput`)
-    assert "pre .arg { white-space: nowrap; }" in html and "break-all" not in html
+    assert "nowrap" in html and "break-all" not in html
 
 
 @pytest.mark.slow
 def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     html = (demo_output / "report.html").read_text()
-    assert re.findall(r"<img src='([^']+)'", html) == [f"figures/{name}.png" for name in FIGURES]
+    page = html_facts(html)
+    assert page.images == [f"figures/{name}.png" for name in FIGURES]
     for name in FIGURES:
         assert Image.open(demo_output / f"figures/{name}.png").size[0] > 200
     sections = html.split("<h2>")[3:11]  # after the results and the evaluation's table: one section per figure
@@ -85,7 +87,7 @@ def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     for section, commands in zip(sections, expected, strict=True):
         shown = shown_commands(section)
         assert all(any(line.startswith(f"magicnaming {command} ") for line in shown) for command in commands), shown
-    assert "Read this first.</strong> The miniature world: a tiny SDXL" in html
+    assert "miniature world" in page.text.split("Read this first")[1][:200]  # the caveat comes first
     ran = (demo_output / "work/commands.sh").read_text()
     assert [line.split()[1] for line in ran.splitlines()] == [
         "miniature", "data", "train", "train", "identity", "identity", "identity", "generate", "generate", "generate",
