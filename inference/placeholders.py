@@ -58,7 +58,9 @@ def parse(prompt: str, tokenizer, filler: str = "person") -> PlaceholderPrompt:
     return PlaceholderPrompt(full_text, labels, tuple(positions), len(filler_ids))
 
 
-def splice(prompt_embeds: torch.Tensor, parsed: PlaceholderPrompt, names: list[torch.Tensor], token_count: int):
+def splice(
+    prompt_embeds: torch.Tensor, parsed: PlaceholderPrompt, names: list[torch.Tensor], token_count: int
+) -> torch.Tensor:
     """Replaces each filler in one prompt's embeddings by its identity's name vectors.
 
     Args:

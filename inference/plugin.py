@@ -177,7 +177,8 @@ class MagicNaming:
             negative_prompt: as in diffusers.
             delta: name guidance δ (eq. 4); defaults to the plugin's.
             eta: name norm η (eq. 5); defaults to the encoder's mean training-name norm.
-            prompt_2, negative_prompt_2: prompts for the second text encoder, as in diffusers.
+            prompt_2: the prompt for the second text encoder, as in diffusers.
+            negative_prompt_2: the negative prompt for the second text encoder, as in diffusers.
             num_images_per_prompt: expands every tensor as ``encode_prompt`` does.
             clip_skip: as in diffusers; names live in the penultimate layer, so other layers weaken them (warned).
 

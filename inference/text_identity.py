@@ -16,15 +16,19 @@ and size × cohesion would let a large group of unrelated names win (its cohesio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from namespace import Identity
 from namespace.progress import progress
 
+if TYPE_CHECKING:  # the plugin imports this module lazily; the annotation only names it
+    from .plugin import MagicNaming
+
 
 def identity_from_text(
-    naming,
+    naming: MagicNaming,
     description: str,
     num_candidates: int = 16,
     num_clusters: int = 3,
@@ -32,7 +36,7 @@ def identity_from_text(
     seed: int = 0,
     batch_size: int = 4,
     label: str | None = None,
-    **pipeline_kwargs,
+    **pipeline_kwargs: Any,
 ) -> Identity:
     """Makes an identity from ``description``.
 
