@@ -46,6 +46,8 @@ from .likeness_metrics import (
     unseen_likeness,
 )
 
+LIKENESS = "likeness.json"  # the figures, the settings and every judged image's details
+
 
 def _reference_photos(laioncele: Path) -> dict[str, tuple[str, list[Image.Image]]]:
     """name → (``train`` or ``unseen``, photos): held-out photos of train people, photos of validation people."""
@@ -113,7 +115,7 @@ def likeness(
     results = _results(drawing, famous, spreads, people, unseen_people, paths)
     steps.start("likeness.json")
     text = json.dumps(results, indent=2) + "\n"
-    atomic_write(output / "likeness.json", lambda path: path.write_text(text))
+    atomic_write(output / LIKENESS, lambda path: path.write_text(text))
     steps.done(
         f"likeness of held-out photos {results['likeness_heldout']:.2f} (plain {results['likeness_plain']:.2f}, "
         f"chance {results['likeness_chance']:.2f}); the tiny SDXL draws its people by name "
@@ -185,7 +187,7 @@ def _prepare(
     steps.start("loading the identity judge and the attribute detectors")
     judging = Judging(world, settings["famous"], settings["config"]["cast_seed"])
     output.mkdir(parents=True, exist_ok=True)
-    (output / "likeness.json").unlink(missing_ok=True)
+    (output / LIKENESS).unlink(missing_ok=True)
     tasks = task_prompts()
     prompts = [BASE_PROMPT] + [prompt for prompt, _ in tasks.values()]
     wanted = [None] + [attribute for _, attribute in tasks.values()]
@@ -201,3 +203,8 @@ def main(argv: list[str], prog: str = "magicnaming likeness") -> int:
 
 
 __all__ = ["likeness", "main"]
+
+
+def read_likeness(output: Path) -> dict:
+    """The ``likeness.json`` that ``likeness`` wrote into ``output`` (its figures, spreads, people and paths)."""
+    return json.loads((Path(output) / LIKENESS).read_text())

@@ -344,3 +344,8 @@ def task_grids(drawn: list[DrawnImage], tasks: list[str], folder: Path) -> dict[
         labels = [f"{person}: {prompt_of[(person, index)].replace('{person}', '…')}" for person, index in columns]
         grids[task] = plot_grid(rows, methods, labels, f"Task: {task} (seed {first_seed})", folder / f"{task}.png")
     return grids
+
+
+def read_results(output: Path) -> dict:
+    """The ``results.json`` of a finished evaluation in ``output`` (``methods.<method>.<metric>.<task|all>``, ...)."""
+    return json.loads((Path(output) / RESULTS).read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..figures import plot_grid
@@ -68,7 +67,9 @@ def probe_examples(folder: Path, probe: dict[str, dict], path: Path, size: int =
 
 def miniature_figures(folder: Path, likeness: Path, metrics: dict, lines: dict) -> list[Figure]:
     """The likeness grid, the interpolation paths and the probe, with what they measure."""
-    measured = json.loads((likeness / "likeness.json").read_text())
+    from namespace.inference.likeness import read_likeness
+
+    measured = read_likeness(likeness)
     likeness_grid(likeness, measured, folder / "likeness.png")
     interpolation_paths(likeness, measured, folder / "interpolation-judged.png")
     probe_examples(likeness, metrics["probe_names"], folder / "probe.png")

@@ -446,7 +446,9 @@ def collect_metrics(plan: Plan, laioncele: Path, encoder: Path, identities: Iden
     metrics |= {"note": plan.note}
     if plan.mini:
         metrics |= _miniature_metrics(laioncele, plan.work / "likeness", plan.world)
-        metrics["evaluation"] = json.loads((plan.output / "evaluation/results.json").read_text())["methods"]
+        from namespace.inference.evaluation.run import read_results
+
+        metrics["evaluation"] = read_results(plan.output / "evaluation")["methods"]
     return metrics
 
 
@@ -513,8 +515,9 @@ def _miniature_metrics(laioncele: Path, likeness: Path, world: MiniatureWorldCon
     """The likeness figures (``magicnaming likeness``'s flat numbers) and the probe's: the famous names it kept and
     the others (unknown to the tiny SDXL) it dropped."""
     from namespace.data_pipeline.results import probe_results
+    from namespace.inference.likeness import read_likeness
 
-    measured = json.loads((likeness / "likeness.json").read_text())
+    measured = read_likeness(likeness)
     metrics = {key: value for key, value in measured.items() if isinstance(value, float)}
     metrics["spread"] = measured["spread"]  # every figure's mean, standard deviation and per-seed values
     probe = probe_results(laioncele)
