@@ -52,7 +52,7 @@ GCSFS = {
         "private_key": PRIVATE_KEY,
         "client_email": "builder@laion-project.iam.gserviceaccount.com",
         "client_id": "104328765432109876543",
-        "token_uri": "https://oauth2.token-service.invalid/token",
+        "token_uri": "https://127.0.0.1:9/token",
     },
 }
 # adlfs.AzureBlobFileSystem(account_name, account_key, connection_string, sas_token, credential, client_secret, ...)
@@ -68,14 +68,14 @@ ADLFS = {
     "client_id": "00000000-0000-0000-0000-000000000001",
     "client_secret": CLIENT_SECRET,
 }
-PRESIGNED = {  # the real query shapes on .invalid hosts (a reserved name that never resolves): nothing is contacted
-    "s3": "https://laion.s3.eu-west-1.object-store.invalid/captions/part-00000.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+PRESIGNED = {  # the real query shapes (all redaction reads) on 127.0.0.1's discard port: strings, never contacted
+    "s3": "https://127.0.0.1:9/laion-s3/captions/part-00000.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
     f"&X-Amz-Credential={AWS_KEY}%2F20250101%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20250101T000000Z"
     f"&X-Amz-Expires=3600&X-Amz-Security-Token={AWS_SESSION}&X-Amz-SignedHeaders=host&X-Amz-Signature=0123abcdef",
-    "gcs": "https://storage.gcs-store.invalid/laion/captions/part-00001.parquet?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+    "gcs": "https://127.0.0.1:9/laion-gcs/captions/part-00001.parquet?X-Goog-Algorithm=GOOG4-RSA-SHA256"
     "&X-Goog-Credential=builder%40laion-project.iam.gserviceaccount.com%2F20250101%2Fauto%2Fstorage%2Fgoog4_request"
     f"&X-Goog-Date=20250101T000000Z&X-Goog-Expires=3600&X-Goog-SignedHeaders=host&X-Goog-Signature={GOOG_SIGNATURE}",
-    "azure": f"https://laionstore.blob.azure-store.invalid/captions/part-00002.parquet?{SAS_TOKEN}",
+    "azure": f"https://127.0.0.1:9/laionstore-azure/captions/part-00002.parquet?{SAS_TOKEN}",
 }
 
 
