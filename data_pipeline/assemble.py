@@ -16,6 +16,7 @@ them).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,10 @@ from safetensors.torch import load_file
 from namespace import NameSpaceStatistics
 from namespace.laioncele import (
     FEATURES,
+    FINGERPRINT,
     FeatureCacheWriter,
     open_feature_cache,
+    read_fingerprint,
     shard_sample_metadata,
     write_feature_keys,
     write_identities,
@@ -192,7 +195,9 @@ def _write_identities_and_targets(kept_ids, name_of, split_of, counts, targets_f
         "pca_components": statistics.components.contiguous(),
         "pca_variances": statistics.variances.contiguous(),
     }
-    write_name_embeddings(output, tensors, {"statistics_from": "train identities"})
+    fingerprint = read_fingerprint(targets_file)  # the text side's, kept with the targets (None: built before them)
+    recorded = {} if fingerprint is None else {FINGERPRINT: json.dumps(fingerprint)}
+    write_name_embeddings(output, tensors, {"statistics_from": "train identities", **recorded})
     return embeddings, train_rows
 
 

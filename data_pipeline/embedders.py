@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from namespace.faces import FaceConfig
+from namespace.model_names import judge_folder
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -129,8 +130,9 @@ def resolve_embedder(name: str, face: FaceConfig | None = None) -> Callable[[lis
         return face_embedder(face)
     if name in PIXEL_EMBEDDERS:
         return PIXEL_EMBEDDERS[name]
-    if name.startswith("judge:"):
-        return judge_embedder(name.removeprefix("judge:"))
+    folder = judge_folder(name)
+    if folder is not None:
+        return judge_embedder(str(folder))
     module, _, function = name.partition(":")
     if not module or not function:
         raise ValueError(

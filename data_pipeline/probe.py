@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,8 @@ import torch
 
 from namespace.encoder import TowerConfig
 from namespace.faces import FaceConfig
-from namespace.progress import library_progress_bars_off, progress
+from namespace.model_names import load_pipeline
+from namespace.progress import progress
 
 from .chunks import ChunkStore
 from .embedders import calibrated_threshold, clip_features, l2_normalise, resolve_embedder
@@ -73,24 +73,6 @@ class ProbeConfig:
     def __post_init__(self) -> None:
         if self.names_per_chunk < 1:
             raise ValueError(f"probe.names_per_chunk: expected at least 1, got {self.names_per_chunk}")
-
-
-def load_sdxl(pipeline: str, device: str, text_only: bool = False):
-    """``"tiny"`` (the offline test pipeline) or a Hub id / folder of an SDXL pipeline."""
-    if pipeline == "tiny":
-        from namespace.synthetic import tiny_sdxl_pipeline
-
-        return tiny_sdxl_pipeline().to(device)
-    from diffusers import StableDiffusionXLPipeline
-
-    dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    skip = {"unet": None, "vae": None} if text_only else {}
-    with warnings.catch_warnings(), library_progress_bars_off():  # the stage prints its own progress line
-        # recent diffusers renamed torch_dtype to dtype; older releases know only torch_dtype
-        warnings.filterwarnings("ignore", message=".*torch_dtype.* is deprecated", category=FutureWarning)
-        pipe = StableDiffusionXLPipeline.from_pretrained(pipeline, torch_dtype=dtype, **skip)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
 
 
 class IdentityEmbedder:
@@ -148,7 +130,7 @@ def _probe(
 ) -> None:
     """Probes each chunk's names and commits the chunk: ``probe.parquet`` (identity_id, name, consistency, faces)
     and ``centroids.npy`` (row-aligned)."""
-    pipe = load_sdxl(pipeline, device)
+    pipe = load_pipeline(pipeline, "text2img", "auto", device)
     embed = IdentityEmbedder(embedder, towers, device, face)
     bar = progress(None, total=sum(len(names) for _, names in chunks), desc=f"probe[{device}]", unit="name")
     for index, names in chunks:

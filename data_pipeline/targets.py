@@ -1,10 +1,14 @@
-"""Stage 7, targets: each kept identity's name embedding, from the SDXL pipeline's own text encoders.
+"""Stage 7, targets: each kept identity's name embedding, from the pipeline's own text encoders.
 
-Uses ``namespace.name_embeddings`` (the one function the plugin's tests check against ``encode_prompt``), batched.
+Uses ``namespace.name_embeddings``, batched: the pipeline's text side (``namespace.text_sides``) embeds the names as
+it embeds prompts, so the targets and the names the plugin prepends agree. Beside the targets, in their metadata, goes
+the text side's fingerprint (``namespace.fingerprint``): the assemble stage keeps it in the LaionCele directory, the
+trained encoder's record copies it, and the plugin warns when a pipeline's text encoders drift from it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 from namespace import name_embeddings
-
-from .probe import load_sdxl
+from namespace.fingerprint import fingerprint
+from namespace.laioncele import FINGERPRINT
+from namespace.model_names import load_pipeline
 
 
 @dataclass
@@ -32,11 +37,14 @@ class TargetsConfig:
 def compute_targets(
     identity_ids: list[int], names: list[str], pipeline: str, config: TargetsConfig, output: Path
 ) -> dict:
-    """Writes ``targets.safetensors``: ``name_embeddings`` (M, N, D) float32 and ``identity_ids`` (M,)."""
+    """Writes ``targets.safetensors``: ``name_embeddings`` (M, N, D) float32 and ``identity_ids`` (M,); its metadata:
+    ``pipeline`` and ``fingerprint`` (JSON, the pipeline's text-side fingerprint at the targets' N)."""
     if not names:
         raise ValueError("targets: no identity is left after cleaning; nothing to embed")
-    pipe = load_sdxl(pipeline, config.device, text_only=True)
+    pipe = load_pipeline(pipeline, "text2img", "auto", config.device, text_only=True)
     embeddings = name_embeddings(pipe, names, num_tokens=config.num_tokens, batch_size=config.batch_size)
+    text_side = fingerprint(pipe, num_tokens=config.num_tokens)  # 16 probe names: one more text-encoder pass
     tensors = {"name_embeddings": embeddings.float().cpu().contiguous(), "identity_ids": torch.tensor(identity_ids)}
-    save_file(tensors, str(Path(output) / "targets.safetensors"), metadata={"pipeline": pipeline})
+    metadata = {"pipeline": pipeline, FINGERPRINT: json.dumps(text_side)}
+    save_file(tensors, str(Path(output) / "targets.safetensors"), metadata=metadata)
     return {"identities": len(names), "shape": list(embeddings.shape), "pipeline": pipeline}

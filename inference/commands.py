@@ -15,20 +15,12 @@ import torch
 from namespace.command_line import run_command
 from namespace.files import atomic_write, check_new_output
 from namespace.images import as_image_list, image_grid, load_image
+from namespace.model_names import parse_pipeline, parse_pipeline_config
 from namespace.progress import Steps
 
-from .inputs import (
-    InputCheck,
-    check_pipeline,
-    dtype_and_device,
-    encoder_config,
-    identity_file,
-    name_settings,
-    path_list,
-    sampling_settings,
-)
+from .generation_settings import GenerationSettings
+from .inputs import InputCheck, dtype_and_device, encoder_config, identity_file, path_list
 from .loading import Task, load_naming
-from .step_window import check_window
 
 IDENTITY_FILE = "identity.safetensors"
 IMAGE_FILE = re.compile(r"\d{3,}-\d{2,}\.(png|json)")  # generate's own files: prompt-image.png and its settings
@@ -51,27 +43,22 @@ def generate(
     references: list[Path] | Path | None = None,
     identity: Path | None = None,
     negative_prompt: str | None = None,
-    delta: float | None = None,
-    eta: float | None = None,
-    step_window: tuple[float, float] | None = None,
     num_images_per_prompt: int = 1,
-    num_inference_steps: int = 30,
-    guidance_scale: float = 5.0,
-    height: int | None = None,
-    width: int | None = None,
+    settings: GenerationSettings = GenerationSettings(),
     task: Task = "text2img",
     image: Path | None = None,
     mask: Path | None = None,
     strength: float = 0.6,
-    seed: int = 0,
     dtype: str = "auto",
     device: str = "auto",
+    pipeline_config: str | None = None,
 ) -> list[Path]:
     """Draws one identity in every prompt.
 
     Args:
-        encoder: name-encoder folder or Hub id.
-        pipeline: SDXL-family pipeline folder or Hub id.
+        encoder: name-encoder folder or Hub id (tiny: the tiny encoder, with --pipeline tiny).
+        pipeline: SDXL-family pipeline folder or Hub id, a single-file SDXL checkpoint (*.safetensors), a miniature
+            world's folder, miniature or tiny.
         prompts: prompts to draw the identity in (one prompt, or a list).
         output: folder for the PNGs, their settings (JSON) and the identity file used; a new or empty folder.
         overwrite: write into a non-empty --output folder: the images, settings and identity file of an earlier
@@ -80,36 +67,32 @@ def generate(
             --identity.
         identity: an identity file.
         negative_prompt: negative prompt for every image.
-        delta: name guidance δ, a finite number (default: the one calibrated when the encoder was trained; 1.0: names
-            as predicted).
-        eta: name norm η > 0 (default: the encoder's mean training-name norm).
-        step_window: (start, end) fractions of the steps in which the name is applied (default: all).
         num_images_per_prompt: images per prompt.
-        num_inference_steps: denoising steps.
-        guidance_scale: classifier-free guidance scale.
-        height: image height (default: the pipeline's).
-        width: image width (default: the pipeline's).
+        settings: how the images are drawn (steps, guidance, size, δ, η, step window, seed); the images of prompt p
+            use seed + p.
         task: text2img, img2img (needs --image) or inpaint (needs --image and --mask).
         image: the init image for img2img and inpainting.
         mask: the inpainting mask (white = repaint).
         strength: how much of the init image is repainted (img2img, inpaint).
-        seed: seeds the noise, 0 to 2**64-1; the images of prompt p use seed + p.
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
         device: auto, cpu, cuda, cuda:1, ...
+        pipeline_config: for a single-file --pipeline: a diffusers pipeline folder (offline) or Hub id whose configs
+            describe it; default: the one diffusers infers for the checkpoint, which needs that repository's configs in
+            the local Hub cache when offline.
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     with InputCheck() as check:
         person, pictures, extra = _generate_inputs(
-            check, encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device
+            check, encoder, pipeline, pipeline_config, prompts, references, identity, task, image, mask, dtype, device
         )
-        name_settings(check, delta, eta)
-        sampling_settings(check, seed, len(prompts), num_inference_steps, guidance_scale)
-        _check_drawing(check, num_images_per_prompt, step_window, strength if task != "text2img" else None)
+        for problem in settings.problems(len(prompts)):
+            check.problem(problem)
+        _check_drawing(check, num_images_per_prompt, strength if task != "text2img" else None)
         check(check_new_output, output, "--output", overwrite, True)
     if task != "text2img":
         extra["strength"] = strength
     steps = Steps(total=2 + (pictures is not None) + len(prompts))
-    naming = load_naming(encoder, pipeline, steps, task, dtype, device)
+    naming = load_naming(encoder, pipeline, steps, task, dtype, device, pipeline_config)
     if pictures is not None:
         steps.start(f"encoding {len(pictures)} reference image(s)")
         person = naming.identity(pictures, label=path_list(references)[0].stem)
@@ -120,46 +103,34 @@ def generate(
     written = []
     for p, prompt in enumerate(prompts):
         steps.start(f"image {p + 1}/{len(prompts)}" + (f" (×{num_images_per_prompt})" * (num_images_per_prompt > 1)))
+        arguments = settings.call_arguments(p) | extra
         result = naming(
-            prompt,
-            person,
-            negative_prompt=negative_prompt,
-            delta=delta,
-            eta=eta,
-            step_window=step_window,
-            num_images_per_prompt=num_images_per_prompt,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            height=height,
-            width=width,
-            generator=torch.Generator().manual_seed(seed + p),
-            **extra,
+            prompt, person, negative_prompt=negative_prompt, num_images_per_prompt=num_images_per_prompt, **arguments
         )
         for k, picture in enumerate(result.images):
             path = output / f"{p:03d}-{k:02d}.png"
-            settings = {
+            record = {
                 "prompt": prompt,
                 "negative_prompt": negative_prompt,
                 "identity": {"label": person.label, "source": person.source, "file": IDENTITY_FILE},
-                "delta": naming.delta if delta is None else delta,
-                "eta": naming.encoder.statistics.norm if eta is None else eta,
-                "step_window": list(step_window) if step_window else None,
-                "seed": seed + p,
+                **settings.record(naming),
+                "seed": settings.seed + p,
                 "image_index": k,
-                "num_inference_steps": num_inference_steps,
-                "guidance_scale": guidance_scale,
                 "task": task,
                 "strength": strength if task != "text2img" else None,
                 "encoder": encoder,
                 "pipeline": pipeline,
+                "pipeline_config": pipeline_config,
             }
-            _write_image(picture, path, settings)
+            _write_image(picture, path, record)
             written.append(path)
     steps.done(f"wrote {len(written)} image(s) to {output}/")
     return written
 
 
-def _generate_inputs(check, encoder, pipeline, prompts, references, identity, task, image, mask, dtype, device):
+def _generate_inputs(
+    check, encoder, pipeline, pipeline_config, prompts, references, identity, task, image, mask, dtype, device
+):
     """Checks the models, the identity and the images of ``generate`` (into ``check``) before a model loads; returns
     the identity file's identity or the decoded reference images, and the pipeline's extra image inputs."""
     person = pictures = None
@@ -184,20 +155,15 @@ def _generate_inputs(check, encoder, pipeline, prompts, references, identity, ta
             check.problem("--mask: --task inpaint needs a mask image")
         else:
             extra["mask_image"] = check(load_image, mask, "--mask")
-    check(check_pipeline, pipeline)
+    check(parse_pipeline_config, pipeline_config, check(parse_pipeline, pipeline))
     check(dtype_and_device, dtype, device)
     return person, pictures, extra
 
 
-def _check_drawing(check: InputCheck, num_images_per_prompt: int, step_window, strength: float | None) -> None:
-    """``--num_images_per_prompt`` ≥ 1, ``--step_window`` within the steps, ``--strength`` (when used) in [0, 1]."""
+def _check_drawing(check: InputCheck, num_images_per_prompt: int, strength: float | None) -> None:
+    """``--num_images_per_prompt`` ≥ 1 and ``--strength`` (when used) in [0, 1]."""
     if num_images_per_prompt < 1:
         check.problem(f"--num_images_per_prompt: expected at least 1, got {num_images_per_prompt}")
-    if step_window is not None:
-        try:
-            check_window(step_window)
-        except ValueError as error:  # its message names the plugin's step_window
-            check.problem(f"--{error}")
     if strength is not None and not 0 <= strength <= 1:
         check.problem(f"--strength: expected a number from 0 to 1, got {strength}")
 
@@ -219,37 +185,31 @@ def interpolate(
     output: Path = Path("interpolation.png"),
     steps: int = 5,
     method: Literal["lerp", "slerp"] = "lerp",
-    delta: float | None = None,
-    eta: float | None = None,
-    num_inference_steps: int = 30,
-    guidance_scale: float = 5.0,
-    height: int | None = None,
-    width: int | None = None,
-    seed: int = 0,
+    settings: GenerationSettings = GenerationSettings(),
     dtype: str = "auto",
     device: str = "auto",
     overwrite: bool = False,
+    pipeline_config: str | None = None,
 ) -> Path:
     """Draws the path between two identities: a PNG grid, a row per step (t = 0 … 1), a column per prompt.
 
     Args:
-        encoder: name-encoder folder or Hub id.
-        pipeline: SDXL-family pipeline folder or Hub id.
+        encoder: name-encoder folder or Hub id (tiny: the tiny encoder, with --pipeline tiny).
+        pipeline: SDXL-family pipeline folder or Hub id, a single-file SDXL checkpoint (*.safetensors), a miniature
+            world's folder, miniature or tiny.
         identities: two identity files (t = 0 and t = 1).
         prompts: prompts, one column each (one prompt, or a list).
         output: the grid PNG; its settings go beside it as JSON.
         steps: rows of the grid, both ends included.
         method: lerp (default, as in the paper; after eq. 5 it walks slerp's arc at another speed) or slerp.
-        delta: name guidance δ.
-        eta: name norm η (default: the encoder's); every step is scaled to it (eq. 5).
-        num_inference_steps: denoising steps.
-        guidance_scale: classifier-free guidance scale.
-        height: image height (default: the pipeline's).
-        width: image width (default: the pipeline's).
-        seed: the same noise for every cell of a column, so only the identity changes down a column.
+        settings: how the images are drawn; every step is scaled to η (eq. 5); column p uses seed + p, the same noise
+            for every cell of a column, so only the identity changes down a column.
         dtype: auto, fp32, fp16 or bf16.
         device: auto, cpu, cuda, ...
         overwrite: replace an existing --output grid (and its settings JSON).
+        pipeline_config: for a single-file --pipeline: a diffusers pipeline folder (offline) or Hub id whose configs
+            describe it; default: the one diffusers infers for the checkpoint, which needs that repository's configs in
+            the local Hub cache when offline.
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     identities = path_list(identities)
@@ -262,14 +222,14 @@ def interpolate(
             check.problem("--prompts: expected at least one prompt, got an empty list")
         config = check(encoder_config, encoder)
         ends = [check(identity_file, path, config, f"--identities[{i}]") for i, path in enumerate(identities)]
-        name_settings(check, delta, eta)
-        sampling_settings(check, seed, len(prompts), num_inference_steps, guidance_scale)
-        check(check_pipeline, pipeline)
+        for problem in settings.problems(len(prompts)):
+            check.problem(problem)
+        check(parse_pipeline_config, pipeline_config, check(parse_pipeline, pipeline))
         check(dtype_and_device, dtype, device)
         check(check_new_output, output, "--output", overwrite)
     a, b = ends
     progress = Steps(total=2 + steps * len(prompts))
-    naming = load_naming(encoder, pipeline, progress, "text2img", dtype, device)
+    naming = load_naming(encoder, pipeline, progress, "text2img", dtype, device, pipeline_config)
     ts = torch.linspace(0, 1, steps).tolist()
     rows = []
     for r, t in enumerate(ts):
@@ -277,33 +237,20 @@ def interpolate(
         row = []
         for p, prompt in enumerate(prompts):
             progress.start(f"image {r * len(prompts) + p + 1}/{steps * len(prompts)}: t = {t:.2f}, prompt {p + 1}")
-            row += naming(
-                prompt,
-                person,
-                delta=delta,
-                eta=eta,
-                num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale,
-                height=height,
-                width=width,
-                generator=torch.Generator().manual_seed(seed + p),
-            ).images
+            row += naming(prompt, person, **settings.call_arguments(p)).images
         rows.append(row)
-    settings = {
+    record = {
         "identities": [str(path) for path in identities],
         "labels": [a.label, b.label],
         "rows_t": ts,
         "columns_prompts": prompts,
         "method": method,
-        "delta": naming.delta if delta is None else delta,
-        "eta": naming.encoder.statistics.norm if eta is None else eta,
-        "seed": seed,
-        "num_inference_steps": num_inference_steps,
-        "guidance_scale": guidance_scale,
+        **settings.record(naming),
         "encoder": encoder,
         "pipeline": pipeline,
+        "pipeline_config": pipeline_config,
     }
-    _write_image(image_grid(rows), Path(output), settings)
+    _write_image(image_grid(rows), Path(output), record)
     progress.done(f"wrote {output} ({steps} steps × {len(prompts)} prompts)")
     return Path(output)
 

@@ -10,10 +10,11 @@ from namespace.encoder.reference_crop import check_crop_mode, check_face_stack
 from namespace.faces import CropMode
 from namespace.files import check_new_output
 from namespace.images import as_image_list
+from namespace.model_names import load_encoder, parse_pipeline
 from namespace.progress import Steps
 
-from .inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, path_list
-from .loading import load_encoder, load_naming
+from .inputs import InputCheck, dtype_and_device, encoder_config, identity_file, path_list
+from .loading import load_naming
 from .plugin import reference_identity
 
 
@@ -118,14 +119,12 @@ def sample(
         label: label prefix.
         overwrite: replace existing identity files of those names (otherwise they are refused).
     """
-    from namespace import NameEncoder
-
     paths = [Path(output) / f"{label}-{k}.safetensors" for k in range(num)]
     with InputCheck() as check:
         for path in paths:
             check(check_new_output, path, "--output", overwrite)
         check(encoder_config, encoder)  # names --encoder if it is not an encoder folder
-    model = NameEncoder.from_pretrained(encoder, load_towers=False)
+    model = load_encoder(encoder, "cpu", load_towers=False)
     identities = Identity.sampled(model.statistics, num, seed, temperature, label, encoder_id=encoder)
     return [_saved(identity, path) for path, identity in zip(paths, identities, strict=True)]
 
@@ -150,8 +149,8 @@ def from_text(
     the cluster that agrees most (size and closeness of its names).
 
     Args:
-        encoder: name-encoder folder or Hub id.
-        pipeline: SDXL-family pipeline folder or Hub id.
+        encoder: name-encoder folder or Hub id (tiny: the tiny encoder, with --pipeline tiny).
+        pipeline: SDXL-family pipeline folder or Hub id, a miniature world's folder, miniature or tiny.
         description: what the person looks like.
         output: the identity file to write.
         num_candidates: images generated.
@@ -168,7 +167,7 @@ def from_text(
     with InputCheck() as check:
         check(check_new_output, output, "--output", overwrite)
         check(encoder_config, encoder)
-        check(check_pipeline, pipeline)
+        check(parse_pipeline, pipeline)
         check(dtype_and_device, dtype, device)
     steps = Steps(total=3)
     naming = load_naming(encoder, pipeline, steps, "text2img", dtype, device)

@@ -2,19 +2,19 @@
 
 Loading SDXL takes tens of seconds; an identity file of the wrong width, a missing folder or an unreadable image must
 be reported before that, naming the option as the user typed it (``--encoder``, ``--pipeline``, ``--identity``, ...).
+What a model name means (``tiny``, ``miniature``, a folder, a Hub id) is ``namespace.model_names``' to say.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from namespace import Identity
-from namespace.checks import check_delta, check_eta
 from namespace.encoder import NameEncoderConfig
-from namespace.encoder.model import CONFIG_NAME, HUB_ID, read_config
+from namespace.encoder.model import CONFIG_NAME, read_config
+from namespace.model_names import TINY, parse_encoder, resolve_device, resolve_dtype
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ class InputCheck:
 
         with InputCheck() as check:
             config = check(encoder_config, encoder)  # None if the check failed
-            check(check_pipeline, pipeline)
+            check(parse_pipeline, pipeline)  # namespace.model_names'
     """
 
     def __init__(self) -> None:
@@ -53,25 +53,16 @@ class InputCheck:
         raise ValueError(f"{len(self.problems)} problems:\n  " + "\n  ".join(self.problems))
 
 
-def is_local(value: str) -> bool:
-    """Whether a ``--encoder``/``--pipeline`` value means a local folder rather than a Hub id ``owner/name``.
-
-    A value is local if it exists, is not of the form ``owner/name``, or its first part is an existing folder
-    (``models/sdxl`` with a ``models/`` folder here is a typo'd path, not a Hub repository of a user ``models``).
-    """
-    path = Path(value).expanduser()
-    return path.exists() or not HUB_ID.fullmatch(value) or path.parent.is_dir()
-
-
 def encoder_config(encoder: str, argument: str = "--encoder") -> NameEncoderConfig:
-    """Reads only the encoder's ``config.json`` (its (N, D), towers, ...), from a folder or a Hub repository."""
-    if is_local(encoder):
-        folder = Path(encoder).expanduser()
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{argument}: {encoder!r} is not a folder (nor a Hub id of the form owner/name)")
-        path = folder / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{argument}: {encoder!r} has no {CONFIG_NAME} (not an encoder folder)")
+    """Reads only the encoder's ``config.json`` (its (N, D), towers, ...), from a folder or a Hub repository;
+    ``tiny`` is the tiny encoder's config."""
+    name = parse_encoder(encoder, argument)
+    if name.kind == TINY:
+        from namespace.synthetic import tiny_name_encoder_config
+
+        return tiny_name_encoder_config()
+    if name.kind == "folder":
+        path = Path(encoder).expanduser() / CONFIG_NAME
     else:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError
@@ -87,17 +78,6 @@ def encoder_config(encoder: str, argument: str = "--encoder") -> NameEncoderConf
         raise ValueError(f"{argument}: {error}") from error
 
 
-def check_pipeline(pipeline: str, argument: str = "--pipeline") -> None:
-    """A pipeline given as a local path must be a folder with a ``model_index.json`` (Hub ids are checked on load)."""
-    if not is_local(pipeline):
-        return
-    folder = Path(pipeline).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{argument}: {pipeline!r} is not a folder (nor a Hub id of the form owner/name)")
-    if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"{argument}: {pipeline!r} has no model_index.json (not a diffusers pipeline folder)")
-
-
 def identity_file(path: Path, config: NameEncoderConfig | None, argument: str = "--identity") -> Identity:
     """Reads an identity file; with the encoder's config, its (N, D) must be the encoder's."""
     if not Path(path).is_file():
@@ -111,30 +91,7 @@ def identity_file(path: Path, config: NameEncoderConfig | None, argument: str = 
 
 def dtype_and_device(dtype: str, device: str) -> None:
     """``--dtype`` and ``--device`` name a known dtype and a device torch can parse (whether it exists shows on use)."""
-    from .loading import resolve_device, resolve_dtype
-
     resolve_dtype(dtype, resolve_device(device))
-
-
-def name_settings(check: InputCheck, delta: float | None, eta: float | None) -> None:
-    """``--delta`` and ``--eta`` when given: δ finite, η finite and > 0 (NaN would draw a black image)."""
-    if delta is not None:
-        check(check_delta, delta, "--delta")
-    if eta is not None:
-        check(check_eta, eta, "--eta")
-
-
-def sampling_settings(check: InputCheck, seed: int, count: int, num_inference_steps: int, guidance_scale: float):
-    """``--seed`` (``count`` seeds from it must fit torch's generator), ``--num_inference_steps`` ≥ 1 and a finite
-    ``--guidance_scale`` ≥ 0."""
-    largest = 2**64 - max(count, 1)  # torch.Generator().manual_seed takes 0 … 2**64 − 1
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= largest:
-        uses = f" (seed + k for k < {count}, so at most {largest})" if count > 1 else ""
-        check.problem(f"--seed: expected an integer from 0 to 2**64-1{uses}, got {seed!r}")
-    if num_inference_steps < 1:
-        check.problem(f"--num_inference_steps: expected at least 1, got {num_inference_steps}")
-    if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
-        check.problem(f"--guidance_scale: expected a finite number ≥ 0, got {guidance_scale}")
 
 
 def path_list(value: Path | list[Path]) -> list[Path]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
@@ -34,6 +35,7 @@ from namespace.laioncele import validation_samples
 from namespace.miniature.captions import task_prompts
 from namespace.progress import Steps
 
+from .generation_settings import GenerationSettings
 from .likeness_metrics import (
     BASE_PROMPT,
     Drawing,
@@ -67,8 +69,7 @@ def likeness(
     output: Path,
     probe_names: list[str] | None = None,
     seeds: int = 4,
-    num_inference_steps: int = 20,
-    guidance_scale: float = 2.0,
+    settings: GenerationSettings = GenerationSettings(num_inference_steps=20, guidance_scale=2.0),
     interpolation_steps: int = 5,
     interpolation_pairs: int = 28,
     interpolation_seeds: int = 6,
@@ -84,9 +85,9 @@ def likeness(
             references).
         output: folder for ``likeness.json`` and the images.
         probe_names: names to draw one "a photo of NAME" example of each (the demo's probe figure).
-        seeds: images per prompt and person.
-        num_inference_steps: denoising steps per image.
-        guidance_scale: classifier-free guidance scale.
+        seeds: images per prompt and person; the k-th of each draws with seed + k (``settings.seed``).
+        settings: how every image is drawn (height and width: the world's image side unless given; δ, η and the step
+            window apply to the images with a name).
         interpolation_steps: identities on each path (both ends included).
         interpolation_pairs: most pairs of train people interpolated (every pair, in order: 1st and 2nd, 1st and 3rd…).
         interpolation_seeds: images per identity on a path; the judge's similarities are averaged over them.
@@ -95,14 +96,15 @@ def likeness(
             before the first image is drawn, so a killed run leaves no likeness.json beside new images.
     """
     world, encoder, laioncele, output = Path(world), Path(encoder), Path(laioncele), Path(output)
-    _check_arguments(world, laioncele, output, overwrite, seeds=seeds, num_inference_steps=num_inference_steps,
+    drawn = max(seeds * max(len(_famous(world)), 1), interpolation_seeds)  # plain images: seeds × train people
+    _check_arguments(world, laioncele, output, overwrite, settings.problems(drawn), seeds=seeds,
                      interpolation_steps=interpolation_steps, interpolation_pairs=interpolation_pairs,
                      interpolation_seeds=interpolation_seeds)  # fmt: skip
-    settings = json.loads((world / "world.json").read_text())
-    famous = settings["famous"]
+    world_settings = json.loads((world / "world.json").read_text())
+    famous = world_settings["famous"]
     references, train, unseen = _people(laioncele, famous)
     steps = Steps(total=9)
-    drawing = _prepare(world, encoder, output, settings, seeds, num_inference_steps, guidance_scale, device, steps)
+    drawing = _prepare(world, encoder, output, world_settings, seeds, settings, device, steps)
     spreads = name_accuracy(drawing, famous, steps)
     if probe_names:
         draw_probe_examples(drawing, probe_names)
@@ -124,6 +126,14 @@ def likeness(
     return results
 
 
+def _famous(world: Path) -> list[str]:
+    """The world's famous people; none if its world.json is missing or unreadable (``_check_arguments`` says so)."""
+    try:
+        return list(json.loads((world / "world.json").read_text()).get("famous", []))
+    except (OSError, ValueError):
+        return []
+
+
 def _people(laioncele: Path, famous: list[str]) -> tuple[dict, list[str], list[str]]:
     """The reference photos (``_reference_photos``), the famous train people with held-out photos, and the people
     the encoder never saw."""
@@ -140,8 +150,9 @@ def _results(
 ) -> dict:
     """``likeness.json``: the settings, the per-person and per-path details, every figure (the mean over seeds) and
     its spread."""
-    settings = {"seeds": drawing.seeds, "num_inference_steps": drawing.num_inference_steps,
-                "guidance_scale": drawing.guidance_scale, "prompts": drawing.prompts, "famous": famous}  # fmt: skip
+    drawn = drawing.settings
+    settings = {"seeds": drawing.seeds, "num_inference_steps": drawn.num_inference_steps,
+                "guidance_scale": drawn.guidance_scale, "prompts": drawing.prompts, "famous": famous}  # fmt: skip
     results = {"settings": settings, "likeness_chance": 1 / len(famous), "train_people": people}
     if unseen_people:
         results["unseen_people"] = unseen_people
@@ -152,13 +163,15 @@ def _results(
     return results
 
 
-def _check_arguments(world: Path, laioncele: Path, output: Path, overwrite: bool, **counts: int) -> None:
+def _check_arguments(
+    world: Path, laioncele: Path, output: Path, overwrite: bool, problems: list[str], **counts: int
+) -> None:
     """Every count at its least, the world and the LaionCele directory where they are said to be, ``output`` free
-    (or ``overwrite``): one error listing every problem, before anything loads."""
-    least = {"seeds": 1, "num_inference_steps": 1, "interpolation_steps": 2, "interpolation_pairs": 0,
-             "interpolation_seeds": 1}  # fmt: skip
-    problems = [f"{arg}: expected at least {least[arg]}, got {value}" for arg, value in counts.items()
-                if value < least[arg]]  # fmt: skip
+    (or ``overwrite``), and the drawing settings' ``problems``: one error listing every problem, before anything
+    loads."""
+    least = {"seeds": 1, "interpolation_steps": 2, "interpolation_pairs": 0, "interpolation_seeds": 1}
+    problems = [f"--{arg}: expected at least {least[arg]}, got {value}" for arg, value in counts.items()
+                if value < least[arg]] + problems  # fmt: skip
     if not (world / "world.json").is_file():
         problems.append(f"world: expected a miniature world folder (with world.json), got {world}")
     if not (laioncele / "manifest.json").is_file():
@@ -172,27 +185,28 @@ def _prepare(
     world: Path,
     encoder: Path,
     output: Path,
-    settings: dict,
+    world_settings: dict,
     seeds: int,
-    num_inference_steps: int,
-    guidance_scale: float,
+    settings: GenerationSettings,
     device: str,
     steps: Steps,
 ) -> Drawing:
     """Loads the pipeline with the encoder and the world's judges, and empties ``output`` of its old likeness.json
-    (written last, atomically: the folder loads once finished)."""
+    (written last, atomically: the folder loads once finished). Images are the world's size unless ``settings``
+    give one."""
     from .loading import load_naming
 
     naming = load_naming(str(encoder), str(world / "pipeline"), steps, device=device)
     steps.start("loading the identity judge and the attribute detectors")
-    judging = Judging(world, settings["famous"], settings["config"]["cast_seed"])
+    judging = Judging(world, world_settings["famous"], world_settings["config"]["cast_seed"])
     output.mkdir(parents=True, exist_ok=True)
     (output / LIKENESS).unlink(missing_ok=True)
     tasks = task_prompts()
     prompts = [BASE_PROMPT] + [prompt for prompt, _ in tasks.values()]
     wanted = [None] + [attribute for _, attribute in tasks.values()]
-    size = settings["config"]["image_size"]
-    return Drawing(naming, judging, output, size, seeds, num_inference_steps, guidance_scale, prompts, wanted)
+    size = world_settings["config"]["image_size"]
+    settings = replace(settings, height=settings.height or size, width=settings.width or size)
+    return Drawing(naming, judging, output, settings, seeds, prompts, wanted)
 
 
 def main(argv: list[str], prog: str = "magicnaming likeness") -> int:

@@ -23,6 +23,7 @@ from namespace.synthetic.faces import synthetic_face
 from namespace.synthetic.people import cast_names
 
 from .evaluation.scorers import attributes_followed
+from .generation_settings import GenerationSettings
 
 BASE_PROMPT = caption(PERSON)  # "a photo of a person"
 GALLERY_PHOTOS = 8  # enrolment photos per famous person: the embedded sample's own photos (variants 0…7)
@@ -60,9 +61,9 @@ class Drawing:
         naming: the pipeline with the name encoder (``loading.load_naming``).
         judging: the world's judge and detectors.
         output: the folder the example images go to.
-        size: the world's image side.
+        settings: how the images are drawn (its height and width: the world's image side, unless given); the
+            images of seed ``s`` start from the noise of ``settings.seed + s``.
         seeds: images per prompt and person.
-        num_inference_steps, guidance_scale: the drawing's settings.
         prompts: the base prompt, then each task's prompt.
         wanted: the attribute each prompt asks for (None for the base prompt).
     """
@@ -70,20 +71,17 @@ class Drawing:
     naming: Any
     judging: Judging
     output: Path
-    size: int
+    settings: GenerationSettings
     seeds: int
-    num_inference_steps: int
-    guidance_scale: float
     prompts: list[str]
     wanted: list[dict | None]
 
     def draw(self, prompts: list[str], identity=None, seed: int = 0) -> list[Image.Image]:
         """One image per prompt (with ``identity``'s name prepended, one identity per prompt), all with ``seed``."""
-        generator = [torch.Generator().manual_seed(seed) for _ in prompts]
-        result = self.naming(prompts, identity, num_inference_steps=self.num_inference_steps,
-                             guidance_scale=self.guidance_scale, height=self.size, width=self.size,
-                             generator=generator)  # fmt: skip
-        return result.images
+        arguments = self.settings.call_arguments(seed)
+        # a generator per prompt, each seeded alike: every prompt's image starts from the same noise
+        arguments["generator"] = [self.settings.call_arguments(seed)["generator"] for _ in prompts]
+        return self.naming(prompts, identity, **arguments).images
 
     def followed(self, images: list[Image.Image]) -> list[bool]:
         """Whether the detector finds each task prompt's attribute in its image (the base prompt's is not judged)."""
@@ -175,7 +173,7 @@ def unseen_likeness(drawing: Drawing, unseen: list[str], references: dict, steps
         identity = drawing.naming.identity(references[name][1], label=name, check_faces=False)
         mine, theirs = [], []
         for seed in range(seeds):
-            sampled = drawing.naming.sample(1, seed=seed)[0]
+            sampled = drawing.naming.sample(1, seed=drawing.settings.seed + seed)[0]
             mine.append(judging.similarity(drawing.draw(prompts, [identity] * len(prompts), seed), reference).tolist())
             theirs.append(judging.similarity(drawing.draw(prompts, [sampled] * len(prompts), seed), reference).tolist())
             predicted[seed] += mine[-1]

@@ -1,9 +1,10 @@
 """``MagicNaming(pipe, encoder)``: consistent identities in any SDXL-family diffusers pipeline.
 
-Built on the pipeline's documented surface only: ``encode_prompt`` makes the prompt embeddings, the name is guided
-(eq. 4), scaled (eq. 5) and prepended after the start token (eq. 1), and the pipeline is called with
-``prompt_embeds`` / ``pooled_prompt_embeds`` / ``negative_*``. Nothing is registered on the pipeline and nothing
-runs per denoising step (unless a step window is asked for), so CPU offload, LoRAs and schedulers work as usual.
+Built on the pipeline's documented surface only: its text side (``namespace.text_sides``) makes the prompt
+embeddings as the pipeline would, the name is guided (eq. 4), scaled (eq. 5) and prepended after the start token
+(eq. 1), and the pipeline is called with ``prompt_embeds`` / ``negative_prompt_embeds`` and the family's other
+conditioning. Nothing is registered on the pipeline and nothing runs per denoising step (unless a step window is
+asked for), so CPU offload, LoRAs and schedulers work as usual.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from namespace import Identity, NameEncoder
 from namespace.checks import check_delta, check_eta
 from namespace.encoder.reference_crop import check_crop_mode, checked_references
 from namespace.faces import CropMode
+from namespace.fingerprint import DRIFT_THRESHOLD, drift, drift_warning
 from namespace.images import ImageInput, as_image_list
+from namespace.text_sides import NameSlice, text_side
 
 from . import placeholders
 from .step_window import StepWindowCallback, check_window, in_window
-from .text_side import main_tokenizer, name_slice, token_counts
 
 IdentityArgument = Identity | Sequence[Identity] | None
 
@@ -56,9 +58,31 @@ class MagicNaming:
         if negative_name not in ("none", "mean"):
             raise ValueError(f"negative_name: expected 'none' or 'mean', got {negative_name!r}")
         self.pipe, self.encoder = pipe, encoder
-        self.name_slice = name_slice(pipe, encoder.config.width)
+        self.text_side = text_side(pipe)
+        self.name_slice = self.text_side.name_slice(pipe, encoder.config.width)
         self.delta, self.negative_name, self.filler = delta, negative_name, filler
         self.registry: dict[str, Identity] = {}
+        # once per construction: 0 = the text encoders the names were learned on; None = no fingerprint recorded
+        self.text_side_drift: float | None = self._text_side_drift()
+
+    def _text_side_drift(self) -> float | None:
+        """The pipeline's drift from the fingerprint of the text side whose names the encoder learned
+        (``encoder.record["fingerprint"]``, ``namespace.fingerprint.drift``); warns above ``DRIFT_THRESHOLD``.
+
+        None when no fingerprint is recorded, or when the pipeline takes part of the names (the refiner: the
+        fingerprint covers all D channels). One text-encoder pass over the probe names.
+        """
+        recorded = self.encoder.record.get("fingerprint")
+        if not recorded or self.name_slice.width != self.encoder.config.width:
+            return None
+        try:
+            value = drift(recorded, self.pipe)
+        except ValueError as error:
+            warnings.warn(f"the encoder's text-side fingerprint was not compared: {error}", UserWarning, stacklevel=3)
+            return None
+        if value > DRIFT_THRESHOLD:
+            warnings.warn(drift_warning(value), UserWarning, stacklevel=3)
+        return value
 
     @property
     def delta(self) -> float:
@@ -135,26 +159,15 @@ class MagicNaming:
         self.registry[label] = self._checked(identity)
 
     def _checked(self, identity: object, argument: str = "identity") -> Identity:
-        if not isinstance(identity, Identity):
-            raise TypeError(f"{argument}: expected a namespace.Identity, got {type(identity).__name__}")
-        expected = (self.encoder.config.num_tokens, self.encoder.config.width)
-        if (identity.num_tokens, identity.width) != expected:
-            raise ValueError(
-                f"{argument} {identity.label!r} has shape (N, D) = {(identity.num_tokens, identity.width)}, but this "
-                f"encoder's names are {expected}"
-            )
-        return identity
+        return checked_identity(identity, self.encoder, argument)
 
     # -- names and prompt embeddings ---------------------------------------------------------------------------------
 
     def name(self, identity: Identity, delta: float | None = None, eta: float | None = None) -> torch.Tensor:
-        """The (N, D') name this pipeline receives: eq. 4, eq. 5, then the pipeline's channels (D' = D, or 1280)."""
-        statistics = self.encoder.statistics  # float32 whatever the encoder's dtype, as identities are
-        embedding = self._checked(identity).embedding.to(statistics.mean.device)
+        """The (N, D') name this pipeline receives: eq. 4, eq. 5, then the pipeline's channels (``name_slice``)."""
+        identity = self._checked(identity)
         delta = self.delta if delta is None else check_delta(delta)
-        if delta != 1.0:
-            embedding = ns.guide(embedding, statistics.mean, delta)
-        return self.name_slice(ns.normalize(embedding, statistics.norm if eta is None else eta))
+        return pipeline_name(self.encoder, identity, self.name_slice, delta, eta)
 
     def prompt_embeds(
         self,
@@ -179,12 +192,13 @@ class MagicNaming:
             eta: name norm η (eq. 5); defaults to the encoder's mean training-name norm.
             prompt_2: the prompt for the second text encoder, as in diffusers.
             negative_prompt_2: the negative prompt for the second text encoder, as in diffusers.
-            num_images_per_prompt: expands every tensor as ``encode_prompt`` does.
+            num_images_per_prompt: expands every tensor as the pipeline does.
             clip_skip: as in diffusers; names live in the penultimate layer, so other layers weaken them (warned).
 
         Returns:
-            dict with ``prompt_embeds`` (B·n, 77, D'), ``pooled_prompt_embeds``, ``negative_prompt_embeds`` and
-            ``negative_pooled_prompt_embeds``.
+            dict of the pipeline's prompt keywords, as its text side makes them: ``prompt_embeds`` (B·n, L, D'),
+            ``negative_prompt_embeds`` and the conditioning the pipeline's family adds to them (see
+            ``namespace.text_sides``).
         """
         named, _ = self._encode(
             prompt, identity, negative_prompt, delta, eta, prompt_2, negative_prompt_2, num_images_per_prompt, clip_skip
@@ -218,17 +232,11 @@ class MagicNaming:
                 stacklevel=3,
             )
         texts = [p.text if p else prompt for p, prompt in zip(parsed, prompts, strict=True)]
-        with torch.no_grad():
-            embeds, negative, pooled, negative_pooled = self.pipe.encode_prompt(
-                prompt=texts,
-                prompt_2=prompt_2,
-                num_images_per_prompt=1,
-                do_classifier_free_guidance=True,
-                negative_prompt=negative_prompt,
-                negative_prompt_2=negative_prompt_2,
-                clip_skip=clip_skip,
-            )  # (B, L, D') each, pooled (B, P)
-        lengths = token_counts(self.pipe, texts)
+        options = {"prompt_2": prompt_2, "negative_prompt_2": negative_prompt_2}  # a family's own prompt keywords
+        options = {key: value for key, value in options.items() if value is not None}
+        encoded = self.text_side.encode(self.pipe, texts, negative_prompt, clip_skip, **options)
+        embeds, negative = encoded.prompt_embeds, encoded.negative_prompt_embeds  # (B, L, D') each
+        lengths = self.text_side.token_counts(self.pipe, texts)
         rows = []
         for index, (row, identity, parsed_prompt) in enumerate(zip(embeds, identities, parsed, strict=True)):
             if parsed_prompt:
@@ -240,15 +248,9 @@ class MagicNaming:
                 rows.append(row)
         named = torch.stack(rows)
         if self.negative_name == "mean":
-            mean = ns.normalize(self.encoder.statistics.mean, self.encoder.statistics.norm if eta is None else eta)
-            negative = ns.prepend(negative, self.name_slice(mean))
+            negative = ns.prepend(negative, mean_name(self.encoder, self.name_slice, eta))
         expand = (lambda t: t.repeat_interleave(copies, dim=0)) if copies > 1 else (lambda t: t)
-        result = {
-            "prompt_embeds": expand(named),
-            "pooled_prompt_embeds": expand(pooled),
-            "negative_prompt_embeds": expand(negative),
-            "negative_pooled_prompt_embeds": expand(negative_pooled),
-        }
+        result = {key: expand(value) for key, value in encoded.replaced(named, negative).items()}
         return result, expand(embeds)
 
     def _per_prompt(self, identity: IdentityArgument, count: int) -> list[Identity | None]:
@@ -263,7 +265,7 @@ class MagicNaming:
     def _parse(self, prompt: str) -> placeholders.PlaceholderPrompt | None:
         if not placeholders.has_placeholders(prompt):
             return None
-        parsed = placeholders.parse(prompt, main_tokenizer(self.pipe), self.filler)
+        parsed = placeholders.parse(prompt, self.text_side.tokenizer(self.pipe), self.filler)
         unknown = sorted(set(parsed.labels) - set(self.registry))
         if unknown:
             known = ", ".join(f"<{label}>" for label in sorted(self.registry)) or "none (use naming.register)"
@@ -314,6 +316,49 @@ class MagicNaming:
             pipeline_kwargs["callback_on_step_end"] = callback_on_step_end
             pipeline_kwargs["callback_on_step_end_tensor_inputs"] = tensor_inputs or ["latents"]
         return self.pipe(**named, num_images_per_prompt=num_images_per_prompt, **pipeline_kwargs)
+
+
+def checked_identity(identity: object, encoder: NameEncoder, argument: str = "identity") -> Identity:
+    """``identity`` if it is an Identity of the encoder's (N, D); else TypeError/ValueError naming ``argument``."""
+    if not isinstance(identity, Identity):
+        raise TypeError(f"{argument}: expected a namespace.Identity, got {type(identity).__name__}")
+    expected = (encoder.config.num_tokens, encoder.config.width)
+    if (identity.num_tokens, identity.width) != expected:
+        raise ValueError(
+            f"{argument} {identity.label!r} has shape (N, D) = {(identity.num_tokens, identity.width)}, but this "
+            f"encoder's names are {expected}"
+        )
+    return identity
+
+
+def pipeline_name(
+    encoder: NameEncoder, identity: Identity, name_slice: NameSlice, delta: float, eta: float | None = None
+) -> torch.Tensor:
+    """The (N, D') name a pipeline receives: eq. 4 (guidance δ), eq. 5 (norm η), then the pipeline's channels.
+
+    Shared by ``MagicNaming`` and the Modular Diffusers step (``namespace.inference.modular``).
+
+    Args:
+        encoder: the name encoder whose statistics give F_mean and the default η.
+        identity: an identity of the encoder's (N, D) (see :func:`checked_identity`).
+        name_slice: the channels the pipeline's prompt embeddings take (``TextSide.name_slice``).
+        delta: name guidance δ, already checked (1.0: the name as predicted).
+        eta: name norm η; None: the encoder's mean training-name norm.
+
+    Returns:
+        (N, D') float32 name on the encoder statistics' device.
+    """
+    statistics = encoder.statistics  # float32 whatever the encoder's dtype, as identities are
+    embedding = identity.embedding.to(statistics.mean.device)
+    if delta != 1.0:
+        embedding = ns.guide(embedding, statistics.mean, delta)
+    return name_slice(ns.normalize(embedding, statistics.norm if eta is None else eta))
+
+
+def mean_name(encoder: NameEncoder, name_slice: NameSlice, eta: float | None = None) -> torch.Tensor:
+    """(N, D') the mean name F_mean at norm η (None: the encoder's): the negative side's ``negative_name="mean"``."""
+    statistics = encoder.statistics
+    return name_slice(ns.normalize(statistics.mean, statistics.norm if eta is None else eta))
 
 
 def reference_identity(

@@ -11,14 +11,14 @@ from collections.abc import Callable
 import torch
 
 
-def check_window(window: tuple[float, float]) -> tuple[float, float]:
-    """Validates a (start, end) window given as fractions of the denoising steps."""
+def check_window(window: tuple[float, float], argument: str = "step_window") -> tuple[float, float]:
+    """Validates a (start, end) window given as fractions of the denoising steps; errors name ``argument``."""
     try:
         start, end = (float(x) for x in window)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"step_window: expected (start, end) fractions of the steps, got {window!r}") from error
+        raise ValueError(f"{argument}: expected (start, end) fractions of the steps, got {window!r}") from error
     if not 0.0 <= start < end <= 1.0:
-        raise ValueError(f"step_window: expected 0 <= start < end <= 1, got ({start}, {end})")
+        raise ValueError(f"{argument}: expected 0 <= start < end <= 1, got ({start}, {end})")
     return start, end
 
 

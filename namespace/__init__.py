@@ -21,7 +21,7 @@ _EXPORTS = {
     "interpolate": "name_space",
     "mix": "name_space",
     "NameSpaceStatistics": "statistics",
-    "name_embeddings": "prompt_encoding",
+    "name_embeddings": "text_sides",
     "NameEncoder": "encoder",
     "NameEncoderConfig": "encoder",
     "TowerConfig": "encoder",
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from .encoder import NameEncoder, NameEncoderConfig, TowerConfig
     from .identity import Identity
     from .name_space import guide, interpolate, mix, normalize, prepend
-    from .prompt_encoding import name_embeddings
     from .statistics import NameSpaceStatistics
+    from .text_sides import name_embeddings
 
 
 def __getattr__(name: str) -> object:

@@ -29,7 +29,8 @@ COMMANDS: dict[str, Command] = {
     "data": Command("namespace.data_pipeline.commands:main", "build the LaionCele data set from caption parquet"),
     "train": Command("namespace.train.commands:main", "train the name encoder with Lightning (fit, validate, export)"),
     "encoder": Command(
-        "namespace.encoder.commands:main", "create a name-encoder folder from a config, or describe one"
+        "namespace.encoder.commands:main",
+        "create a name-encoder folder from a config, describe one, write its model card or push it to the Hub",
     ),
     "identity": Command(
         "namespace.inference.identity_commands:main", "make identity files: encode images, mix, sample, or from text"

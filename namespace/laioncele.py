@@ -3,9 +3,10 @@ it through these functions (DESIGN.md, "File formats").
 
 A LaionCele directory holds ``manifest.json`` (format, version, counts, config, per-stage status; written last, so
 its presence marks a finished build), ``identities.parquet`` (one row per identity, row-aligned with the targets),
-``name_embeddings.safetensors`` (the (M, N, D) targets and the train names' statistics), the webdataset shards and
-the feature cache ``features/``: ``keys.parquet`` and one ``tower_{i}.npy`` (n, E_i) fp16 array per CLIP tower,
-row-aligned with the keys. The build's work folder for the features stage uses the same cache layout.
+``name_embeddings.safetensors`` (the (M, N, D) targets and the train names' statistics; its metadata holds the
+fingerprint of the text side that embedded them), the webdataset shards and the feature cache ``features/``:
+``keys.parquet`` and one ``tower_{i}.npy`` (n, E_i) fp16 array per CLIP tower, row-aligned with the keys. The
+build's work folder for the features stage uses the same cache layout.
 
 Memory: the cache is opened memory-mapped and written through memory maps, so neither reading nor writing holds it:
 pages come and go through the OS page cache, which processes of one machine share.
@@ -32,6 +33,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 IDENTITIES = "identities.parquet"
 NAME_EMBEDDINGS = "name_embeddings.safetensors"
+FINGERPRINT = "fingerprint"  # the targets' metadata key: the text side's fingerprint (``namespace.fingerprint``), JSON
 FEATURES = "features"
 FEATURE_KEYS = "keys.parquet"
 SHARD_KINDS = ("train", "val")  # train-*.tar: train photos; val-*.tar: unseen identities' and held-out photos
@@ -39,6 +41,7 @@ SHARD_KINDS = ("train", "val")  # train-*.tar: train photos; val-*.tar: unseen i
 __all__ = [
     "FEATURES",
     "FEATURE_KEYS",
+    "FINGERPRINT",
     "FORMAT",
     "FORMAT_VERSION",
     "IDENTITIES",
@@ -49,6 +52,7 @@ __all__ = [
     "listed_shards",
     "manifest_text",
     "open_feature_cache",
+    "read_fingerprint",
     "read_identities",
     "read_manifest",
     "read_name_embeddings",
@@ -126,6 +130,22 @@ def read_name_embeddings(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(folder) / NAME_EMBEDDINGS
     with safe_open(str(path), framework="pt") as file:  # the manifest carries the checked format and version
         return {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+
+
+def read_fingerprint(path: str | os.PathLike) -> dict | None:
+    """The text-side fingerprint of the pipeline that embedded the names: the ``fingerprint`` metadata of a LaionCele
+    directory's ``name_embeddings.safetensors`` (or of ``path`` itself, a safetensors file such as the build's
+    ``targets.safetensors``); None when none is recorded (directories built before fingerprints)."""
+    path = Path(path)
+    path = path / NAME_EMBEDDINGS if path.is_dir() else path
+    with safe_open(str(path), framework="pt") as file:
+        text = (file.metadata() or {}).get(FINGERPRINT)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its {FINGERPRINT!r} metadata is not JSON ({error})") from error
 
 
 def write_name_embeddings(

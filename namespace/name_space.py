@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from .checks import check_delta, check_eta, check_finite, check_name_tensor, check_same_layout
+from .text_sides import width_hint
 
 InterpolationMethod = Literal["lerp", "slerp"]
 
@@ -27,7 +28,7 @@ def prepend(
     ``[start] + [name_1 .. name_N] + [prompt tokens 1 .. L-1-N]``: the last N positions of the prompt fall off.
 
     Args:
-        prompt_embeds: (B, L, D) prompt embeddings as the pipeline's ``encode_prompt`` returns them.
+        prompt_embeds: (B, L, D) prompt embeddings as the pipeline's text side makes them (``namespace.text_sides``).
         name: (N, D) one name for every prompt, or (B, N, D) one name per prompt (B may be 1 to broadcast).
             It is moved to the device and dtype of ``prompt_embeds`` (an fp32 head may feed an fp16 pipeline).
         prompt_lengths: tokens per prompt, start and end tokens included; when given, prompts whose tokens no
@@ -43,10 +44,7 @@ def prepend(
     batch, length, width = prompt_embeds.shape
     num_tokens, name_width = name.shape[-2:]
     if name_width != width:
-        hint = (
-            " (is this an SDXL refiner? it takes the bigG part of the name, name[..., -1280:])" if width == 1280 else ""
-        )
-        raise ValueError(f"name has width {name_width}, but prompt_embeds has width {width}{hint}")
+        raise ValueError(f"name has width {name_width}, but prompt_embeds has width {width}{width_hint(width)}")
     if num_tokens > length - 1:
         raise ValueError(f"name has {num_tokens} tokens, but prompt_embeds has room for {length - 1} after the start")
     if name.ndim == 2:

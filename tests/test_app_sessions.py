@@ -19,7 +19,7 @@ gr = pytest.importorskip("gradio")
 from namespace import Identity  # noqa: E402
 from namespace.inference.app import generate_tab, identities_tab, story_tab  # noqa: E402
 from namespace.inference.app.drawing import shown_errors  # noqa: E402
-from namespace.inference.app.state import TINY, load_state  # noqa: E402
+from namespace.inference.app.state import TINY_DEFAULTS, load_state  # noqa: E402
 from namespace.testing import synthetic_face  # noqa: E402
 
 STORY = "Alice walks on a beach. She swims. She sleeps."
@@ -30,7 +30,7 @@ MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's largest
 def state(tmp_path_factory):
     """The app's state on the tiny test models, with alice and bob in the library."""
     folder = tmp_path_factory.mktemp("app")
-    state = load_state("tiny", "tiny", TINY, folder / "library", folder / "outputs")
+    state = load_state("tiny", "tiny", TINY_DEFAULTS, folder / "library", folder / "outputs")
     for seed, label in enumerate(["alice", "bob"]):
         (person,) = state.naming.sample(1, seed=seed)
         state.library.save(person, label, Image.new("RGB", (8, 8)))

@@ -25,7 +25,7 @@ def path_like(value: object) -> bool:
 
 
 def test_every_script_is_covered():
-    assert len(SCRIPTS) == 8 and "build_scale" in SCRIPTS and "gpu_suite" in SCRIPTS
+    assert len(SCRIPTS) == 9 and "build_scale" in SCRIPTS and "gpu_suite" in SCRIPTS
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -1,12 +1,13 @@
 """Every YAML in configs/ is validated against the code it configures."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
-from jsonargparse import ActionConfigFile, ArgumentParser
 
+from namespace.command_line import flat_arguments, flat_parser
 from namespace.data_pipeline.commands import build as data_build
 from namespace.demo import demo
 from namespace.encoder import NameEncoderConfig
@@ -25,14 +26,11 @@ def command_for(path: Path):
     return COMMANDS.get(relative.parts[0])
 
 
-def parse(function, path: Path):
-    """Parses ``--config PATH`` as the command line does (``--output`` is given on the command line)."""
-    parser = ArgumentParser(exit_on_error=False, default_env=False)
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_function_arguments(function, fail_untyped=True)
-    config = parser.parse_args(["--config", str(path), "--output", "unused"])
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    return instantiate(config)
+def parse(function, path: Path) -> SimpleNamespace:
+    """``function``'s arguments from ``--config PATH`` as the command line parses them (``--output`` is given on
+    the command line)."""
+    parser = flat_parser(function, exit_on_error=False)
+    return SimpleNamespace(**flat_arguments(function, parser, ["--config", str(path), "--output", "unused"]))
 
 
 def test_every_config_belongs_to_a_command():

@@ -222,7 +222,7 @@ def test_a_folder_with_local_tower_checkpoints_loads_after_a_move(tmp_path, imag
     shutil.rmtree(originals)
     folder = tmp_path / "moved" / "encoder"
     stored = json.loads((folder / "config.json").read_text())
-    assert stored["format_version"] == 2
+    assert stored["format_version"] == 3
     assert [tower["pretrained"] for tower in stored["towers"]] == [
         "towers/0-MagicNaming-Tiny-L.safetensors",
         "towers/1-MagicNaming-Tiny-bigG.safetensors",

@@ -17,11 +17,19 @@ from namespace.inference import MagicNaming
 from namespace.inference.evaluation.config import EvaluationConfig, IPAdapterConfig, ReferenceConfig, SweepConfig
 from namespace.inference.evaluation.drawing import draw_images, generation_options, plan_jobs
 from namespace.inference.evaluation.fingerprints import encoder_sha256
-from namespace.inference.evaluation.inputs import check_evaluation, miniature_world, resolve_pipeline
-from namespace.inference.evaluation.methods import Person, Setting, build_methods, prepare_people, reference_fingerprint
+from namespace.inference.evaluation.inputs import check_evaluation
+from namespace.inference.evaluation.methods import (
+    Person,
+    Setting,
+    build_methods,
+    call_arguments,
+    prepare_people,
+    reference_fingerprint,
+)
 from namespace.inference.evaluation.suite import PAPER_TASKS, PromptSuite, SuitePrompt, default_suite, load_suite
-from namespace.inference.loading import load_encoder, load_pipeline
+from namespace.inference.generation_settings import GenerationSettings
 from namespace.miniature.captions import caption
+from namespace.model_names import load_encoder, load_pipeline
 from namespace.testing import synthetic_face
 from namespace.testing.ip_adapter import RANDOM_WEIGHT_NAME
 
@@ -106,13 +114,37 @@ class TestInputs:
         assert checked.pipeline == str(folders / "pipeline") and checked.world is None
         assert (checked.encoder.num_tokens, checked.encoder.width) == (8, 80)
 
-    def test_a_miniature_world_names_its_pipeline(self, tmp_path):
+    def test_a_miniature_world_names_its_pipeline(self, folders, tmp_path):
         (tmp_path / "world.json").write_text("{}")
-        assert (miniature_world(str(tmp_path)), resolve_pipeline(str(tmp_path))) == (
-            tmp_path,
-            str(tmp_path / "pipeline"),
-        )
-        assert (miniature_world("owner/name"), resolve_pipeline("owner/name")) == (None, "owner/name")
+        (tmp_path / "pipeline").symlink_to(folders / "pipeline", target_is_directory=True)
+        checked = check_evaluation(config_for(folders, pipeline=str(tmp_path)))
+        assert (checked.world, checked.pipeline) == (tmp_path, str(tmp_path / "pipeline"))
+        (tmp_path / "pipeline").unlink()
+        with pytest.raises(ValueError, match=r"--pipeline: .*pipeline' is not a folder"):
+            check_evaluation(config_for(folders, pipeline=str(tmp_path)))  # a world without its pipeline
+
+    def test_the_drawing_settings_and_what_is_written_beside_each_image(self, folders):
+        config = config_for(folders, image_size=48, delta=1.5, eta=9.0)
+        assert config.generation(7) == GenerationSettings(num_inference_steps=2, guidance_scale=5.0, height=48,
+                                                          width=48, delta=1.5, eta=9.0, seed=7)  # fmt: skip
+        # without a step window the images keep the settings (and so the reuse) they had before it existed
+        assert generation_options(config) == {"num_inference_steps": 2, "guidance_scale": 5.0, "height": 48,
+                                              "width": 48}  # fmt: skip
+        windowed = dataclasses.replace(config, step_window=(0.0, 0.5))
+        assert generation_options(windowed)["step_window"] == (0.0, 0.5)
+        assert windowed.generation().step_window == (0.0, 0.5)
+        with pytest.raises(ValueError, match=r"--step_window: expected 0 <= start < end <= 1, got \(0.5, 0.2\)"):
+            check_evaluation(dataclasses.replace(config, step_window=(0.5, 0.2)))
+
+    def test_one_generator_per_image_seeded_with_its_seed(self):
+        options = {**SMALL, "step_window": (0.0, 0.5)}
+        plain = call_arguments(options, [3, 5])
+        assert set(plain) == {"num_inference_steps", "guidance_scale", "height", "width", "generator"}
+        expected = [torch.randn(4, generator=torch.Generator().manual_seed(seed)) for seed in (3, 5)]
+        drawn = [torch.randn(4, generator=generator) for generator in plain["generator"]]
+        assert all(torch.equal(d, e) for d, e in zip(drawn, expected, strict=True))
+        named = call_arguments(options, [3], Setting(1.5, 9.0))
+        assert (named["delta"], named["eta"], named["step_window"]) == (1.5, 9.0, (0.0, 0.5))
 
     def test_every_bad_input_is_one_error_before_anything_loads(self, folders, tmp_path):
         (tmp_path / "empty.yaml").write_text("tasks:\n")

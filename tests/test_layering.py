@@ -188,6 +188,10 @@ PLANTED = {
         {"demo/planted.py": "import namespace.cli\n"},
         "namespace.demo is not allowed to import namespace.cli",
     ),
+    "the miniature world imports the model-name resolver above it": (
+        {"miniature/planted.py": "from namespace.model_names import parse_pipeline\n"},
+        "namespace.miniature is not allowed to import namespace.model_names",
+    ),
     "a module with no floor": ({"planted.py": "X = 1\n"}, "namespace.planted"),
     "production code imports the test kit": (
         {"inference/planted.py": "from namespace.testing import tiny_sdxl_pipeline\n"},

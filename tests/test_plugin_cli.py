@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from namespace import Identity
 from namespace.cli import main
 from namespace.inference import MagicNaming
-from namespace.inference.loading import load_encoder, load_pipeline
+from namespace.model_names import load_encoder, load_pipeline
 from namespace.testing import synthetic_face
 
 from .conftest import says
@@ -251,3 +251,33 @@ def test_settings_are_strict_json(tmp_path):
     assert list(tmp_path.iterdir()) == []
     _write_image(image, tmp_path / "000-00.png", {"delta": 1.5})
     assert json.loads((tmp_path / "000-00.json").read_text()) == {"delta": 1.5}
+
+
+def test_generate_draws_with_the_tiny_models_by_name(tiny_models, references, tmp_path):
+    """--encoder tiny --pipeline tiny resolve (namespace.model_names) to the models the tiny folders hold: the same
+    identity and the same image, with the settings (height and width too) written beside it."""
+    args = ["generate", "--references", str(references / "ref0.png"), "--prompts", "a person", "--seed", "5", *STEPS]
+    assert main([*args, "--encoder", "tiny", "--pipeline", "tiny", "--output", str(tmp_path / "named")]) == 0
+    folders = ["--encoder", str(tiny_models.encoder), "--pipeline", str(tiny_models.pipeline)]
+    assert main([*args, *folders, "--output", str(tmp_path / "saved")]) == 0
+    named, saved = (Identity.load(tmp_path / run / "identity.safetensors") for run in ("named", "saved"))
+    torch.testing.assert_close(named.embedding, saved.embedding)
+    image = Image.open(tmp_path / "named" / "000-00.png")
+    assert image.size == (32, 32) and image.tobytes() == Image.open(tmp_path / "saved" / "000-00.png").tobytes()
+    settings = json.loads((tmp_path / "named" / "000-00.json").read_text())
+    assert settings["encoder"] == settings["pipeline"] == "tiny"
+    assert settings["seed"] == 5 and settings["height"] == settings["width"] == 32 and settings["step_window"] is None
+
+
+def test_bad_models_window_and_seed_are_reported_together_before_loading(tmp_path, capsys):
+    """A bad --pipeline, --encoder, --step_window and --seed: one error naming each, and no model loaded."""
+    identity = str(Identity(torch.randn(8, 80)).save(tmp_path / "person.safetensors"))
+    pipeline, encoder = tmp_path / "no-pipeline", tmp_path / "no-encoder"
+    args = ["generate", "--pipeline", str(pipeline), "--encoder", str(encoder), "--identity", identity]
+    args += ["--prompts", "a person", "--step_window", "[0.8, 0.2]", "--seed", "-3", "--output", str(tmp_path / "o")]
+    assert main([*args, *STEPS]) == 1
+    err = capsys.readouterr().err
+    assert says(err, "4 problems") and "loading" not in err and "Traceback" not in err
+    assert says(err, "--pipeline", pipeline, "not a folder") and says(err, "--encoder", encoder, "not a folder")
+    assert says(err, "--step_window", "0.8", "0.2") and says(err, "--seed", "-3")
+    assert not (tmp_path / "o").exists()

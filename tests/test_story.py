@@ -13,7 +13,6 @@ from PIL import Image
 from namespace import Identity
 from namespace.cli import main
 from namespace.inference import MagicNaming
-from namespace.inference.loading import load_encoder, load_pipeline
 from namespace.inference.story import (
     Character,
     Panel,
@@ -32,6 +31,7 @@ from namespace.inference.story.config import (
     MAX_STORYLINE_CHARS,
 )
 from namespace.inference.story.page import PAPER, _font, wrap_caption
+from namespace.model_names import load_encoder, load_pipeline
 from namespace.testing import synthetic_face
 
 CAST = [
@@ -229,6 +229,7 @@ def test_parse_only_true_writes_the_panel_file_alone(tmp_path):
         (["--overwrite", "--parse_only", "true"], "--overwrite", "--overwrite true"),
         (["--parse_only", "true", "--overwrite"], "--overwrite", "--overwrite true"),
         (["--judge-world", "miniature"], "--judge-world", "--judge_world"),  # kebab-case, not a boolean
+        (["--num-inference-steps", "3"], "--num-inference-steps", "--num_inference_steps"),  # a GenerationSettings flag
     ],
 )
 def test_old_spellings_and_bare_switches_are_refused_by_name(flags, refused, expected, tmp_path, capsys):
@@ -310,6 +311,11 @@ def test_story_parse_only_then_draw_the_edited_panels(models, tmp_path):
     assert settings["seed"] == 99 and settings["prompt"].startswith("<mira> and <nils> dancing, comic book")
     assert set(settings["people"]) == {"mira", "nils"} and settings["sentence"] == "She smiled."
     assert json.loads((out / "panels/panel-001.json").read_text())["seed"] == 6  # story seed 5 + panel 1
+    drawing_keys = ["seed", "style", "delta", "eta", "step_window", "num_inference_steps", "guidance_scale"]
+    assert list(settings) == ["panel", "sentence", "prompt", "negative_prompt", "people", *drawing_keys, "height",
+                              "width"]  # fmt: skip
+    drawing = {key: story[key] for key in [*drawing_keys, "height", "width"]}
+    assert drawing == {"style": "comic", "seed": 5, **STEPS, "delta": None, "eta": None, "step_window": None}
 
     # each panel is what the plugin draws in-process: identities from the photos / the file, <label> placeholders
     naming = MagicNaming(load_pipeline(str(models / "pipeline")), load_encoder(str(models / "encoder")))
@@ -346,6 +352,37 @@ def test_story_errors_before_drawing(models, tmp_path, capsys):
     assert main(["story", "--config", str(config), "--output", str(out), "--panels", str(panels)]) == 1
     assert "panels[0] names an unknown person 'zoe'" in capsys.readouterr().err
     assert not out.exists()  # every error came before a model loaded or a file was written
+
+
+def test_bad_drawing_settings_are_reported_together_before_anything_loads(models, tmp_path, capsys):
+    out = tmp_path / "out"
+    config = story_config(models, tmp_path, num_inference_steps=0, height=12, step_window=[0.5, 0.2])
+    judge_world = ["--judge_world", str(models / "pipeline")]  # a pipeline folder, not a miniature world
+    assert main(["story", "--config", str(config), "--output", str(out), *judge_world]) == 1
+    error = capsys.readouterr().err
+    assert "4 problems:" in error and "--num_inference_steps: expected at least 1, got 0" in error
+    assert "--height: expected a multiple of 8 of at least 8 (or null: the pipeline's), got 12" in error
+    assert "--step_window: expected 0 <= start < end <= 1, got (0.5, 0.2)" in error
+    assert f"--judge_world: expected a miniature world folder (with world.json), got '{models / 'pipeline'}'" in error
+    # panel i draws with seed + i: the storyline's three panels need seeds up to seed + 2
+    config = story_config(models, tmp_path, seed=2**64 - 2)
+    assert main(["story", "--config", str(config), "--output", str(out)]) == 1
+    assert f"--seed: expected an integer from 0 to 2**64-1 (seed + k for k < 3, so at most {2**64 - 3})" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
+
+
+def test_tiny_names_draw_the_story_the_saved_tiny_models_draw(models, tmp_path):
+    """``--encoder tiny --pipeline tiny`` resolve (namespace.model_names) to the models the saved folders hold."""
+    drawn = {}
+    for kind, names in (("folders", {}), ("tiny", {"encoder": "tiny", "pipeline": "tiny"})):
+        out = tmp_path / kind
+        assert main(["story", "--config", str(story_config(models, tmp_path, **names)), "--output", str(out)]) == 0
+        drawn[kind] = [Image.open(out / f"panels/panel-00{i}.png").tobytes() for i in range(3)]
+        pipeline = json.loads((out / "story.json").read_text())["pipeline"]
+        assert pipeline == names.get("pipeline", str(models / "pipeline"))
+    assert drawn["tiny"] == drawn["folders"]
 
 
 def test_a_rerun_never_replaces_an_edited_panel_file_and_overwrite_leaves_nothing_stale(models, tmp_path, capsys):

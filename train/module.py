@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from namespace import NameEncoder, NameEncoderConfig
 
+from .export import RECORD_KEY, training_record
 from .retrieval import ShardedNameIndex
 
 VAL_SPLITS = ("heldout", "unseen")
@@ -172,6 +173,7 @@ class NameEncoderModule(L.LightningModule):
         for key in [key for key in state if key.startswith("encoder.towers.")]:
             del state[key]
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        checkpoint[RECORD_KEY] = training_record(self.trainer)  # the exported folder's record (data set, run)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # checkpoints from before δ was calibrated resume with δ = 1 (eq. 4 off) until the next validation

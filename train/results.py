@@ -48,14 +48,38 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
         return [{key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(file)]
 
 
+LOSSES = {"train": "train/loss", "heldout": "val_heldout/mse", "unseen": "val_unseen/mse"}  # curve → metric
+SPLITS = ("heldout", "unseen")  # held-out photos of training people; people unseen in training
+
+
+def validations(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The rows of the log written at a validation."""
+    return [row for row in rows if "val_heldout/top1" in row]
+
+
+def loss_curves(rows: list[dict[str, float]]) -> dict[str, list[tuple[float, float]]]:
+    """(step, MSE) points per curve of ``LOSSES``: the training loss per logged step, each split's per validation
+    (an empty list where the log has none)."""
+    return {curve: [(row["step"], row[metric]) for row in rows if metric in row] for curve, metric in LOSSES.items()}
+
+
+def retrieval_curves(rows: list[dict[str, float]]) -> tuple[list[float], dict[tuple[str, int], list[float]], float]:
+    """Per validation: the epochs (counted from 1), top-k retrieval per (split, k) for ``SPLITS`` and k = 1, 5
+    (NaN where not logged), and the last validation's top-1 chance 1 / K."""
+    checked = validations(rows)
+    keys = [(split, k) for split in SPLITS for k in (1, 5)]
+    curves = {(split, k): [row.get(f"val_{split}/top{k}", float("nan")) for row in checked] for split, k in keys}
+    return [row["epoch"] + 1 for row in checked], curves, checked[-1]["val/chance"]
+
+
 def final_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     """Retrieval and cosine at the last validation (named as ``RETRIEVAL``'s keys), ``chance_top5``, the last
     training loss (``final_train_loss``) and the epochs trained (``epochs``)."""
-    validations = [row for row in rows if "val_heldout/top1" in row]
-    losses = [row["train/loss"] for row in rows if "train/loss" in row]
-    if not validations or not losses:
+    validated = validations(rows)
+    losses = [loss for _, loss in loss_curves(rows)["train"]]
+    if not validated or not losses:
         raise RuntimeError("the training log holds no validation or no training loss: did training validate?")
-    last = validations[-1]
+    last = validated[-1]
     metrics = {key: last[column] for key, column in RETRIEVAL.items() if column in last}
     metrics["chance_top5"] = top_k_chance(metrics["chance"], 5)
     metrics["final_train_loss"] = losses[-1]

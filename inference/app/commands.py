@@ -29,6 +29,7 @@ def app(
     dtype: str = "auto",
     device: str = "auto",
     build_missing: bool = True,
+    pipeline_config: str | None = None,
 ) -> None:
     """Serves the MagicNaming web app: identities from photos, generation, fictional people, stories.
 
@@ -36,7 +37,8 @@ def app(
         encoder: name-encoder folder or Hub id (default with --pipeline miniature: demo-output/encoder, the
             demo's; tiny: the tiny test encoder).
         pipeline: miniature (the miniature world cached by magicnaming demo), tiny (the offline tiny test models,
-            random weights), or an SDXL-family pipeline folder or Hub id.
+            random weights), an SDXL-family pipeline folder or Hub id, or a single-file SDXL checkpoint
+            (*.safetensors).
         library: the folder of saved identities (default: $MAGICNAMING_CACHE/app/identities or
             ~/.cache/magicnaming/app/identities).
         outputs: where every image, story and its settings are written (default: the cache's app/outputs).
@@ -54,8 +56,13 @@ def app(
         build_missing: with --pipeline miniature and no --encoder, build the miniature world and the demo's encoder
             when they are missing, by running the demo (``configs/demo.yaml`` of a checkout, in the current
             folder; about 10 minutes on 2 CPU cores, its steps printed as it goes); false: say what to run instead.
+        pipeline_config: for a single-file --pipeline: a diffusers pipeline folder (offline) or Hub id whose configs
+            describe it; default: the one diffusers infers for the checkpoint, which needs that repository's configs
+            in the local Hub cache when offline.
     """
-    from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config
+    from namespace.model_names import MINIATURE, TINY, parse_pipeline, parse_pipeline_config
+
+    from ..inputs import InputCheck, dtype_and_device, encoder_config
     from .serving import CLEAN_AGE, CLEAN_EVERY, check_access, private_gradio_setup, warn_if_open
     from .state import DEMO_COMMAND, DEMO_CONFIG, load_state, resolve_models
 
@@ -64,11 +71,16 @@ def app(
     if not 0 < max_upload_mb < float("inf"):
         raise ValueError(f"--max_upload_mb: expected a positive number of megabytes, got {max_upload_mb}")
     login = check_access(host, auth, password_file, open_without_auth)
+    with InputCheck() as check:  # every problem of the names before any model loads or the demo runs
+        check(parse_pipeline_config, pipeline_config, check(parse_pipeline, pipeline))
+        if encoder not in (None, TINY):  # None: the demo's encoder, checked by resolve_models
+            check(encoder_config, encoder)
+        check(dtype_and_device, dtype, device)
     try:
         resolved = resolve_models(encoder, pipeline)
     except FileNotFoundError:
         run_demo = _RUN_DEMO.get()
-        wanted = build_missing and pipeline == "miniature" and encoder is None and Path(DEMO_CONFIG).is_file()
+        wanted = build_missing and pipeline == MINIATURE and encoder is None and Path(DEMO_CONFIG).is_file()
         if not (wanted and run_demo):
             raise
         print(f"the miniature world or the demo's encoder is missing: building them with `{DEMO_COMMAND}` "
@@ -76,11 +88,6 @@ def app(
         run_demo(DEMO_COMMAND.split()[2:])  # the arguments after `magicnaming demo`
         resolved = resolve_models(encoder, pipeline)
     encoder, pipeline, defaults = resolved
-    if pipeline != "tiny":
-        with InputCheck() as check:  # before any model loads
-            check(encoder_config, encoder)
-            check(check_pipeline, pipeline)
-            check(dtype_and_device, dtype, device)
     private_gradio_setup()  # before Gradio is imported
     try:
         from .layout import build_app
@@ -88,7 +95,7 @@ def app(
         raise RuntimeError(f"magicnaming app needs Gradio: pip install 'magicnaming[app]' ({error})") from error
     library = Path(library) if library is not None else cache_dir("app") / "identities"
     outputs = Path(outputs) if outputs is not None else cache_dir("app") / "outputs"
-    state = load_state(encoder, pipeline, defaults, library, outputs, dtype, device)
+    state = load_state(encoder, pipeline, defaults, library, outputs, dtype, device, pipeline_config)
     print(f"identity library: {library}\noutputs: {outputs}", flush=True)
     warn_if_open(host, login)
     blocks = build_app(state, delete_cache=(CLEAN_EVERY, CLEAN_AGE))

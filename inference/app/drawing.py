@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
-import torch
 from PIL import Image
 
 from namespace import Identity
 
 from ..commands import _write_image
+from ..generation_settings import GenerationSettings
 from .state import AppState, pipeline_turn
 
 DISPLAY_SIZE = 256
@@ -73,27 +73,22 @@ def draw(
     prompt: str,
     identity: Identity | None,
     progress: gr.Progress,
+    settings: GenerationSettings | None = None,
     *,
-    delta: float | None = None,
-    eta: float | None = None,
-    step_window: tuple[float, float] | None = None,
-    seed: int = 0,
-    steps: int | None = None,
-    size: int | None = None,
-    guidance_scale: float | None = None,
     people: dict[str, Identity] | None = None,
     description: str = "drawing",
 ) -> tuple[Image.Image, dict]:
     """One image of ``identity`` in ``prompt`` (None: the ``<label>`` placeholders of ``people``, or nobody) and the
-    settings that made it; settings left None take the plugin's and the app's defaults."""
+    settings that made it; ``settings`` None: the app's defaults (δ and η left None: the encoder's)."""
     if not prompt or not prompt.strip():
         raise ValueError("prompt: expected a prompt, got an empty one")
-    seed = check_seed(seed)
-    defaults = state.defaults
-    steps, size = int(steps or defaults.steps), int(size or defaults.size)
-    guidance_scale = defaults.guidance_scale if guidance_scale is None else float(guidance_scale)
-    if size % 8 or not 8 <= size <= defaults.max_size:
-        raise ValueError(f"size: expected a multiple of 8 from 8 to {defaults.max_size}, got {size}")
+    settings = state.defaults.settings if settings is None else settings
+    check_seed(settings.seed)
+    largest = state.defaults.max_size
+    for size in (settings.height, settings.width):  # the app draws squares: one size for both
+        if size is None or size % 8 or not 8 <= size <= largest:
+            raise ValueError(f"size: expected a multiple of 8 from 8 to {largest}, got {size}")
+    steps = settings.num_inference_steps
 
     def on_step(pipe, step, timestep, tensors):
         progress((step + 1, steps), desc=description, unit="steps")
@@ -101,35 +96,14 @@ def draw(
 
     progress((0, steps), desc=description, unit="steps")
     with pipeline_turn(state, people) as naming:  # one pipeline, shared by every tab and visitor
-        image = naming(
-            prompt,
-            identity,
-            delta=delta,
-            eta=eta,
-            step_window=step_window,
-            num_inference_steps=steps,
-            guidance_scale=guidance_scale,
-            height=size,
-            width=size,
-            generator=torch.Generator().manual_seed(seed),
-            callback_on_step_end=on_step,
-        ).images[0]
-    settings = {
+        image = naming(prompt, identity, **settings.call_arguments(), callback_on_step_end=on_step).images[0]
+    recorded = {
         "prompt": prompt,
         "identity": None if identity is None else described(identity),
         "people": {label: described(person) for label, person in (people or {}).items()} or None,
-        "delta": state.naming.delta if delta is None else delta,
-        "eta": state.naming.encoder.statistics.norm if eta is None else eta,
-        "step_window": list(step_window) if step_window else None,
-        "seed": seed,
-        "num_inference_steps": steps,
-        "guidance_scale": guidance_scale,
-        "height": size,
-        "width": size,
-        "encoder": state.encoder_name,
-        "pipeline": state.pipeline_name,
     }
-    return image, settings
+    recorded |= settings.record(state.naming) | {"encoder": state.encoder_name, "pipeline": state.pipeline_name}
+    return image, recorded
 
 
 def described(identity: Identity) -> dict:

@@ -3,6 +3,7 @@ name space; each drawn in a portrait, and saved into the library under a name.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import gradio as gr
@@ -17,9 +18,9 @@ PORTRAIT = "a photo of a person"
 
 
 def _portrait(state: AppState, identity: Identity, seed: float, progress: gr.Progress, kind: str):
-    seed = check_seed(seed, "Portrait seed")
-    image, settings = draw(state, PORTRAIT, identity, progress, seed=seed, description=f"drawing the {kind}")
-    settings["output"] = str(keep(state, image, settings, kind))
+    settings = replace(state.defaults.settings, seed=check_seed(seed, "Portrait seed"))
+    image, recorded = draw(state, PORTRAIT, identity, progress, settings, description=f"drawing the {kind}")
+    recorded["output"] = str(keep(state, image, recorded, kind))
     return (identity, image), for_display(image), f"{identity.label}: {identity.metadata}"
 
 

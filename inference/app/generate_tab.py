@@ -8,6 +8,7 @@ from functools import partial
 
 import gradio as gr
 
+from ..generation_settings import GenerationSettings
 from ..placeholders import PLACEHOLDER
 from .drawing import PROGRESS, check_seed, draw, for_display, keep, shown_errors
 from .state import AppState
@@ -41,28 +42,25 @@ def generate(
     people = {name: state.library.load(name, f"prompt <{name}>") for name in named}
     identity = state.library.load(label) if label else None
     window = None if (window_start, window_end) == (0.0, 1.0) else (float(window_start), float(window_end))
-    image, settings = draw(
-        state,
-        prompt,
-        identity,
-        progress,
+    settings = GenerationSettings(
+        num_inference_steps=int(steps),
+        guidance_scale=float(guidance_scale),
+        height=int(size),
+        width=int(size),
         delta=float(delta),
         eta=float(eta) if eta else None,  # 0 or empty: the encoder's own η
         step_window=window,
         seed=seed,
-        steps=int(steps),
-        size=int(size),
-        guidance_scale=float(guidance_scale),
-        people=people,
-        description=f"drawing {label or ', '.join(named) or 'without an identity'}",
     )
-    settings["output"] = str(keep(state, image, settings, "generate"))
-    return for_display(image), settings
+    description = f"drawing {label or ', '.join(named) or 'without an identity'}"
+    image, recorded = draw(state, prompt, identity, progress, settings, people=people, description=description)
+    recorded["output"] = str(keep(state, image, recorded, "generate"))
+    return for_display(image), recorded
 
 
 def build_generate_tab(state: AppState) -> gr.Dropdown:
     """Lays out the tab; returns its identity dropdown (refreshed when the library changes)."""
-    naming, defaults = state.naming, state.defaults
+    naming, defaults = state.naming, state.defaults.settings
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Prompt", value="a photo of a person on a beach")
@@ -78,9 +76,9 @@ def build_generate_tab(state: AppState) -> gr.Dropdown:
                 end = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Step window: end")
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="Seed")
-                steps = gr.Slider(1, 100, value=defaults.steps, step=1, label="Steps")
+                steps = gr.Slider(1, 100, value=defaults.num_inference_steps, step=1, label="Steps")
             with gr.Row():
-                size = gr.Slider(8, defaults.max_size, value=defaults.size, step=8, label="Size (pixels)")
+                size = gr.Slider(8, state.defaults.max_size, value=defaults.height, step=8, label="Size (pixels)")
                 guidance = gr.Slider(1.0, 15.0, value=defaults.guidance_scale, step=0.5, label="Guidance scale")
             button = gr.Button("Generate", variant="primary")
         with gr.Column():

@@ -8,7 +8,7 @@ import gradio as gr
 from .fictional_tab import build_fictional_tab
 from .generate_tab import build_generate_tab
 from .identities_tab import build_identities_tab, gallery_items
-from .state import MINIATURE, TINY, AppState
+from .state import AppState
 from .story_tab import build_story_tab
 
 NOTES = {
@@ -22,11 +22,10 @@ NOTES = {
 def build_app(state: AppState, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     """The Blocks of the app for a loaded ``state`` (Gradio's analytics off); ``delete_cache``: Gradio's (every,
     older than) seconds for deleting uploads and cached outputs."""
-    kind = {id(TINY): "tiny", id(MINIATURE): "miniature"}.get(id(state.defaults), "")
     with gr.Blocks(title="MagicNaming", analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(
             f"# MagicNaming\nConsistent identities in any SDXL pipeline, without fine-tuning. Encoder "
-            f"`{state.encoder_name}`, pipeline `{state.pipeline_name}`. {NOTES.get(kind, '')}"
+            f"`{state.encoder_name}`, pipeline `{state.pipeline_name}`. {NOTES.get(state.defaults.kind, '')}"
         )
         with gr.Tab("Identities"):
             gallery, changes = build_identities_tab(state)

@@ -2,7 +2,8 @@
 
 ``--pipeline miniature`` (the default) is the miniature world cached by ``magicnaming demo`` with the demo's encoder
 (``demo-output/encoder``); ``tiny`` is the offline tiny pipeline and encoder of ``namespace.synthetic`` (random weights:
-noise images, for tests); anything else is an SDXL-family pipeline folder or Hub id with ``--encoder``.
+noise images, for tests); a miniature world's folder or an SDXL-family pipeline folder or Hub id takes ``--encoder``
+(what each name means: ``namespace.model_names``).
 Memory: the pipeline and the encoder (a few MB on the miniature world, about 7 GB in fp16 for SDXL); the library and
 the outputs live on disk.
 """
@@ -15,30 +16,40 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from namespace import Identity
+from namespace.encoder.model import CONFIG_NAME
+from namespace.model_names import MINIATURE, TINY, parse_pipeline
 from namespace.progress import Steps
 
+from ..generation_settings import GenerationSettings
 from ..plugin import MagicNaming
 from .library import IdentityLibrary
 
 DEMO_CONFIG = "configs/demo.yaml"
 DEMO_COMMAND = f"magicnaming demo --config {DEMO_CONFIG} --output demo-output"
+DEMO_ENCODER = "demo-output/encoder"  # the encoder DEMO_COMMAND trains on the miniature world
 
 
 @dataclass(frozen=True)
 class ImageDefaults:
-    """The Generate tab's starting values for one kind of pipeline."""
+    """The tabs' starting values for one kind of pipeline: how an image is drawn (a square of ``settings.height``)
+    and the largest size the size sliders offer."""
 
-    size: int
-    steps: int
-    guidance_scale: float
+    kind: Literal["tiny", "miniature", "full size"]
+    settings: GenerationSettings
     max_size: int
 
 
-TINY = ImageDefaults(size=32, steps=2, guidance_scale=5.0, max_size=128)
-MINIATURE = ImageDefaults(size=16, steps=20, guidance_scale=2.0, max_size=64)  # configs/demo.yaml's settings
-FULL_SIZE = ImageDefaults(size=1024, steps=30, guidance_scale=5.0, max_size=2048)
+def _square(size: int, steps: int, guidance_scale: float) -> GenerationSettings:
+    return GenerationSettings(num_inference_steps=steps, guidance_scale=guidance_scale, height=size, width=size)
+
+
+TINY_DEFAULTS = ImageDefaults("tiny", _square(32, steps=2, guidance_scale=5.0), max_size=128)
+# configs/demo.yaml's settings
+MINIATURE_DEFAULTS = ImageDefaults("miniature", _square(16, steps=20, guidance_scale=2.0), max_size=64)
+FULL_SIZE_DEFAULTS = ImageDefaults("full size", _square(1024, steps=30, guidance_scale=5.0), max_size=2048)
 
 
 class TurnLock:
@@ -103,32 +114,35 @@ def pipeline_turn(state: AppState, people: dict[str, Identity] | None = None) ->
 
 
 def resolve_models(encoder: str | None, pipeline: str) -> tuple[str, str, ImageDefaults]:
-    """The encoder and pipeline the app loads (defaults filled in) and their image defaults; raises
-    ``FileNotFoundError`` naming the command that builds the miniature world and the demo's encoder when they are
-    missing (cheap: no model loads)."""
-    if pipeline == "tiny":
-        if encoder not in (None, "tiny"):
+    """The encoder and pipeline the app loads (defaults filled in; a miniature world as its pipeline folder) and their
+    image defaults; raises ``FileNotFoundError`` naming the command that builds the miniature world and the demo's
+    encoder when they are missing (cheap: no model loads)."""
+    name = parse_pipeline(pipeline)
+    if name.kind == TINY:
+        if encoder not in (None, TINY):
             raise ValueError(f"--encoder: --pipeline tiny takes only the tiny test encoder (tiny), got {encoder!r}")
-        return "tiny", "tiny", TINY
-    if encoder == "tiny":
+        return TINY, TINY, TINY_DEFAULTS
+    if encoder == TINY:
         raise ValueError(f"--encoder tiny: the tiny test encoder works only with --pipeline tiny, got {pipeline!r}")
-    if pipeline != "miniature":
+    if name.kind != MINIATURE:
         if encoder is None:
             raise ValueError(f"--encoder: --pipeline {pipeline!r} needs a name-encoder folder or Hub id")
-        return encoder, pipeline, FULL_SIZE
-    from namespace.miniature.world import MiniatureWorldConfig, default_cache_root
-
-    world = default_cache_root() / MiniatureWorldConfig().key() / "pipeline"
-    encoder = encoder or "demo-output/encoder"
-    missing = [f"the miniature world ({world})"] * (not (world / "model_index.json").is_file())
-    if encoder == "demo-output/encoder" and not (Path(encoder) / "config.json").is_file():
+        return encoder, name.location(), MINIATURE_DEFAULTS if name.kind == "world" else FULL_SIZE_DEFAULTS
+    encoder = encoder or DEMO_ENCODER
+    missing = []
+    try:
+        location = name.location(build=False)  # the cached world's pipeline/
+    except FileNotFoundError:
+        missing.append("the cached miniature world")
+    # read here, not through parse_encoder: a missing demo-output/encoder would pass as a Hub id owner/name
+    if encoder == DEMO_ENCODER and not (Path(encoder) / CONFIG_NAME).is_file():
         missing.append(f"the demo's encoder ({Path(encoder).resolve()})")
     if missing:
         raise FileNotFoundError(
             f"--pipeline miniature: {' and '.join(missing)} not found; build them with `{DEMO_COMMAND}` in a checkout "
             "(about 10 minutes on 2 CPU cores; the world is cached for later runs), or give --encoder and --pipeline"
         )
-    return encoder, str(world), MINIATURE
+    return encoder, location, MINIATURE_DEFAULTS
 
 
 def load_state(
@@ -139,21 +153,13 @@ def load_state(
     outputs: Path,
     dtype: str = "auto",
     device: str = "auto",
+    pipeline_config: str | None = None,
 ) -> AppState:
     """Loads the plugin (printing a line per step) for the app; ``encoder``, ``pipeline`` and ``defaults`` as
-    ``resolve_models`` returns them."""
-    steps = Steps(total=2)
-    if pipeline == "tiny":
-        from namespace.synthetic import tiny_name_encoder, tiny_sdxl_pipeline
+    ``resolve_models`` returns them (``tiny``: the tiny test pipeline, seed 0, and its encoder); ``pipeline_config``:
+    the configs of a single-file ``pipeline``."""
+    from ..loading import load_naming
 
-        steps.start("building the tiny test pipeline (random weights: noise images)")
-        pipe = tiny_sdxl_pipeline(seed=0)
-        pipe.set_progress_bar_config(disable=True)
-        steps.start("building the tiny test encoder")
-        naming = MagicNaming(pipe, tiny_name_encoder(pipe))
-    else:
-        from ..loading import load_naming
-
-        naming = load_naming(encoder, pipeline, steps, "text2img", dtype, device)
+    naming = load_naming(encoder, pipeline, Steps(total=2), "text2img", dtype, device, pipeline_config)
     shape = (naming.encoder.config.num_tokens, naming.encoder.config.width)
     return AppState(naming, IdentityLibrary(library, shape), Path(outputs), defaults, encoder, pipeline)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from functools import partial
 
 import gradio as gr
@@ -93,30 +94,23 @@ def draw_story(
         raise ValueError(f"size: expected a multiple of 8 from 8 to {state.defaults.max_size}, got {size}")
     seed = check_seed(seed, "Seed")
     seeds = panel_seeds(panels, seed)
+    settings = replace(state.defaults.settings, num_inference_steps=int(steps), height=size, width=size, seed=seed)
     identities = {character.label: state.library.load(character.label) for character in cast}
     progress((0, len(panels)), desc="drawing panels", unit="panels")
     drawn = []
     for index, (panel, panel_seed) in enumerate(zip(panels, seeds, strict=True)):
         with pipeline_turn(state) as naming:  # a turn per panel: other visitors' images go between them
-            ((image, settings),) = story.draw_panels(
-                naming,
-                [panel],
-                identities,
-                style=style,
-                seed=panel_seed,
-                num_inference_steps=int(steps),
-                guidance_scale=state.defaults.guidance_scale,
-                height=size,
-                width=size,
-            )
-        drawn.append((image, settings | {"panel": index}))
+            panel_settings = replace(settings, seed=panel_seed)  # the panel's own seed, else the story's + index
+            ((image, recorded),) = story.draw_panels(naming, [panel], identities, style, panel_settings)
+        drawn.append((image, recorded | {"panel": index}))
         progress((index + 1, len(panels)), desc="drawing panels", unit="panels")
     images = [image for image, _ in drawn]
     pages = story.layout_pages(images, [panel.sentence for panel in panels], panels_per_page=int(panels_per_page))
-    settings = {"style": style, "seed": seed, "num_inference_steps": int(steps), "size": size}
-    settings |= {"encoder": state.encoder_name, "pipeline": state.pipeline_name, "characters": [c.label for c in cast]}
+    story_settings = {"style": style, "seed": seed, "num_inference_steps": int(steps), "size": size}
+    story_settings |= {"encoder": state.encoder_name, "pipeline": state.pipeline_name}
+    story_settings["characters"] = [c.label for c in cast]
     folder = new_output(state.outputs, f"story-{time.strftime('%Y%m%d-%H%M%S')}")
-    files = story.write_story(folder, panels, drawn, pages, settings)
+    files = story.write_story(folder, panels, drawn, pages, story_settings)
     gallery = [(str(path), panel.sentence) for path, panel in zip(files.panel_images, panels, strict=True)]
     status = f"{len(panels)} panel(s), {len(pages)} page(s): {files.pages[0].parent} (PDF: {files.pdf.name})"
     return str(files.pages[0]), gallery, status
@@ -134,7 +128,7 @@ def panel_seeds(panels: list, seed: int) -> list[int]:
 
 def build_story_tab(state: AppState) -> list[gr.Dropdown]:
     """Lays out the tab (or a note when the story package is missing); returns its identity dropdowns."""
-    story = story_module()
+    story, defaults = story_module(), state.defaults.settings
     if story is None:
         gr.Markdown("**Stories are not available**: `namespace.inference.story` could not be imported.")
         return []
@@ -150,8 +144,8 @@ def build_story_tab(state: AppState) -> list[gr.Dropdown]:
                 per_page = gr.Slider(1, 9, value=4, step=1, label="Panels per page")
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="Seed")
-                steps = gr.Slider(1, 100, value=state.defaults.steps, step=1, label="Steps")
-                size = gr.Slider(8, state.defaults.max_size, value=state.defaults.size, step=8, label="Size")
+                steps = gr.Slider(1, 100, value=defaults.num_inference_steps, step=1, label="Steps")
+                size = gr.Slider(8, state.defaults.max_size, value=defaults.height, step=8, label="Size")
             draw_button = gr.Button("Draw the story", variant="primary")
         with gr.Column():
             page = gr.Image(label="Page", type="filepath", interactive=False, elem_id="story-page")

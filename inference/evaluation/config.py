@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..generation_settings import GenerationSettings
+
 Method = Literal["plain", "magicnaming", "ip_adapter"]
 METHODS: tuple[str, ...] = ("plain", "magicnaming", "ip_adapter")
 
@@ -109,6 +111,7 @@ class EvaluationConfig:
         image_size: image side in pixels (None: the pipeline's default).
         num_inference_steps: denoising steps per image.
         guidance_scale: classifier-free guidance scale.
+        step_window: (start, end) fractions of the steps in which MagicNaming applies the name (None: all).
         batch_size: images per pipeline call.
         check_faces: warn about reference photos with no face or several (off for drawings or the miniature
             world's synthetic people, which a face detector does not know).
@@ -131,11 +134,22 @@ class EvaluationConfig:
     image_size: int | None = None
     num_inference_steps: int = 30
     guidance_scale: float = 5.0
+    step_window: tuple[float, float] | None = None
     batch_size: int = 4
     check_faces: bool = True
     device: str = "auto"
     dtype: str = "auto"
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+
+    def generation(self, seed: int = 0) -> GenerationSettings:
+        """How every method draws an image of ``seed``: the steps, guidance, ``image_size`` as height and width,
+        the step window, and MagicNaming's configured δ and η (the sweep's settings replace them)."""
+        window = tuple(self.step_window) if self.step_window is not None else None
+        return GenerationSettings(
+            num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
+            height=self.image_size, width=self.image_size, delta=self.delta, eta=self.eta, step_window=window,
+            seed=seed,
+        )  # fmt: skip
 
 
 __all__ = [

@@ -80,10 +80,13 @@ def plan_jobs(methods: list[DrawingMethod], suite: PromptSuite, people: list[Per
 
 
 def generation_options(config: EvaluationConfig) -> dict:
-    """The pipeline keywords every method draws with: steps, guidance and size (None: the pipeline's)."""
-    size = config.image_size
-    return {"num_inference_steps": config.num_inference_steps, "guidance_scale": config.guidance_scale,
-            "height": size, "width": size}  # fmt: skip
+    """The ``GenerationSettings`` fields every method draws with (``config.generation``; δ and η are each setting's,
+    the seed each image's): steps, guidance, size (None: the pipeline's), and the step window when one is set (so
+    images drawn without one keep the settings, and the reuse, they had before it existed)."""
+    settings = config.generation()
+    options = {"num_inference_steps": settings.num_inference_steps, "guidance_scale": settings.guidance_scale,
+               "height": settings.height, "width": settings.width}  # fmt: skip
+    return options | ({"step_window": settings.step_window} if settings.step_window is not None else {})
 
 
 def image_settings(job: Job, person: Person, method: DrawingMethod, options: dict, common: dict) -> dict:

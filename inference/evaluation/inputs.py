@@ -7,7 +7,6 @@ and the IP-Adapter folder's listing. Problems are gathered into one ``ValueError
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -16,8 +15,11 @@ from pathlib import Path
 from namespace import Identity
 from namespace.encoder import NameEncoderConfig
 from namespace.images import as_image_list, folder_images
+from namespace.model_names import MINIATURE, is_local, parse_pipeline
+from namespace.text_sides import text_side_for_folder
 
-from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file, is_local
+from ..inputs import InputCheck, dtype_and_device, encoder_config, identity_file
+from ..step_window import check_window
 from .config import METHODS, EvaluationConfig, ReferenceConfig
 from .suite import PromptSuite, resolve_suite
 
@@ -50,18 +52,6 @@ class CheckedEvaluation:
     world: Path | None
 
 
-def miniature_world(pipeline: str) -> Path | None:
-    """The miniature world folder ``pipeline`` names (it holds ``world.json`` and ``pipeline/``), else None."""
-    folder = Path(pipeline).expanduser()
-    return folder if pipeline and (folder / "world.json").is_file() else None
-
-
-def resolve_pipeline(pipeline: str) -> str:
-    """The diffusers pipeline folder or Hub id: a miniature world's ``pipeline/``, else ``pipeline`` itself."""
-    world = miniature_world(pipeline)
-    return str(world / "pipeline") if world else pipeline
-
-
 def check_evaluation(config: EvaluationConfig) -> CheckedEvaluation:
     """Checks every setting of ``config`` and reads the small files; raises one ``ValueError`` listing every problem.
 
@@ -76,18 +66,28 @@ def check_evaluation(config: EvaluationConfig) -> CheckedEvaluation:
         _check_numbers(config, check)
         _check_methods(config, check)
         references = _check_references(config, encoder, check)
-        pipeline = resolve_pipeline(config.pipeline)
-        if not config.pipeline:
-            check.problem("--pipeline: expected an SDXL pipeline folder or Hub id, or a miniature world, got nothing")
-        else:
-            before = len(check.problems)
-            check(check_pipeline, pipeline)
-            if len(check.problems) == before and "magicnaming" in config.methods and is_local(pipeline):
-                check(_check_sdxl_folder, Path(pipeline), encoder)
+        if config.step_window is not None:
+            check(check_window, config.step_window, "--step_window")
+        pipeline, world = _check_pipeline(config, encoder, check)
         if "ip_adapter" in config.methods:
             _check_ip_adapter(config, check)
         check(dtype_and_device, config.dtype, config.device)
-    return CheckedEvaluation(suite, encoder, references, pipeline, miniature_world(config.pipeline))
+    return CheckedEvaluation(suite, encoder, references, pipeline, world)
+
+
+def _check_pipeline(
+    config: EvaluationConfig, encoder: NameEncoderConfig | None, check: InputCheck
+) -> tuple[str, Path | None]:
+    """The folder or Hub id the pipeline loads from (a miniature world's ``pipeline/``) and the world, if any."""
+    pipeline, world = config.pipeline, None
+    name = check(parse_pipeline, config.pipeline)  # ``prepared`` made ``miniature`` the default world's folder
+    if name is not None and name.kind in (MINIATURE, "world"):
+        world = check(name.world, False)  # an unbuilt default world: a problem here, not a build
+        pipeline = name.location(build=False) if world is not None else pipeline
+        name = check(parse_pipeline, pipeline) if world is not None else None  # its pipeline/: a diffusers folder
+    if name is not None and name.kind == "folder" and "magicnaming" in config.methods:
+        check(_check_pipeline_folder, Path(pipeline), encoder)
+    return pipeline, world
 
 
 def _check_numbers(config: EvaluationConfig, check: InputCheck) -> None:
@@ -183,32 +183,10 @@ def _photos(folder: str, argument: str, problems: list[str]) -> list[Path] | Non
         return None
 
 
-def _check_sdxl_folder(folder: Path, encoder: NameEncoderConfig | None) -> None:
-    """MagicNaming needs an SDXL-family pipeline (two tokenizers and text encoders) whose prompt embeddings are as
-    wide as the encoder's names (or the refiner's bigG part of them): read from the folder's configs."""
-    index = json.loads((folder / "model_index.json").read_text())
-    present = {part for part, value in index.items() if isinstance(value, list) and value[0] is not None}
-    missing = [part for part in ("tokenizer_2", "text_encoder_2") if part not in present]
-    if missing:
-        raise ValueError(
-            f"--pipeline: magicnaming needs an SDXL-family pipeline (two tokenizers and text encoders), got "
-            f"{index.get('_class_name')} without {', '.join(missing)}"
-        )
-    if encoder is None:
-        return
-    widths = {}
-    for part in ("text_encoder", "text_encoder_2"):
-        config = folder / part / "config.json"
-        if part in present and config.is_file():
-            widths[part] = json.loads(config.read_text()).get("hidden_size")
-    if None in widths.values() or len(widths) != len(present & {"text_encoder", "text_encoder_2"}):
-        return  # an unusual layout: the plugin checks the width when it loads
-    width = sum(widths.values())
-    if width != encoder.width and not ("text_encoder" not in widths and width < encoder.width):
-        raise ValueError(
-            f"--pipeline: its prompt embeddings have width {width}, but --encoder predicts names of width "
-            f"{encoder.width}: the encoder was trained for another model family"
-        )
+def _check_pipeline_folder(folder: Path, encoder: NameEncoderConfig | None) -> None:
+    """MagicNaming needs a pipeline whose text side it knows (``namespace.text_sides``: SDXL today) whose prompt
+    embeddings take the encoder's names (all of them, or the family's part): read from the folder's configs."""
+    text_side_for_folder(folder, None if encoder is None else encoder.width, "--pipeline", "--encoder")
 
 
 def _check_ip_adapter(config: EvaluationConfig, check: InputCheck) -> None:
@@ -233,4 +211,4 @@ def _check_ip_adapter(config: EvaluationConfig, check: InputCheck) -> None:
                       "(config.json)")  # fmt: skip
 
 
-__all__ = ["CheckedEvaluation", "Reference", "check_evaluation", "miniature_world", "resolve_pipeline"]
+__all__ = ["CheckedEvaluation", "Reference", "check_evaluation"]

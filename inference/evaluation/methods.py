@@ -9,21 +9,22 @@
   ``{person}`` is "a person". Its weights are loaded before its first batch and unloaded after its last, so the
   other methods draw with the pipeline as it was loaded.
 
-A method draws a batch: several prompts of one person at one setting, one seed each (a ``torch.Generator`` per
-image, so an image depends on its prompt and seed only, not on its batch neighbours' noise).
+A method draws a batch: several prompts of one person at one setting, one seed each, with the evaluation's
+``GenerationSettings`` (``EvaluationConfig.generation``; a ``torch.Generator`` per image, so an image depends on its
+prompt and seed only, not on its batch neighbours' noise).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import torch
 from PIL import Image
 
 from namespace import Identity
 from namespace.images import as_image_list
 
+from ..generation_settings import GenerationSettings
 from ..plugin import MagicNaming
 from .config import EvaluationConfig, IPAdapterConfig, SweepConfig
 from .fingerprints import encoder_sha256, images_sha256, tensors_sha256
@@ -123,13 +124,28 @@ class DrawingMethod:
     def draw(
         self, prompts: list[str], person: Person, setting: Setting, seeds: list[int], options: dict
     ) -> list[Image.Image]:
-        """Draws ``prompts[i]`` with ``seeds[i]``; ``options`` go to the pipeline (steps, guidance, size)."""
+        """Draws ``prompts[i]`` with ``seeds[i]``; ``options``: the ``GenerationSettings`` fields every method shares
+        (``drawing.generation_options``: steps, guidance, size, the step window when one is set)."""
         raise NotImplementedError
 
 
-def generators(seeds: list[int]) -> list[torch.Generator]:
-    """One CPU generator per image: the same seed gives the same initial noise in every method and batch."""
-    return [torch.Generator().manual_seed(seed) for seed in seeds]
+def call_arguments(options: dict, seeds: list[int], setting: Setting | None = None) -> dict:
+    """One call's keywords (``GenerationSettings.call_arguments``) drawing image i with ``seeds[i]``: one CPU generator
+    per image, so the same seed gives the same initial noise in every method and batch.
+
+    Args:
+        options: the shared ``GenerationSettings`` fields (``drawing.generation_options``).
+        seeds: one per image of the call.
+        setting: MagicNaming's (δ, η); None: a stock pipeline's call (no δ, η or step window).
+    """
+    settings = GenerationSettings(**options)
+    if setting is not None:
+        settings = replace(settings, delta=setting.delta, eta=setting.eta)
+    arguments = settings.call_arguments()
+    arguments["generator"] = [settings.call_arguments(seed)["generator"] for seed in seeds]
+    if setting is None:
+        arguments = {key: value for key, value in arguments.items() if key not in ("delta", "eta", "step_window")}
+    return arguments
 
 
 class PlainMethod(DrawingMethod):
@@ -141,7 +157,7 @@ class PlainMethod(DrawingMethod):
         return person.name or PERSON
 
     def draw(self, prompts, person, setting, seeds, options):
-        return self.pipe(prompt=prompts, generator=generators(seeds), **options).images
+        return self.pipe(prompt=prompts, **call_arguments(options, seeds)).images
 
 
 class MagicNamingMethod(DrawingMethod):
@@ -188,10 +204,7 @@ class MagicNamingMethod(DrawingMethod):
     def draw(self, prompts, person, setting, seeds, options):
         if person.identity is None:
             raise ValueError(f"magicnaming: person {person.label!r} has no identity (prepare_people without naming?)")
-        result = self.naming(
-            prompts, person.identity, delta=setting.delta, eta=setting.eta, generator=generators(seeds), **options
-        )
-        return result.images
+        return self.naming(prompts, person.identity, **call_arguments(options, seeds, setting)).images
 
 
 class IPAdapterMethod(DrawingMethod):
@@ -238,9 +251,7 @@ class IPAdapterMethod(DrawingMethod):
         if not person.photos:
             raise ValueError(f"ip_adapter: person {person.label!r} has no reference photos (an identity file only)")
         # one adapter, given all of the person's photos: a list holding one list of images
-        return self.pipe(
-            prompt=prompts, ip_adapter_image=[person.photos], generator=generators(seeds), **options
-        ).images
+        return self.pipe(prompt=prompts, ip_adapter_image=[person.photos], **call_arguments(options, seeds)).images
 
 
 def build_methods(config: EvaluationConfig, pipe: object, naming: MagicNaming | None) -> list[DrawingMethod]:

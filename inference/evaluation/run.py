@@ -18,6 +18,7 @@ from PIL import Image
 
 import namespace
 from namespace.files import atomic_write, check_new_output
+from namespace.model_names import MINIATURE, parse_pipeline
 from namespace.progress import Steps
 from namespace.seed_spread import over_seeds
 
@@ -49,10 +50,8 @@ def prepared(config: EvaluationConfig) -> EvaluationConfig:
         if not people:
             raise ValueError(f"--reference_folders: expected a folder with one subfolder per person, got {folder}")
         config.references += [ReferenceConfig(label=p.name, photos=str(p)) for p in people]
-    if config.pipeline == "miniature":
-        from namespace.miniature.world import miniature_world
-
-        config.pipeline = str(miniature_world())
+    if config.pipeline == MINIATURE:  # built here, so that the checks read its folder like any other world's
+        config.pipeline = str(parse_pipeline(config.pipeline).world())
     return config
 
 
@@ -88,15 +87,12 @@ def evaluate(config: EvaluationConfig, output: Path, command: str | None = None,
     steps = Steps(total=4)
     steps.start("loading the pipeline, the encoder and the people")
     from namespace.inference import MagicNaming
-    from namespace.inference.loading import load_encoder, load_pipeline
-    from namespace.progress import library_progress_bars_off
+    from namespace.model_names import load_encoder, load_pipeline
 
     from .methods import build_methods, prepare_people
 
-    with library_progress_bars_off():
-        pipe = load_pipeline(checked.pipeline, dtype=config.dtype, device=config.device)
-    pipe.set_progress_bar_config(disable=True)
-    encoder = load_encoder(config.encoder, str(pipe.device))
+    pipe = load_pipeline(checked.pipeline, "text2img", config.dtype, config.device)
+    encoder = load_encoder(config.encoder, str(pipe.device), pipe)
     naming = MagicNaming(pipe, encoder)
     people = prepare_people(checked.references, naming, config.check_faces)
     methods = build_methods(config, pipe, naming)

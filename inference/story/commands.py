@@ -32,15 +32,15 @@ from typing import Literal
 from PIL import Image
 
 from namespace.files import atomic_folder, check_new_output
+from namespace.model_names import MINIATURE, ModelName, parse_pipeline, parse_pipeline_config
 from namespace.progress import Steps
 
-from ..inputs import InputCheck, check_pipeline, dtype_and_device, encoder_config, identity_file
+from ..generation_settings import GenerationSettings
+from ..inputs import InputCheck, dtype_and_device, encoder_config, identity_file
 from .config import Character, LLMConfig, Panel, check_characters, style_preset
 from .llm_parser import check_llm, parse_with_llm
 from .panels import check_panels, panels_to_yaml, read_panel_file
 from .parser import parse_storyline
-
-MINIATURE = "miniature"  # --pipeline / --judge_world: the default miniature world (built once and cached)
 
 
 @dataclass
@@ -151,30 +151,26 @@ def story(
     columns: int | None = None,
     panel_size: int | None = 256,
     gutter: int = 16,
-    seed: int = 0,
-    num_inference_steps: int = 30,
-    guidance_scale: float = 5.0,
-    height: int | None = None,
-    width: int | None = None,
-    delta: float | None = None,
-    eta: float | None = None,
-    step_window: tuple[float, float] | None = None,
+    settings: GenerationSettings = GenerationSettings(),
     check_faces: bool = True,
     judge_world: str | None = None,
     dtype: str = "auto",
     device: str = "auto",
     overwrite: bool = False,
+    pipeline_config: str | None = None,
 ) -> StoryFiles | Path:
     """Draws a story with consistent characters: storyline → editable panels → pages (PNG and PDF).
 
     The storyline is split into panels (checked against the caps before anything is drawn; ``--parse_only true``
     writes them to panels.yaml to edit), each panel is drawn through MagicNaming with its people as ``<label>``
-    placeholders, and the panels are laid out on pages.
+    placeholders, and the panels are laid out on pages. Panel i is drawn with ``--seed`` + i, unless the panel file
+    gives it a seed.
 
     Args:
-        encoder: name-encoder folder or Hub id.
-        pipeline: SDXL-family pipeline folder or Hub id; ``miniature``: the miniature world's tiny SDXL (built once
-            and cached).
+        encoder: name-encoder folder or Hub id (``tiny``: the tiny test encoder, with ``--pipeline tiny``).
+        pipeline: SDXL-family pipeline folder or Hub id, or a single-file SDXL checkpoint (``*.safetensors``);
+            ``miniature``: the miniature world's tiny SDXL (built once and cached), or a miniature world's folder;
+            ``tiny``: the offline tiny test pipeline (noise images).
         characters: the story's people: each a label, a name, and photos or an identity file.
         output: folder for panels.yaml, the panels, the pages, story.pdf and story.json.
         storyline: the story as free text (one panel per sentence with the built-in parser).
@@ -188,14 +184,7 @@ def story(
         columns: grid columns (default: ceil(sqrt(panels_per_page))).
         panel_size: a panel's longer side on the page in pixels (null: as drawn).
         gutter: pixels between panels and around the page.
-        seed: panel i is drawn with seed + i (unless the panel file gives it a seed).
-        num_inference_steps: denoising steps per panel.
-        guidance_scale: classifier-free guidance scale.
-        height: panel height (default: the pipeline's).
-        width: panel width (default: the pipeline's).
-        delta: name guidance δ (default: the encoder's calibrated one).
-        eta: name norm η (default: the encoder's mean training-name norm).
-        step_window: (start, end) fractions of the steps in which the names are applied (default: all).
+        settings: how the panels are drawn (steps, guidance, panel height and width, δ, η, step window, seed).
         check_faces: warn about a character photo with no face or several (needs the face stack; false for
             drawings and synthetic people).
         judge_world: a miniature world folder, or ``miniature``: its identity judge checks that every person a
@@ -204,6 +193,9 @@ def story(
         device: auto, cpu, cuda, cuda:1, ...
         overwrite: replace an existing output folder whole (otherwise it is refused, except for drawing
             ``--panels OUTPUT/panels.yaml`` into the folder that holds only it).
+        pipeline_config: for a single-file --pipeline: a diffusers pipeline folder (offline) or Hub id whose configs
+            describe it; default: the one diffusers infers for the checkpoint, which needs that repository's configs
+            in the local Hub cache when offline.
 
     Returns:
         the files written (``StoryFiles``); with parse_only, the panel file's path.
@@ -217,10 +209,11 @@ def story(
         if parser not in ("builtin", "llm"):
             check.problem(f"parser: expected builtin or llm, got {parser!r}")
         for argument, value, low in (("panels_per_page", panels_per_page, 1), ("gutter", gutter, 0),
-                                     ("num_inference_steps", num_inference_steps, 1), ("columns", columns, 1),
-                                     ("panel_size", panel_size, 8)):  # fmt: skip
+                                     ("columns", columns, 1), ("panel_size", panel_size, 8)):  # fmt: skip
             if value is not None and value < low:
                 check.problem(f"{argument}: expected at least {low}, got {value}")
+        for problem in settings.problems():  # the seeds of every panel are checked once the panels are known
+            check.problem(problem)
         if panels is not None and not Path(panels).is_file():
             check.problem(f"--panels: panel file {str(panels)!r} does not exist")
         if panels is None and parser == "llm" and llm is not None:
@@ -231,22 +224,32 @@ def story(
             for i, person in enumerate(characters):
                 if person.identity is not None and Path(person.identity).is_file() and config is not None:
                     check(identity_file, Path(person.identity), config, f"characters[{i}].identity")
-            if pipeline != MINIATURE:
-                check(check_pipeline, pipeline)
+            check(parse_pipeline_config, pipeline_config, check(parse_pipeline, pipeline))
             check(dtype_and_device, dtype, device)
-            if judge_world not in (None, MINIATURE) and not (Path(judge_world) / "world.json").is_file():
+            if judge_world is not None and _judge_world(judge_world) is None:
                 check.problem(
                     f"--judge_world: expected a miniature world folder (with world.json), got {judge_world!r}"
                 )
     story_panels, panels_text = _story_panels(storyline, characters, panels, parser, llm)
     if parse_only:
         return _write_panel_file(output, panels, len(story_panels), panels_text)
-    arguments = {"storyline": storyline, "panels": panels, "parser": parser, "llm": llm, "style": style, "seed": seed}
-    arguments |= {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "height": height}
-    arguments |= {"width": width, "delta": delta, "eta": eta, "step_window": step_window, "check_faces": check_faces}
+    with InputCheck() as check:  # panel i draws with seed + i: every one must fit torch's generator
+        for problem in settings.problems(len(story_panels)):
+            check.problem(problem)
+    arguments = {"storyline": storyline, "panels": panels, "parser": parser, "llm": llm, "style": style}
+    arguments |= {"settings": settings, "check_faces": check_faces, "judge_world": judge_world}
     arguments |= {"panels_per_page": panels_per_page, "columns": columns, "panel_size": panel_size, "gutter": gutter}
-    arguments |= {"judge_world": judge_world, "dtype": dtype, "device": device}
+    arguments |= {"dtype": dtype, "device": device, "pipeline_config": pipeline_config}
     return _draw(encoder, pipeline, characters, output, story_panels, panels_text, arguments)
+
+
+def _judge_world(text: str) -> ModelName | None:
+    """``--judge_world`` as a miniature world (``miniature`` or a world's folder), or None when it names none."""
+    try:
+        name = parse_pipeline(text, "--judge_world")
+    except (ValueError, OSError):
+        return None
+    return name if name.kind in (MINIATURE, "world") else None
 
 
 def _story_panels(storyline, characters, panels, parser, llm) -> tuple[list[Panel], str]:
@@ -284,39 +287,38 @@ def _draw(encoder, pipeline, characters, output, story_panels, panels_text, argu
     from .drawing import draw_panels, load_identities
     from .page import layout_pages
 
-    world = None
-    if MINIATURE in (pipeline, arguments["judge_world"]):
-        from namespace.miniature.world import miniature_world
-
-        world = miniature_world()
-    pipeline_path = str(world / "pipeline") if pipeline == MINIATURE else pipeline
-    judge_world = world if arguments["judge_world"] == MINIATURE else arguments["judge_world"]
+    pipeline_path = parse_pipeline(pipeline).location()  # the miniature world built first when not cached
+    judge_world = None if arguments["judge_world"] is None else _judge_world(arguments["judge_world"]).world()
     steps = Steps(total=4 + len(story_panels) + (judge_world is not None))
-    naming = load_naming(encoder, pipeline_path, steps, "text2img", arguments["dtype"], arguments["device"])
+    naming = load_naming(
+        encoder, pipeline_path, steps, "text2img", arguments["dtype"], arguments["device"], arguments["pipeline_config"]
+    )
     steps.start(f"identities of {len(characters)} character(s)")
     identities = load_identities(naming, characters, check_faces=arguments["check_faces"])
-    drawing = {key: arguments[key] for key in ("style", "seed", "num_inference_steps", "guidance_scale", "height",
-                                               "width", "delta", "eta", "step_window")}  # fmt: skip
+    settings = arguments["settings"]
     steps.start(f"panel 1/{len(story_panels)}: {story_panels[0].sentence[:60]}")
 
     def on_panel(done: int, total: int) -> None:
         if done < total:
             steps.start(f"panel {done + 1}/{total}: {story_panels[done].sentence[:60]}")
 
-    drawn = draw_panels(naming, story_panels, identities, on_panel=on_panel, **drawing)
+    drawn = draw_panels(naming, story_panels, identities, arguments["style"], settings, on_panel)
     pages_count = math.ceil(len(drawn) / arguments["panels_per_page"])
     steps.start(f"laying out {pages_count} page(s)")
     page_options = {key: arguments[key] for key in ("panels_per_page", "columns", "panel_size", "gutter")}
     pages = layout_pages([image for image, _ in drawn], [panel.sentence for panel in story_panels], **page_options)
-    settings = {
+    story_settings = {
         "encoder": encoder,
         "pipeline": pipeline_path,
+        "pipeline_config": arguments["pipeline_config"],
         "characters": [asdict(person) for person in characters],
         "storyline": arguments["storyline"],
         "panels_file": None if arguments["panels"] is None else str(arguments["panels"]),
         "parser": arguments["parser"],
         "llm": None if arguments["llm"] is None else asdict(arguments["llm"]),
-        **{key: (list(value) if isinstance(value, tuple) else value) for key, value in drawing.items()},
+        "style": arguments["style"],
+        "seed": settings.seed,
+        **(asdict(settings) | {"step_window": None if settings.step_window is None else list(settings.step_window)}),
         **page_options,
     }
     judged = None
@@ -324,11 +326,11 @@ def _draw(encoder, pipeline, characters, output, story_panels, panels_text, argu
         from .judging import judge_story
 
         steps.start("the identity judge: is every named person in the panels that name them?")
-        judged = judge_story(Path(judge_world), story_panels, [image for image, _ in drawn], characters)
+        judged = judge_story(judge_world, story_panels, [image for image, _ in drawn], characters)
         print(f"the judge recognises {judged['recognised']:.2f} of {judged['pairs']} (panel, named person) pairs "
               f"(chance {judged['chance']:.2f})")  # fmt: skip
     # the output was checked before anything was loaded (check_story_output): the folder is replaced whole now
-    files = write_story(output, story_panels, drawn, pages, settings, True, panels_text, judged)
+    files = write_story(output, story_panels, drawn, pages, story_settings, True, panels_text, judged)
     steps.done(f"wrote {len(drawn)} panels, {len(pages)} page(s) and story.pdf to {output}/")
     return files
 
@@ -338,7 +340,11 @@ def _flag_problems(argv: list[str]) -> list[str]:
     magicnaming flag is snake_case) and a boolean without its value (a bare ``--parse_only``: a boolean is
     ``--parse_only true`` or ``--parse_only false``). jsonargparse would say only "unrecognized arguments" or
     "expected one argument"; each problem here names the argument and the form expected."""
+    from namespace.command_line import flat_parameters
+
     parameters = typing.get_type_hints(story)
+    for settings_class in flat_parameters(story).values():  # their fields are top-level flags (--num_inference_steps)
+        parameters |= typing.get_type_hints(settings_class)
     booleans = {name for name, hint in parameters.items() if hint is bool}
     problems = []
     for index, item in enumerate(argv):

@@ -7,14 +7,15 @@ more; the models are the caller's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from namespace import Identity
 from namespace.images import folder_images
 
+from ..generation_settings import GenerationSettings
 from ..plugin import MagicNaming
 from .config import Character, Panel, Style, style_preset
 
@@ -54,14 +55,7 @@ def draw_panels(
     panels: list[Panel],
     identities: dict[str, Identity],
     style: str | Style = "comic",
-    seed: int = 0,
-    num_inference_steps: int = 30,
-    guidance_scale: float = 5.0,
-    height: int | None = None,
-    width: int | None = None,
-    delta: float | None = None,
-    eta: float | None = None,
-    step_window: tuple[float, float] | None = None,
+    settings: GenerationSettings = GenerationSettings(),
     on_panel: Callable[[int, int], None] | None = None,
 ) -> list[tuple[Image.Image, dict]]:
     """Draws every panel; its people are the identities registered as their labels (several per image work
@@ -70,7 +64,8 @@ def draw_panels(
     Args:
         identities: label → identity for every label the panels name (registered on ``naming`` here).
         style: a preset name (``STYLES``) or a ``Style``.
-        seed: panel i uses its own seed, else ``seed + i``.
+        settings: how every panel is drawn; panel i uses its own seed (the panel file's), else
+            ``settings.seed + i``.
         on_panel: called with (panels done, total) after each panel (a progress bar).
 
     Returns:
@@ -85,37 +80,23 @@ def draw_panels(
     drawn = []
     for i, panel in enumerate(panels):
         prompt, negative = styled_prompts(panel, preset)
-        panel_seed = seed + i if panel.seed is None else panel.seed
-        image = naming(
-            prompt,
-            None,
-            negative_prompt=negative,
-            delta=delta,
-            eta=eta,
-            step_window=step_window,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            height=height,
-            width=width,
-            generator=torch.Generator().manual_seed(panel_seed),
-        ).images[0]
-        settings = {
+        seed = settings.seed + i if panel.seed is None else panel.seed
+        drawn_with = replace(settings, seed=seed)
+        image = naming(prompt, None, negative_prompt=negative, **drawn_with.call_arguments()).images[0]
+        recorded = drawn_with.record(naming)
+        described = {
             "panel": i,
             "sentence": panel.sentence,
             "prompt": prompt,
             "negative_prompt": negative,
             "people": {label: _described(identities[label]) for label in panel.people},
-            "seed": panel_seed,
+            "seed": seed,
             "style": style if isinstance(style, str) else preset.suffix,
-            "delta": naming.delta if delta is None else delta,
-            "eta": naming.encoder.statistics.norm if eta is None else eta,
-            "step_window": list(step_window) if step_window else None,
-            "num_inference_steps": num_inference_steps,
-            "guidance_scale": guidance_scale,
-            "height": image.height,
+            **{key: recorded[key] for key in ("delta", "eta", "step_window", "num_inference_steps", "guidance_scale")},
+            "height": image.height,  # as drawn (the settings' None is the pipeline's size)
             "width": image.width,
         }
-        drawn.append((image, settings))
+        drawn.append((image, described))
         if on_panel is not None:
             on_panel(i + 1, len(panels))
     return drawn

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from namespace.train.results import loss_curves, retrieval_curves, top_k_chance
+
 from ..figures import pyplot, save_figure
-from .results import top_k_chance
 
 if TYPE_CHECKING:  # matplotlib comes with the [data] extra and is imported when a figure is drawn
     from matplotlib.figure import Figure
@@ -26,12 +27,11 @@ def loss_figure(rows: list[dict[str, float]]) -> Figure:
     """The figure of ``plot_loss``."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 3.6))
-    train = [(row["step"], row["train/loss"]) for row in rows if "train/loss" in row]
-    axis.plot(*zip(*train, strict=True), color="#4c72b0", linewidth=1, label="train (MSE)")
+    curves = loss_curves(rows)
+    axis.plot(*zip(*curves["train"], strict=True), color="#4c72b0", linewidth=1, label="train (MSE)")
     for split, color in (("heldout", "#55a868"), ("unseen", "#c44e52")):
-        points = [(row["step"], row[f"val_{split}/mse"]) for row in rows if f"val_{split}/mse" in row]
-        if points:
-            axis.plot(*zip(*points, strict=True), "o-", color=color, label=f"validation, {split} (MSE)")
+        if curves[split]:
+            axis.plot(*zip(*curves[split], strict=True), "o-", color=color, label=f"validation, {split} (MSE)")
     axis.set_yscale("log")
     axis.set_xlabel("training step")
     axis.set_ylabel("MSE to the name embedding")
@@ -44,17 +44,13 @@ def retrieval_figure(rows: list[dict[str, float]]) -> Figure:
     """The figure of ``plot_retrieval``: a line per split and k, and the chance of top-1 and of top-5 retrieval."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.4))
-    validations = [row for row in rows if "val_heldout/top1" in row]
-    epochs = [row["epoch"] + 1 for row in validations]
-    for key, label, style in (
-        ("val_heldout/top1", "held-out photos of train people, top-1", "o-"),
-        ("val_heldout/top5", "held-out photos of train people, top-5", "o:"),
-        ("val_unseen/top1", "unseen people, top-1", "s-"),
-        ("val_unseen/top5", "unseen people, top-5", "s:"),
-    ):
-        axis.plot(epochs, [row.get(key, float("nan")) for row in validations], style, label=label)
+    epochs, curves, chance = retrieval_curves(rows)
+    labels = {"heldout": ("held-out photos of train people", "o"), "unseen": ("unseen people", "s")}
+    for (split, k), values in curves.items():
+        label, marker = labels[split]
+        axis.plot(epochs, values, marker + ("-" if k == 1 else ":"), label=f"{label}, top-{k}")
     for k, style in ((1, "--"), (5, ":")):  # a random ranking of K names: top-k is right with min(k, K) / K
-        level = top_k_chance(validations[-1]["val/chance"], k)
+        level = top_k_chance(chance, k)
         axis.axhline(level, color="grey", linestyle=style, label=f"chance (top-{k}) = {level:.3f}")
     axis.set_ylim(-0.03, 1.05)
     axis.set_xlabel("epoch")

@@ -30,8 +30,11 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "magicnaming-encoder"
 # version 2: the calibrated δ (``name_delta``) and local tower checkpoints copied into ``towers/``; version-1
-# folders still load, with δ = 1 (eq. 4 off) and their tower paths as written
-FORMAT_VERSION = 2
+# folders still load, with δ = 1 (eq. 4 off) and their tower paths as written. Version 3: ``record`` (where the
+# weights come from: training data, run, version; see ``train/export.py``) and ``statistics`` (a summary of the
+# statistics buffers for readers of config.json, such as the model card; the weights file holds the values used);
+# version-2 folders load with an empty record
+FORMAT_VERSION = 3
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 # the name-space statistics stay float32 whatever dtype the encoder is cast to (``.half()``, ``.to(torch.bfloat16)``):
 # they meet float32 identities in eq. 4 and 5, and fp16 would round F_mean and the PCA for nothing
@@ -58,6 +61,8 @@ class NameEncoder(nn.Module):
         self.register_buffer("pca_variances", torch.zeros(config.pca_rank))
         self.register_buffer("statistics_count", torch.zeros((), dtype=torch.long))  # 0: not fitted yet
         self.register_buffer("name_delta", torch.ones(()))  # default δ, eq. 4: calibrated by training (1: off)
+        # where the weights come from (plain JSON values, saved in config.json): training data, run, version
+        self.record: dict = {}
 
     def _apply(self, fn, recurse: bool = True) -> NameEncoder:
         """Moves and casts like any module, but the statistics buffers keep float32 (see ``FP32_BUFFERS``)."""
@@ -205,6 +210,13 @@ class NameEncoder(nn.Module):
         towers = bundle_tower_checkpoints(self.config.towers, directory)
         config = {"format": FORMAT, "format_version": FORMAT_VERSION, **self.config.to_dict()}
         config["towers"] = [dataclasses.asdict(tower) for tower in towers]
+        config["statistics"] = {
+            "count": int(self.statistics_count),
+            "name_norm": float(self.name_norm),
+            "delta": float(self.name_delta),
+        }
+        if self.record:
+            config["record"] = self.record
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.exported_state().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT})
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
@@ -223,11 +235,79 @@ class NameEncoder(nn.Module):
                 )
         config, version = _read_config(config_path)
         encoder = cls(config, load_towers=load_towers)
+        encoder.record = read_record(config_path)
         state = load_file(str(weights_path))
         if version < 2:  # written before δ was calibrated: eq. 4 stays off, as it was
             state.setdefault("name_delta", torch.ones(()))
         encoder.load_exported_state(state, source=str(weights_path))
         return encoder
+
+    def save_hub_folder(
+        self,
+        directory: str | os.PathLike,
+        repo_id: str | None = None,
+        license: str | None = None,
+        card: str | None = None,
+    ) -> Path:
+        """Writes the encoder folder as :meth:`push_to_hub` uploads it: :meth:`save_pretrained` plus ``README.md``.
+
+        Args:
+            directory: the folder to write (replaced whole, as by :meth:`save_pretrained`).
+            repo_id: the repository the card's usage snippet names.
+            license: fills the card's licence (``model_card.LICENCE_TODO`` stays where None).
+            card: the card to write instead of the one ``model_card`` writes from the saved ``config.json``.
+        """
+        from .model_card import CARD_NAME, model_card, with_licence
+
+        def write(folder: Path) -> None:
+            self._write_folder(folder)
+            text = card if card is not None else model_card(folder, repo_id)
+            (folder / CARD_NAME).write_text(with_licence(text, license) if license else text)
+
+        return atomic_folder(directory, write)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = True,
+        token: str | None = None,
+        license: str | None = None,
+        card: str | None = None,
+        commit_message: str = "Upload a MagicNaming name encoder",
+    ) -> str:
+        """Uploads the encoder to a Hugging Face Hub model repository, with its model card as ``README.md``.
+
+        Everything is checked before the network is touched (the repository id, the licence, offline mode); the
+        repository is created when missing (``exist_ok``); the folder of :meth:`save_hub_folder` is uploaded from a
+        temporary directory.
+
+        Args:
+            repo_id: ``owner/name``.
+            private: create the repository private (an existing repository keeps its visibility).
+            token: a Hub token; None uses huggingface_hub's own login or ``HF_TOKEN``. Never printed or stored.
+            license: the weights' licence (``apache-2.0``, ``mit``, ``other``, ...); required unless ``card`` has one.
+            card: the model card to upload (default: ``model_card`` of the saved folder).
+            commit_message: the commit's message.
+
+        Returns:
+            The repository's URL.
+        """
+        from .model_card import push_problems
+
+        problems = push_problems(repo_id, license, card)
+        if problems:
+            raise ValueError("cannot push to the Hub:\n  " + "\n  ".join(problems))
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        with tempfile.TemporaryDirectory(prefix="magicnaming-push-") as temporary:
+            folder = self.save_hub_folder(Path(temporary) / "encoder", repo_id, license, card)
+            api = HfApi(token=token)
+            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message, repo_type="model")
+        return str(url)
 
     def load_exported_state(self, state: dict[str, torch.Tensor], source: str = "state") -> None:
         """Loads head weights and statistics saved by :meth:`save_pretrained`; keys and shapes must match exactly."""
@@ -243,10 +323,20 @@ def read_config(path: Path) -> NameEncoderConfig:
     return _read_config(path)[0]
 
 
+def read_record(path: Path) -> dict:
+    """The ``record`` of an encoder ``config.json`` (empty for folders written before it existed)."""
+    record = json.loads(path.read_text()).get("record", {})
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: record must be an object, found {type(record).__name__}")
+    return record
+
+
 def _read_config(path: Path) -> tuple[NameEncoderConfig, int]:
     """The config of a ``config.json`` and its format version."""
     data = json.loads(path.read_text())
     found_format, version = data.pop("format", None), data.pop("format_version", None)
+    data.pop("record", None)  # read_record's
+    data.pop("statistics", None)  # a summary for readers: the weights file holds the statistics
     if found_format != FORMAT:
         raise ValueError(f"{path}: expected format {FORMAT!r}, found {found_format!r}")
     if not isinstance(version, int) or version > FORMAT_VERSION:

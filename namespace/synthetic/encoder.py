@@ -43,10 +43,10 @@ def tiny_name_encoder(
         seed: seeds the towers and the head, without touching the caller's global RNG state.
         load_towers: False builds the head only (for training from tower features).
     """
-    from ..prompt_encoding import name_embeddings, prompt_embedding_width
     from ..statistics import NameSpaceStatistics
+    from ..text_sides import name_embeddings, text_side
 
-    width = TINY_WIDTH if pipe is None else prompt_embedding_width(pipe)
+    width = TINY_WIDTH if pipe is None else text_side(pipe).width(pipe)
     with seeded(seed):
         encoder = NameEncoder(tiny_name_encoder_config(num_tokens, width), load_towers=load_towers)
     if pipe is not None:
