@@ -26,7 +26,6 @@ from diffusers.modular_pipelines import (
     SequentialPipelineBlocks,
     StableDiffusionXLAutoBlocks,
 )
-from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 import namespace as ns
 from namespace import Identity, NameEncoder
@@ -64,9 +63,7 @@ class MagicNamingStep(ModularPipelineBlocks):
             ComponentSpec("name_encoder", NameEncoder),
             # the text-encoder step's own: their widths say which channels of a name the embeddings take, and the
             # tokenizer counts the prompt's tokens
-            ComponentSpec("text_encoder", CLIPTextModel),
-            ComponentSpec("text_encoder_2", CLIPTextModelWithProjection),
-            ComponentSpec("tokenizer", CLIPTokenizer),
+            *(ComponentSpec(name, kind) for name, kind in SDXL.components().items()),
         ]
 
     @property

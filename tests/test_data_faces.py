@@ -165,6 +165,7 @@ def test_the_face_embedder_gives_unit_rows_and_nan_without_a_face(real_faces):
     assert np.isnan(vectors[2]).all() and vectors[0] @ vectors[1] < CALIBRATED
 
 
+@pytest.mark.slow
 def test_shards_are_embedded_streaming_and_row_aligned(real_faces, analysed, tmp_path):
     from namespace.data_pipeline.shard_embeddings import embed_shards
     from namespace.data_pipeline.shards import ShardWriter

@@ -177,6 +177,7 @@ def _importable(module):
     return importlib.util.find_spec(module) is not None
 
 
+@pytest.mark.slow
 def test_the_faces_command_checks_compares_and_calibrates(real_faces, tmp_path, capsys):
     import shutil
 

@@ -20,6 +20,7 @@ def run_python(code: str, cwd) -> str:
     return result.stdout.strip()
 
 
+@pytest.mark.slow
 def test_stages_are_installed_under_namespace(tmp_path):
     out = run_python(
         "import importlib.util, namespace.data_pipeline as d, namespace.train as t, namespace.inference as i\n"
@@ -32,6 +33,7 @@ def test_stages_are_installed_under_namespace(tmp_path):
     assert specs == "[None, None, None]"
 
 
+@pytest.mark.slow
 def test_core_imports_no_lightning_and_stays_light(tmp_path):
     out = run_python(
         "import sys, namespace as ns\n"

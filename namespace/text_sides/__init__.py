@@ -68,6 +68,9 @@ class TextSide(Protocol):
     def check(self, pipe: object, argument: str = "pipe") -> None:
         """Raises TypeError naming ``pipe``'s class and the parts it lacks unless it is a pipeline of this family."""
 
+    def components(self) -> dict[str, type]:
+        """The pipeline parts the text side reads: diffusers name → class (Modular Diffusers' component specs)."""
+
     def check_folder(self, folder: Path, name_width: int | None, argument: str, name_argument: str) -> None:
         """The same for a pipeline folder, read from its configs without loading a model (TypeError), and, when
         ``name_width`` is given, whether its prompt embeddings take names that wide (ValueError)."""

@@ -26,6 +26,13 @@ class SDXLTextSide:
 
     family = "sdxl"
 
+    def components(self) -> dict[str, type]:
+        """The pipeline parts the text side reads, by their diffusers names (for Modular Diffusers' component
+        specs): the two text encoders (their widths) and CLIP-L's tokenizer (token counts)."""
+        from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+        return {ENCODERS[0]: CLIPTextModel, ENCODERS[1]: CLIPTextModelWithProjection, "tokenizer": CLIPTokenizer}
+
     def check(self, pipe: object, argument: str = "pipe") -> None:
         """Raises unless ``pipe`` encodes prompts the SDXL way (two tokenizers and text encoders, ``encode_prompt``)."""
         missing = [part for part in (*REQUIRED, "encode_prompt") if getattr(pipe, part, None) is None]
