@@ -1,4 +1,4 @@
-"""``magicnaming identity encode|mix|sample|from_text``: make identity files."""
+"""``magicnaming identity encode|mix|sample|from_text|refine``: make identity files."""
 
 from __future__ import annotations
 
@@ -189,6 +189,86 @@ def from_text(
     return path
 
 
+def refine(
+    encoder: str,
+    pipeline: str,
+    references: list[Path] | Path,
+    output: Path,
+    identity: Path | None = None,
+    steps: int = 200,
+    learning_rate: float = 5e-3,
+    prior_weight: float = 0.1,
+    face_weight: float = 0.0,
+    batch_size: int = 1,
+    seed: int = 0,
+    gradient_checkpointing: bool = True,
+    label: str | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    overwrite: bool = False,
+) -> Path:
+    """Refines a name on reference photos by the frozen pipeline's own denoising loss.
+
+    Only the name changes (no model weight is trained); a prior from the encoder's statistics holds it near the
+    name space. Writes an ordinary identity file whose metadata records the refinement.
+
+    Args:
+        encoder: name-encoder folder or Hub id (tiny: the tiny encoder, with --pipeline tiny).
+        pipeline: SDXL-family pipeline folder or Hub id, a miniature world's folder, miniature or tiny.
+        references: photos of the person: one image, a folder of images, or a list.
+        output: the identity file to write (.safetensors).
+        identity: the identity file to start from (default: the encoder's prediction from the references).
+        steps: optimisation steps.
+        learning_rate: Adam's step size, relative to the start name's RMS entry.
+        prior_weight: weight of the name-space prior (0: none).
+        face_weight: extra loss weight on each photo's face box (above 0 needs the face stack).
+        batch_size: photos (with a prompt, timestep and noise each) per step.
+        seed: seeds every draw; the same seed gives the same identity.
+        gradient_checkpointing: recompute the UNet's activations in the backward pass (less memory, more time).
+        label: the identity's label (default: the output file's name).
+        dtype: auto, fp32, fp16 or bf16 (on a GPU bf16 keeps small gradients that fp16 may lose).
+        device: auto, cpu, cuda, ...
+        overwrite: replace an existing ``output`` (otherwise it is refused).
+    """
+    from .refine import check_face_stack, refine_problems
+
+    with InputCheck() as check:
+        check(check_new_output, output, "--output", overwrite)
+        config = check(encoder_config, encoder)
+        check(parse_pipeline, pipeline)
+        pictures = check(as_image_list, references, "--references")
+        start = None if identity is None else check(identity_file, identity, config, "--identity")
+        for problem in refine_problems(steps, learning_rate, prior_weight, face_weight, batch_size, 0, "--"):
+            check.problem(problem)
+        check(dtype_and_device, dtype, device)
+    check_face_stack(face_weight, "--face_weight")  # before anything loads
+    progress = Steps(total=4 if start is None else 3)
+    naming = load_naming(encoder, pipeline, progress, "text2img", dtype, device)
+    label = label or Path(output).stem
+    if start is None:
+        progress.start(f"encoding {len(pictures)} reference(s): the start")
+        start = reference_identity(naming.encoder, pictures, label, None, "--references")
+        start.encoder = encoder
+    progress.start(f"refining the name on {len(pictures)} reference(s): {steps} steps")
+    refined = naming.refine(
+        start,
+        pictures,
+        steps=steps,
+        learning_rate=learning_rate,
+        prior_weight=prior_weight,
+        face_weight=face_weight,
+        batch_size=batch_size,
+        seed=seed,
+        gradient_checkpointing=gradient_checkpointing,
+        label=label,
+    )
+    refined.encoder = refined.encoder or encoder
+    path = refined.save(output)
+    loss = f"loss {refined.metadata['start_loss']} -> {refined.metadata['final_loss']} on fixed draws"
+    progress.done(f"wrote {path} (refined {steps} steps, {loss})")
+    return path
+
+
 def _saved(identity: Identity, output: Path) -> Path:
     path = identity.save(output)
     print(f"wrote {path} ({identity.source}, label {identity.label!r}, shape {tuple(identity.embedding.shape)})")
@@ -196,5 +276,5 @@ def _saved(identity: Identity, output: Path) -> Path:
 
 
 def main(argv: list[str], prog: str = "magicnaming identity") -> int:
-    run_command([encode, mix, sample, from_text], argv, prog, description=__doc__)
+    run_command([encode, mix, sample, from_text, refine], argv, prog, description=__doc__)
     return 0

@@ -152,6 +152,15 @@ class MagicNaming:
 
         return identity_from_text(self, description, **options)
 
+    def refine(
+        self, identity: Identity | None, images: ImageInput | Sequence[ImageInput], **options: object
+    ) -> Identity:
+        """A name refined on reference photos by the frozen pipeline's denoising loss (None: start from the
+        encoder's prediction); see :func:`namespace.inference.refine.refine_identity`."""
+        from .refine import refine_identity
+
+        return refine_identity(self, identity, images, **options)
+
     def register(self, label: str, identity: Identity) -> None:
         """Makes ``identity`` available to prompts as ``<label>`` (several people in one image, experimental)."""
         if not placeholders.PLACEHOLDER.fullmatch(f"<{label}>"):
@@ -348,11 +357,17 @@ def pipeline_name(
     Returns:
         (N, D') float32 name on the encoder statistics' device.
     """
-    statistics = encoder.statistics  # float32 whatever the encoder's dtype, as identities are
-    embedding = identity.embedding.to(statistics.mean.device)
+    return name_slice(guided_name(encoder, identity.embedding, delta, eta))
+
+
+def guided_name(encoder: NameEncoder, embedding: torch.Tensor, delta: float, eta: float | None = None) -> torch.Tensor:
+    """(N, D) eq. 4 then eq. 5 on an identity's embedding, all channels; differentiable (``refine`` optimises
+    through it). The device is the encoder statistics' (float32 whatever the encoder's dtype, as identities are)."""
+    statistics = encoder.statistics
+    embedding = embedding.to(statistics.mean.device)
     if delta != 1.0:
         embedding = ns.guide(embedding, statistics.mean, delta)
-    return name_slice(ns.normalize(embedding, statistics.norm if eta is None else eta))
+    return ns.normalize(embedding, statistics.norm if eta is None else eta)
 
 
 def mean_name(encoder: NameEncoder, name_slice: NameSlice, eta: float | None = None) -> torch.Tensor:

@@ -33,7 +33,8 @@ COMMANDS: dict[str, Command] = {
         "create a name-encoder folder from a config, describe one, write its model card or push it to the Hub",
     ),
     "identity": Command(
-        "namespace.inference.identity_commands:main", "make identity files: encode images, mix, sample, or from text"
+        "namespace.inference.identity_commands:main",
+        "make identity files: encode images, mix, sample, from text, or refine",
     ),
     "generate": Command(
         "namespace.inference.commands:main_generate", "draw one identity in prompts with any SDXL pipeline"

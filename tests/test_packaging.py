@@ -205,3 +205,25 @@ def test_the_checkout_finder_maps_the_stages_as_pyproject_does():
     package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     stages = {name: folder for name, folder in package_dir.items() if name != "namespace"}
     assert stages == {f"namespace.{stage}": stage for stage in namespace._STAGES}
+
+
+def test_every_package_folder_is_listed_for_setuptools():
+    """A new package folder (one with an ``__init__.py``) not in pyproject's ``packages`` would be left out of the
+    wheel and fail only after a regular install (``namespace.text_sides`` once did)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {f"namespace.{stage}": ROOT / folder for stage, folder in
+               (("data_pipeline", "data_pipeline"), ("train", "train"), ("inference", "inference"))}  # fmt: skip
+    folders["namespace"] = ROOT / "namespace"
+    found = set()
+    for package, folder in folders.items():
+        for init in folder.rglob("__init__.py"):
+            parts = init.parent.relative_to(folder).parts
+            if "__pycache__" not in parts:
+                found.add(".".join((package, *parts)))
+    listed = set(setuptools["packages"])
+    assert sorted(found - listed) == []
+    assert setuptools["package-dir"] == {package: str(folder.relative_to(ROOT)) for package, folder in folders.items()}

@@ -94,6 +94,34 @@ def test_export_from_a_checkpoint_equals_the_end_of_fit_export(fitted, tmp_path,
 
 
 @pytest.mark.slow
+def test_the_exported_folder_records_its_data_and_run(fitted, built, tmp_path):
+    """The end-of-fit folder's record names the LaionCele it read (path, identities, hashes of its manifest and
+    identity table), the steps, epochs and last validation metrics; ``train export`` of last.ckpt writes the same."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    data = built[0]
+    record = ns.NameEncoder.from_pretrained(fitted / "encoder", load_towers=False).record
+    identities = pq.read_table(data / "identities.parquet").to_pylist()
+    assert record["magicnaming_version"] == ns.__version__
+    assert record["training_data"]["path"] == str(data)
+    assert record["training_data"]["identities"] == len(identities)
+    assert record["training_data"]["train_identities"] == sum(row["split"] == "train" for row in identities)
+    for name in ("manifest.json", "identities.parquet"):
+        assert record["training_data"]["sha256"][name] == hashlib.sha256((data / name).read_bytes()).hexdigest()
+    (checkpoint,) = fitted.glob("logs/*/checkpoints/last.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    rows = read_metrics(fitted)
+    epochs = max(int(row["epoch"]) for row in rows) + 1
+    assert record["training"]["steps"] == state["global_step"] > 0 and record["training"]["epochs"] == epochs
+    last = [row for row in rows if row.get("val_heldout/top1")][-1]
+    assert record["training"]["metrics"]["val_heldout/top1"] == pytest.approx(float(last["val_heldout/top1"]))
+    assert main(["train", "export", "--checkpoint", str(checkpoint), "--output", str(tmp_path / "exported")]) == 0
+    assert ns.NameEncoder.from_pretrained(tmp_path / "exported", load_towers=False).record == record
+
+
+@pytest.mark.slow
 def test_delta_is_calibrated_on_held_out_photos_and_gives_predictions_the_targets_spread(fitted, built):
     """MSE shrinks predictions towards F_mean; the exported δ (eq. 4) undoes it on the held-out photos."""
     encoder = NameEncoder.from_pretrained(fitted / "encoder", load_towers=False)

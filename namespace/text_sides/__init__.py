@@ -2,9 +2,10 @@
 
 A *text side* knows how a family of diffusers pipelines turns prompts into prompt embeddings: which parts a pipeline
 must have, how wide its embeddings are, which of a name's channels it takes, its tokenizer, how it encodes prompts
-(and the extra conditioning it needs) and where a name's positions are. The plugin, the training target and the
-input checks ask ``text_side(pipe)`` and never name a family's parts. Today there is one family, SDXL
-(``sdxl.py``); another (SD 1.5, SD 3.5, FLUX) is one module implementing :class:`TextSide`, added to ``_families``.
+(and the extra conditioning its UNet needs) and where a name's positions are. The plugin, the training target, the
+input checks and name refinement (which calls the UNet itself) ask ``text_side(pipe)`` and never name a family's
+parts. Today there is one family, SDXL (``sdxl.py``); another (SD 1.5, SD 3.5, FLUX) is one module implementing
+:class:`TextSide`, added to ``_families``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class TextSide(Protocol):
     ) -> Encoded:
         """Encodes B prompts with classifier-free guidance, as ``pipe`` does (``options``: the family's own prompt
         keywords, e.g. SDXL's ``prompt_2``)."""
+
+    def unet_conditioning(self, pipe: object, encoded: Encoded, height: int, width: int) -> dict[str, object]:
+        """The keywords ``pipe.unet`` takes beside ``encoder_hidden_states`` for the B prompts of ``encoded`` (its
+        positive side) at a ``height`` × ``width`` image, as the pipeline makes them (SDXL: ``added_cond_kwargs``)."""
 
     def name_embeddings(self, pipe: object, names: list[str], num_tokens: int, batch_size: int) -> torch.Tensor:
         """(B, N, D') the embeddings of B checked names at the N positions a name takes in a prompt."""

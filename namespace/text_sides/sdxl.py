@@ -18,6 +18,7 @@ ENCODERS = ("text_encoder", "text_encoder_2")  # CLIP-L, then bigG: their widths
 REQUIRED = ("tokenizer_2", "text_encoder_2")  # the refiner has these alone
 REFINER_WIDTH = 1280  # bigG alone
 NAME_START = 1  # a name's first position: right after the start token
+AESTHETIC_SCORE = 6.0  # the refiner pipeline's default aesthetic_score, one of its UNet's micro-conditions
 
 
 class SDXLTextSide:
@@ -132,6 +133,19 @@ class SDXLTextSide:
                 "negative_pooled_prompt_embeds": negative_pooled,
             }
         )
+
+    def unet_conditioning(self, pipe: object, encoded: Encoded, height: int, width: int) -> dict[str, object]:
+        """The UNet's keywords beside the prompt embeddings, as the pipeline makes them for an uncropped ``height`` ×
+        ``width`` image: ``added_cond_kwargs`` with the pooled embeddings (B, P) and the micro-conditions
+        ``time_ids``, (B, 6) original size, crop (0, 0) and target size, or the refiner's (B, 5) original size, crop
+        and aesthetic score (6.0, the pipeline's default)."""
+        pooled = encoded.inputs["pooled_prompt_embeds"]  # (B, P)
+        if getattr(pipe, "config", {}).get("requires_aesthetics_score", False):
+            micro = (height, width, 0, 0, AESTHETIC_SCORE)
+        else:
+            micro = (height, width, 0, 0, height, width)
+        time_ids = torch.tensor([micro], dtype=pooled.dtype, device=pooled.device).expand(pooled.shape[0], -1)
+        return {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}}
 
     def name_embeddings(self, pipe: object, names: list[str], num_tokens: int, batch_size: int) -> torch.Tensor:
         """Positions 1..N of ``pipe.encode_prompt``: both tokenizers (each with its own padding), both text
