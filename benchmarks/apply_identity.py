@@ -15,25 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 from flags import ArgumentParser
+from plugin_overhead import timed
 
 import namespace as ns
 from namespace.inference.conditioning import apply_identity, identity_name
 
 WIDTH, NUM_TOKENS, CHUNK = 2048, 8, 77
-
-
-def timed(run, device: str) -> float:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def measure(device: str = "cpu", chunks: tuple[int, ...] = (1, 2, 3), repeats: int = 200) -> dict:

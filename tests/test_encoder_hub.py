@@ -11,7 +11,7 @@ import yaml
 
 import namespace as ns
 from namespace.cli import main
-from namespace.encoder.model_card import LICENCE_TODO, card_licence, model_card, with_licence
+from namespace.encoder.model_card import BASE_MODEL, LICENCE_TODO, card_licence, model_card, with_licence
 
 from .conftest import says
 
@@ -88,7 +88,7 @@ def test_the_card_holds_the_towers_statistics_record_fingerprint_and_the_licence
     card = model_card(folder, repo_id="alice/tiny-encoder")
     metadata = front_matter(card)
     assert metadata["library_name"] == "magicnaming" and metadata["tags"] == ["magicnaming", "sdxl", "identity"]
-    assert metadata["base_model"] == "stabilityai/stable-diffusion-xl-base-1.0"
+    assert metadata["base_model"] == BASE_MODEL  # the SDXL base id, named once in model_card.py
     assert metadata["license"] == LICENCE_TODO == card_licence(card)
     assert 'NameEncoder.from_pretrained("alice/tiny-encoder")' in card  # the usage snippet loads this repository
     for tower in encoder.config.towers:

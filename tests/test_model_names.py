@@ -27,7 +27,7 @@ def test_each_pipeline_kind_is_parsed_without_loading(tmp_path, tiny_models):
         "miniature": "miniature",
         str(world): "world",
         str(tiny_models.pipeline): "folder",
-        "stabilityai/stable-diffusion-xl-base-1.0": "hub",
+        "someone/sdxl-pipeline": "hub",
     }
     for text, kind in kinds.items():
         assert parse_pipeline(text) == ModelName(text, kind, "--pipeline")
