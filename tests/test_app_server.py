@@ -25,6 +25,8 @@ from namespace.inference.app.commands import app
 
 from .conftest import free_port, wait_until_serving
 
+pytestmark = pytest.mark.slow  # each test serves the app (about 15 s to start on 2 cores)
+
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
 
