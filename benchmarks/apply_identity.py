@@ -13,12 +13,11 @@ run interleaved, round by round; the figure is their paired ratio (median), and 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import torch
 from flags import ArgumentParser
-from plugin_overhead import timed
+from plugin_overhead import print_result, timed
 
 import namespace as ns
 from namespace.inference.conditioning import apply_identity, identity_name
@@ -73,11 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
-    result = measure(args.device, tuple(args.chunks), args.repeats)
-    print(json.dumps(result, indent=2))
-    if args.output:
-        with open(args.output, "w") as handle:
-            json.dump(result, handle, indent=2)
+    print_result(measure(args.device, tuple(args.chunks), args.repeats), args.output)
 
 
 if __name__ == "__main__":

@@ -143,13 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_result(result: dict, output: str | None) -> None:
+    """Prints the figures as JSON, and writes them to ``output`` too when one is given."""
+    print(json.dumps(result, indent=2))
+    if output:
+        with open(output, "w") as handle:
+            json.dump(result, handle, indent=2)
+
+
 def main() -> None:
     args = build_parser().parse_args()
-    result = measure(args.size, args.device, args.dtype, args.steps, args.image_size, args.repeats)
-    print(json.dumps(result, indent=2))
-    if args.output:
-        with open(args.output, "w") as handle:
-            json.dump(result, handle, indent=2)
+    print_result(measure(args.size, args.device, args.dtype, args.steps, args.image_size, args.repeats), args.output)
 
 
 if __name__ == "__main__":
