@@ -1,4 +1,4 @@
-"""``magicnaming identity encode|mix|sample|from_text|refine``: make identity files."""
+"""``magicnaming identity encode|mix|sample|from_text|refine|from_group``: make identity files."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ from pathlib import Path
 from namespace import Identity
 from namespace.command_line import run_command
 from namespace.encoder.reference_crop import check_crop_mode, check_face_stack
-from namespace.faces import CropMode
+from namespace.faces import CropMode, FaceConfig
 from namespace.files import check_new_output
 from namespace.images import as_image_list
 from namespace.model_names import load_encoder, parse_pipeline
 from namespace.progress import Steps
 
+from . import group_identity
 from .inputs import InputCheck, dtype_and_device, encoder_config, identity_file, path_list
 from .loading import load_naming
 from .plugin import reference_identity
+from .refine import RefineSettings
 
 
 def encode(
@@ -137,6 +139,7 @@ def from_text(
     num_candidates: int = 16,
     num_clusters: int = 3,
     seed: int = 0,
+    rounds: int = 1,
     num_inference_steps: int = 30,
     guidance_scale: float = 5.0,
     height: int | None = None,
@@ -146,7 +149,8 @@ def from_text(
     overwrite: bool = False,
 ) -> Path:
     """A consistent character from a description: generate candidates, encode, cluster (faiss), keep the mean of
-    the cluster that agrees most (size and closeness of its names).
+    the cluster that agrees most (size and closeness of its names); with ``--rounds``, repeat with the current name
+    prepended to the description while the agreement rises (The Chosen One, without training).
 
     Args:
         encoder: name-encoder folder or Hub id (tiny: the tiny encoder, with --pipeline tiny).
@@ -155,7 +159,9 @@ def from_text(
         output: the identity file to write.
         num_candidates: images generated.
         num_clusters: k-means clusters.
-        seed: seeds the candidates and the clustering.
+        seed: seeds the candidates (each round's from the seed and the round) and the clustering.
+        rounds: the round limit (1: one round, as without it); the best round's identity is written, every round's
+            agreement in its metadata.
         num_inference_steps: denoising steps per candidate.
         guidance_scale: classifier-free guidance scale.
         height: candidate height (default: the pipeline's).
@@ -164,19 +170,24 @@ def from_text(
         device: auto, cpu, cuda, ...
         overwrite: replace an existing ``output`` (otherwise it is refused).
     """
+    from .text_identity import check_rounds
+
     with InputCheck() as check:
         check(check_new_output, output, "--output", overwrite)
         check(encoder_config, encoder)
         check(parse_pipeline, pipeline)
+        check(check_rounds, rounds, "--rounds")
         check(dtype_and_device, dtype, device)
     steps = Steps(total=3)
     naming = load_naming(encoder, pipeline, steps, "text2img", dtype, device)
-    steps.start(f"drawing {num_candidates} candidates, naming and clustering them")
+    per_round = f" per round, up to {rounds} rounds" if rounds > 1 else ""
+    steps.start(f"drawing {num_candidates} candidates{per_round}, naming and clustering them")
     identity = naming.identity_from_text(
         description,
         num_candidates=num_candidates,
         num_clusters=num_clusters,
         seed=seed,
+        rounds=rounds,
         label=Path(output).stem,
         num_inference_steps=num_inference_steps,
         guidance_scale=guidance_scale,
@@ -185,7 +196,12 @@ def from_text(
     )
     identity.encoder = encoder
     path = identity.save(output)
-    steps.done(f"wrote {path} (cluster of {identity.metadata['cluster_size']} of {num_candidates} candidates)")
+    found = f"cluster of {identity.metadata['cluster_size']} of {num_candidates} candidates"
+    if rounds > 1:
+        meta = identity.metadata
+        found += (f", round {meta['best_round']} of {meta['rounds_run']} run ({meta['stopped']}); "
+                  f"agreement per round {meta['round_agreements']}")  # fmt: skip
+    steps.done(f"wrote {path} ({found})")
     return path
 
 
@@ -195,9 +211,9 @@ def refine(
     references: list[Path] | Path,
     output: Path,
     identity: Path | None = None,
-    steps: int = 200,
-    learning_rate: float = 5e-3,
-    prior_weight: float = 0.1,
+    steps: int = RefineSettings.steps,
+    learning_rate: float = RefineSettings.learning_rate,
+    prior_weight: float = RefineSettings.prior_weight,
     face_weight: float = 0.0,
     batch_size: int = 1,
     seed: int = 0,
@@ -269,6 +285,58 @@ def refine(
     return path
 
 
+def from_group(
+    encoder: str,
+    image: Path,
+    output: Path,
+    label: str = "face",
+    crop: CropMode | None = None,
+    min_face_side: int = group_identity.MIN_FACE_SIDE,
+    face: FaceConfig | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+) -> list[Path]:
+    """One identity per face of a group photo, numbered from the left (needs the face stack).
+
+    LABEL-1.safetensors is the leftmost face (its box and index in the metadata), with the crop the encoder saw
+    beside it (LABEL-1.png); then LABEL-2, ...
+
+    Args:
+        encoder: name-encoder folder or Hub id.
+        image: the group photo.
+        output: the folder to write the identity files and crops into.
+        label: file and label prefix: LABEL-1, LABEL-2, ...
+        crop: how each face is cropped: loose or aligned (default: the encoder's reference_crop, or loose for an
+            encoder trained on whole portraits).
+        min_face_side: faces smaller than this (pixels, the mean of the box's width and height) are left out; a photo
+            with none larger is an error.
+        face: the face stack's settings (upsample finds smaller faces, detection_side keeps large photos' detail).
+        device: auto, cpu, cuda, ...
+        overwrite: replace an earlier group of LABEL in the folder, all its files (otherwise it is refused).
+    """
+    with InputCheck() as check:
+        for problem in group_identity.group_output_problems(output, label, overwrite):
+            check.problem(problem)
+        for problem in group_identity.check_group_options(label, min_face_side, "--"):
+            check.problem(problem)
+        config = check(encoder_config, encoder)
+        picture = check(group_identity.one_photo, image, "--image")
+        if crop is not None:
+            check(group_identity.group_crop, crop, "none", "--crop")
+        check(dtype_and_device, "auto", device)
+    faces = group_identity.group_face_stack(face)  # FaceStackMissing names the extra, before the encoder loads
+    found = group_identity.faces_left_to_right(picture, faces, min_face_side, "--image")
+    mode = group_identity.group_crop(crop, config.reference_crop, "--crop")
+    model = load_encoder(encoder, device)
+    people = group_identity.encode_faces(model, picture, found, faces, mode, label, Path(image).name)
+    for person in people:
+        person.identity.encoder = encoder
+    paths = group_identity.save_group(people, output, label, overwrite)
+    boxes = "; ".join(f"{path.stem} at {person.box}" for path, person in zip(paths, people, strict=True))
+    print(f"wrote {len(paths)} identities to {output}, left to right ({mode} crops beside them): {boxes}")
+    return paths
+
+
 def _saved(identity: Identity, output: Path) -> Path:
     path = identity.save(output)
     print(f"wrote {path} ({identity.source}, label {identity.label!r}, shape {tuple(identity.embedding.shape)})")
@@ -276,5 +344,5 @@ def _saved(identity: Identity, output: Path) -> Path:
 
 
 def main(argv: list[str], prog: str = "magicnaming identity") -> int:
-    run_command([encode, mix, sample, from_text, refine], argv, prog, description=__doc__)
+    run_command([encode, mix, sample, from_text, refine, from_group], argv, prog, description=__doc__)
     return 0

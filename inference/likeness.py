@@ -10,6 +10,11 @@ figure is judged by the world's identity judge (not the encoder) and its attribu
   encoder never saw and images made with their predicted identity / with a sampled identity;
 - ``prompt_followed_magicnaming`` / ``prompt_followed_plain``: task prompts whose attribute the detector finds, with
   and without a prepended name;
+- ``likeness_heldout_<method>``, ``prompt_followed_<method>``, ``likeness_unseen_<method>``: the same figures for the
+  methods past the encoder (``likeness_methods``: ``refined``, the name refined on the photos; ``lora``, the paper's
+  DreamBooth-LoRA baseline), with each method's seconds per identity under ``seconds_per_identity`` and the judge's
+  same-person threshold (``judge_same_person_threshold``: the cosine at its equal error rate on people it never saw)
+  beside ``likeness_unseen``;
 - ``interpolation_monotonic``: interpolation paths along which the judge's similarity to A falls and to B rises
   (beyond the noise over seeds); ``interpolation_rank_correlation``: Spearman's correlation of the step with the
   similarity to B minus that to A, per path and seed (1: every step moves towards B).
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from PIL import Image
@@ -36,6 +41,8 @@ from namespace.miniature.captions import task_prompts
 from namespace.progress import Steps
 
 from .generation_settings import GenerationSettings
+from .likeness_chosen_one import NEW_SEEDS, ChosenOneSettings, chosen_one_figures, chosen_one_problems
+from .likeness_methods import encoder_method, lora_method, method_likeness, refined_method
 from .likeness_metrics import (
     BASE_PROMPT,
     Drawing,
@@ -47,6 +54,10 @@ from .likeness_metrics import (
     plain_images,
     unseen_likeness,
 )
+from .lora_baseline import LoraSettings
+from .refine import RefineSettings
+
+METHODS = ("refined", "lora", "chosen_one")  # the methods past the encoder, in the order they are measured
 
 LIKENESS = "likeness.json"  # the figures, the settings and every judged image's details
 
@@ -73,6 +84,11 @@ def likeness(
     interpolation_steps: int = 5,
     interpolation_pairs: int = 28,
     interpolation_seeds: int = 6,
+    methods: tuple[str, ...] = METHODS,
+    method_people: int = 2,
+    refine: RefineSettings = RefineSettings(),
+    lora: LoraSettings = LoraSettings(),
+    chosen_one: ChosenOneSettings = ChosenOneSettings(),
     device: str = "auto",
     overwrite: bool = False,
 ) -> dict:
@@ -91,19 +107,30 @@ def likeness(
         interpolation_steps: identities on each path (both ends included).
         interpolation_pairs: most pairs of train people interpolated (every pair, in order: 1st and 2nd, 1st and 3rd…).
         interpolation_seeds: images per identity on a path; the judge's similarities are averaged over them.
+        methods: the methods past the encoder to measure too (``refined``, ``lora``, ``chosen_one``; [] for none).
+        method_people: the train people (the first ones) the ``refined`` and ``lora`` methods are measured on, with
+            every person the encoder never saw; the encoder is measured again on the same people
+            (``likeness_heldout_encoder`` …), the like-for-like baseline.
+        refine: how the ``refined`` method refines each person's name.
+        lora: how the ``lora`` method trains each person's LoRA.
+        chosen_one: the identities made from words alone for the ``chosen_one`` figures (its descriptions,
+            round limit and candidates per round).
         device: where the pipeline and encoder run.
         overwrite: write into a non-empty ``output`` (otherwise it is refused); its old likeness.json is removed
             before the first image is drawn, so a killed run leaves no likeness.json beside new images.
     """
     world, encoder, laioncele, output = Path(world), Path(encoder), Path(laioncele), Path(output)
     drawn = max(seeds * max(len(_famous(world)), 1), interpolation_seeds)  # plain images: seeds × train people
+    if "chosen_one" in methods:  # the Chosen One's images start from seed + NEW_SEEDS, one seed per image
+        drawn = max(drawn, NEW_SEEDS + seeds * (1 + len(task_prompts())))
     _check_arguments(world, laioncele, output, overwrite, settings.problems(drawn), seeds=seeds,
                      interpolation_steps=interpolation_steps, interpolation_pairs=interpolation_pairs,
-                     interpolation_seeds=interpolation_seeds)  # fmt: skip
+                     interpolation_seeds=interpolation_seeds, methods=methods, refine=refine,
+                     lora=lora, chosen_one=chosen_one, method_people=method_people)  # fmt: skip
     world_settings = json.loads((world / "world.json").read_text())
     famous = world_settings["famous"]
     references, train, unseen = _people(laioncele, famous)
-    steps = Steps(total=9)
+    steps = Steps(total=9 + len(methods) + any(m != "chosen_one" for m in methods))
     drawing = _prepare(world, encoder, output, world_settings, seeds, settings, device, steps)
     spreads = name_accuracy(drawing, famous, steps)
     if probe_names:
@@ -111,10 +138,19 @@ def likeness(
     plain, plain_spreads = plain_images(drawing, len(train), steps)
     identities, people, heldout_spreads = heldout_likeness(drawing, train, references, plain, steps)
     unseen_people, unseen_spreads = unseen_likeness(drawing, unseen, references, steps)
+    past = _past_the_encoder(drawing, methods, method_people, refine, lora, chosen_one, train, unseen, references,
+                             steps)  # fmt: skip
+    spreads |= past["spreads"]
+    for name, details in past["people"].items():
+        (people if name in train else unseen_people)[name] |= details
     paths, path_spreads = interpolation(drawing, train, identities, interpolation_pairs, interpolation_steps,
                                         interpolation_seeds, steps)  # fmt: skip
     spreads |= plain_spreads | heldout_spreads | unseen_spreads | path_spreads
     results = _results(drawing, famous, spreads, people, unseen_people, paths)
+    results["judge_same_person_threshold"] = drawing.judging.judge.same_person_threshold
+    results |= {key: past[key] for key in ("chosen_one", "seconds_per_identity") if key in past}
+    results["settings"] |= {"methods": list(methods), "method_people": method_people, "refine": asdict(refine),
+                            "lora": asdict(lora), "chosen_one": asdict(chosen_one)}  # fmt: skip
     steps.start("likeness.json")
     text = json.dumps(results, indent=2) + "\n"
     atomic_write(output / LIKENESS, lambda path: path.write_text(text))
@@ -124,6 +160,37 @@ def likeness(
         f"{results['mini_model_name_accuracy']:.2f}"
     )
     return results
+
+
+def _past_the_encoder(
+    drawing: Drawing, methods: tuple[str, ...], method_people: int, refine: RefineSettings, lora: LoraSettings,
+    chosen_one: ChosenOneSettings, train: list[str], unseen: list[str], references: dict, steps: Steps,
+) -> dict:  # fmt: skip
+    """The methods past the encoder: ``refined`` and ``lora`` (with the encoder again, their baseline) on the first
+    ``method_people`` train people and every unseen person, and the Chosen One's figures.
+
+    Returns:
+        ``spreads`` (every figure's), ``people`` (name → method → details), ``seconds_per_identity`` (method →
+        mean seconds) when a method was measured, and ``chosen_one`` (per description) when it was.
+    """
+    made = {"encoder": lambda: encoder_method(drawing), "refined": lambda: refined_method(drawing, refine),
+            "lora": lambda: lora_method(drawing, lora)}  # fmt: skip
+    measured = [method for method in methods if method != "chosen_one"]
+    past: dict = {"spreads": {}, "people": {}}
+    if measured:
+        past["seconds_per_identity"] = {}
+    for method in ["encoder"] * bool(measured) + measured:
+        details, spreads, seconds = method_likeness(drawing, method, made[method](), train[:method_people], unseen,
+                                                    references, steps)  # fmt: skip
+        past["spreads"] |= spreads
+        past["seconds_per_identity"][method] = round(seconds, 3)
+        for name, person in details.items():
+            past["people"].setdefault(name, {})[method] = person
+    if "chosen_one" in methods:
+        past["chosen_one"], spreads = chosen_one_figures(drawing, list(chosen_one.descriptions), chosen_one.rounds,
+                                                         chosen_one.candidates, steps)  # fmt: skip
+        past["spreads"] |= spreads
+    return past
 
 
 def _famous(world: Path) -> list[str]:
@@ -164,14 +231,33 @@ def _results(
 
 
 def _check_arguments(
-    world: Path, laioncele: Path, output: Path, overwrite: bool, problems: list[str], **counts: int
+    world: Path,
+    laioncele: Path,
+    output: Path,
+    overwrite: bool,
+    problems: list[str],
+    methods: tuple[str, ...],
+    refine: RefineSettings,
+    lora: LoraSettings,
+    chosen_one: ChosenOneSettings,
+    **counts: int,
 ) -> None:
     """Every count at its least, the world and the LaionCele directory where they are said to be, ``output`` free
     (or ``overwrite``), and the drawing settings' ``problems``: one error listing every problem, before anything
     loads."""
     least = {"seeds": 1, "interpolation_steps": 2, "interpolation_pairs": 0, "interpolation_seeds": 1}
+    least["method_people"] = 0
     problems = [f"--{arg}: expected at least {least[arg]}, got {value}" for arg, value in counts.items()
                 if value < least[arg]] + problems  # fmt: skip
+    problems += [f"--methods: expected some of {', '.join(METHODS)}, got {method!r}" for method in methods
+                 if method not in METHODS]  # fmt: skip
+    if "refined" in methods:
+        problems += refine.problems(prefix="--refine.")
+    if "lora" in methods:
+        problems += lora.problems(prefix="--lora.")
+    if "chosen_one" in methods:
+        problems += chosen_one_problems(list(chosen_one.descriptions), chosen_one.rounds, chosen_one.candidates,
+                                        prefix="--chosen_one.")  # fmt: skip
     if not (world / "world.json").is_file():
         problems.append(f"world: expected a miniature world folder (with world.json), got {world}")
     if not (laioncele / "manifest.json").is_file():

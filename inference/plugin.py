@@ -152,6 +152,13 @@ class MagicNaming:
 
         return identity_from_text(self, description, **options)
 
+    def identities_from_group(self, image: ImageInput, **options: object) -> list[Identity]:
+        """One identity per face of a group photo, the leftmost first (each with its box and index in its metadata);
+        see :func:`namespace.inference.group_identity.group_faces` (which also returns the crops)."""
+        from .group_identity import group_faces
+
+        return [face.identity for face in group_faces(self.encoder, image, **options)]
+
     def refine(
         self, identity: Identity | None, images: ImageInput | Sequence[ImageInput], **options: object
     ) -> Identity:

@@ -27,6 +27,7 @@ from namespace.faces.packages import PACKAGES, require
 from namespace.images import ImageInput, as_image_list
 from namespace.progress import progress
 from namespace.statistics import NameSpaceStatistics
+from namespace.text_sides import text_side
 
 from .plugin import checked_identity, guided_name
 
@@ -42,6 +43,36 @@ DEFAULT_PROMPTS = (
 )
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 EVALUATION_DRAWS = 4  # the fixed draws the start and final loss are measured on
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range (non-negative here)
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """The options of :func:`refine_identity` that a run fixes once for many people (``magicnaming likeness``'s and
+    ``magicnaming evaluate``'s ``refined`` method; ``--refine.steps`` and so on), at ``refine_identity``'s defaults.
+
+    The defaults were chosen on the miniature world (``docs/plugin.md``, "Refining a name"): with prior weight 1 the
+    refined name stays a name, so prompts are followed as with the encoder's, while the likeness of people the
+    encoder never saw rises past the judge's same-person threshold.
+
+    Attributes:
+        steps: optimisation steps (≥ 1).
+        learning_rate: Adam's step size relative to the name's RMS entry (> 0).
+        prior_weight: weight of the name-space prior (≥ 0).
+        seed: seeds every draw of the refinement.
+    """
+
+    steps: int = 200
+    learning_rate: float = 5e-3
+    prior_weight: float = 1.0
+    seed: int = 0
+
+    def problems(self, prefix: str = "--refine.") -> list[str]:
+        """Every bad setting, each named after ``prefix``."""
+        problems = refine_problems(self.steps, self.learning_rate, self.prior_weight, 0.0, prefix=prefix)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"{prefix}seed: expected an integer in [0, 2**63 - 1], got {self.seed!r}")
+        return problems
 
 
 class RefinementDiverged(RuntimeError):
@@ -52,9 +83,9 @@ def refine_identity(
     naming: MagicNaming,
     identity: Identity | None,
     images: ImageInput | Sequence[ImageInput],
-    steps: int = 200,
-    learning_rate: float = 5e-3,
-    prior_weight: float = 0.1,
+    steps: int = RefineSettings.steps,
+    learning_rate: float = RefineSettings.learning_rate,
+    prior_weight: float = RefineSettings.prior_weight,
     prompts: Sequence[str] = DEFAULT_PROMPTS,
     face_weight: float = 0.0,
     batch_size: int = 1,
@@ -136,7 +167,9 @@ def refine_identity(
         raise ValueError("; ".join(problems))
     references = as_image_list(images, "images")
     check_face_stack(face_weight)
-    objective = DenoisingObjective(naming, references, prompts, face_weight, height, width)
+    objective = DenoisingObjective(
+        naming.pipe, references, prompts, face_weight, height, width, naming.encoder.config.num_tokens
+    )
     start = identity if identity is not None else naming.identity(references, label=label or "identity")
     delta = naming.delta
     with frozen(naming.pipe, gradient_checkpointing):
@@ -277,25 +310,27 @@ class Draw:
 
 
 class DenoisingObjective:
-    """The frozen pipeline's denoising loss of a name on reference photos.
+    """The frozen pipeline's denoising loss of a name (or of the prompts alone) on reference photos.
 
     Holds the photos' latents (R, C, h, w), their loss weights (R, 1, h, w), the prompts' embeddings (T, L, D'),
     the UNet's other conditioning (T rows) and the training noise schedule (``DDPMScheduler`` from the pipeline's
-    scheduler config; the pipeline's own scheduler is left alone).
+    scheduler config; the pipeline's own scheduler is left alone). Name refinement and the LoRA baseline
+    (``lora_baseline``) share it: ``num_tokens`` is the name's N when names are prepended (None: none are).
     """
 
     def __init__(
         self,
-        naming: MagicNaming,
+        pipe: object,
         references: list[Image.Image | torch.Tensor],
         prompts: list[str],
         face_weight: float = 0.0,
         height: int | None = None,
         width: int | None = None,
+        num_tokens: int | None = None,
     ) -> None:
         from diffusers import DDPMScheduler
 
-        pipe = naming.pipe
+        side = text_side(pipe)
         self.unet, factor = pipe.unet, pipe.vae_scale_factor
         default = self.unet.config.sample_size * factor
         height, width = height or default, width or default
@@ -310,12 +345,12 @@ class DenoisingObjective:
         self.weights = torch.ones(len(photos), 1, *self.latents.shape[-2:], device=self.latents.device)
         if face_weight > 0:
             self.weights = face_weights(photos, face_weight, factor).to(self.latents.device)
-        encoded = naming.text_side.encode(pipe, prompts)
+        encoded = side.encode(pipe, prompts)
         self.prompt_embeds = encoded.prompt_embeds  # (T, L, D')
-        self.conditioning = naming.text_side.unet_conditioning(pipe, encoded, height, width)
-        lengths = naming.text_side.token_counts(pipe, prompts)
-        probe = torch.ones(naming.encoder.config.num_tokens, self.prompt_embeds.shape[-1])
-        ns.prepend(self.prompt_embeds, probe, lengths)  # warns once about prompts the name cuts short
+        self.conditioning = side.unet_conditioning(pipe, encoded, height, width)
+        if num_tokens is not None:
+            probe = torch.ones(num_tokens, self.prompt_embeds.shape[-1])
+            ns.prepend(self.prompt_embeds, probe, side.token_counts(pipe, prompts))  # warns once: prompts cut short
 
     def draw(self, generator: torch.Generator, batch_size: int) -> Draw:
         """``batch_size`` random photos, prompts, timesteps and noise from ``generator`` (on the CPU)."""
@@ -325,13 +360,14 @@ class DenoisingObjective:
         noise = torch.randn((batch_size, *self.latents.shape[1:]), generator=generator)
         return Draw(photos, prompts, timesteps, noise)
 
-    def loss(self, name: torch.Tensor, draw: Draw) -> torch.Tensor:
-        """() float32 weighted mean squared error of the UNet's prediction with the (N, D') ``name`` prepended."""
+    def loss(self, name: torch.Tensor | None, draw: Draw) -> torch.Tensor:
+        """() float32 weighted mean squared error of the UNet's prediction with the (N, D') ``name`` prepended (None:
+        the prompts as they are)."""
         device = self.latents.device
         latents = self.latents[draw.photos.to(device)]  # (B, C, h, w)
         noise, timesteps = draw.noise.to(latents), draw.timesteps.to(device)
         rows = draw.prompts.to(device)
-        embeds = ns.prepend(self.prompt_embeds[rows], name)  # (B, L, D')
+        embeds = self.prompt_embeds[rows] if name is None else ns.prepend(self.prompt_embeds[rows], name)  # (B, L, D')
         noisy = self.scheduler.add_noise(latents, noise, timesteps)
         conditioning = _rows(self.conditioning, rows)
         prediction = self.unet(noisy, timesteps, encoder_hidden_states=embeds, **conditioning, return_dict=False)[0]
@@ -346,7 +382,7 @@ class DenoisingObjective:
         return (error * weights).mean() / weights.mean()
 
     @torch.no_grad()
-    def mean_loss(self, name: torch.Tensor, draws: list[Draw]) -> float:
+    def mean_loss(self, name: torch.Tensor | None, draws: list[Draw]) -> float:
         """The mean loss of ``name`` over fixed ``draws`` (no gradient)."""
         return sum(float(self.loss(name, draw)) for draw in draws) / len(draws)
 

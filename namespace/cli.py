@@ -34,7 +34,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "identity": Command(
         "namespace.inference.identity_commands:main",
-        "make identity files: encode images, mix, sample, from text, or refine",
+        "make identity files: encode images, mix, sample, from text, refine, or one per face of a group photo",
     ),
     "generate": Command(
         "namespace.inference.commands:main_generate", "draw one identity in prompts with any SDXL pipeline"

@@ -24,7 +24,19 @@ from .conftest import ROOT, SMALL_WORLD, html_facts
 # the smaller miniature world of the tests (built once per run), the session's pre-trained towers, 2 prompts
 SMALLER = ["--references_per_identity", "3", "--prompts", '["a photo of a person", "a photo of a person on a beach"]']
 SMALLER += ["--interpolation_steps", "3", "--miniature", json.dumps(SMALL_WORLD)]
-FIGURES = ["likeness", "interpolation-judged", "probe", "funnel", "loss", "retrieval", "generation", "interpolation"]
+SMALLER += ["--likeness_args", json.dumps(["--refine.steps", "40", "--lora.steps", "40", "--chosen_one.rounds", "2",
+                                           "--chosen_one.candidates", "6"])]  # fmt: skip
+FIGURES = [
+    "likeness",
+    "methods",
+    "interpolation-judged",
+    "probe",
+    "funnel",
+    "loss",
+    "retrieval",
+    "generation",
+    "interpolation",
+]
 ARGS: list[str] = []  # the demo's command line, set by the fixture
 
 
@@ -80,8 +92,8 @@ def test_report_shows_every_figure_with_the_commands_that_made_it(demo_output):
     assert page.images == [f"figures/{name}.png" for name in FIGURES]
     for name in FIGURES:
         assert Image.open(demo_output / f"figures/{name}.png").size[0] > 200
-    sections = html.split("<h2>")[3:11]  # after the results and the evaluation's table: one section per figure
-    expected = [["miniature build", "likeness"], ["likeness"], ["data build", "likeness"], ["data build"],
+    sections = html.split("<h2>")[3:12]  # after the results and the evaluation's table: one section per figure
+    expected = [["miniature build", "likeness"], ["likeness"], ["likeness"], ["data build", "likeness"], ["data build"],
                 ["train fit"], ["train fit", "train export"], ["identity encode", "generate"],
                 ["identity encode", "interpolate"]]  # fmt: skip
     for section, commands in zip(sections, expected, strict=True):

@@ -60,3 +60,24 @@ def test_bad_settings_are_refused_with_the_other_problems_before_anything_loads(
                 "world: expected a miniature world folder (with world.json)"]  # fmt: skip
     assert [part for part in expected if part not in message] == []
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_method_settings_are_refused_before_anything_loads(tmp_path):
+    """An unknown method, a refine of 0 steps or a negative prior weight, a LoRA of rank 0, 0 Chosen One rounds: each
+    named, as typed."""
+    from namespace.inference.likeness_chosen_one import ChosenOneSettings
+    from namespace.inference.lora_baseline import LoraSettings
+    from namespace.inference.refine import RefineSettings
+
+    with pytest.raises(ValueError) as error:
+        likeness(tmp_path / "world", tmp_path / "encoder", tmp_path / "laioncele", tmp_path / "out",
+                 methods=("refined", "lora", "chosen_one", "dreambooth"),
+                 refine=RefineSettings(steps=0, prior_weight=-1.0), lora=LoraSettings(rank=0),
+                 chosen_one=ChosenOneSettings(rounds=0))  # fmt: skip
+    message = str(error.value)
+    expected = ["--methods: expected some of refined, lora, chosen_one, got 'dreambooth'",
+                "--refine.steps: expected an integer ≥ 1, got 0", "--refine.prior_weight: expected a finite number ≥ 0",
+                "--lora.rank: expected at least 1, got 0",
+                "--chosen_one.rounds: expected an integer of at least 1"]  # fmt: skip
+    assert [part for part in expected if part not in message] == []
+    assert not (tmp_path / "out").exists()

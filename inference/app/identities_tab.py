@@ -1,5 +1,6 @@
 """The Identities tab: photos → an identity (one encoder pass), named and saved into the library with a thumbnail;
-identity files downloaded and uploaded; the library shown as a gallery."""
+a group photo → one identity per face (the face stack finds them); identity files downloaded and uploaded; the
+library shown as a gallery."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from namespace import Identity
 from namespace.faces import face_stack_installed
 from namespace.images import as_image_list
 
+from ..group_identity import group_face_stack, group_faces, one_photo
 from ..inputs import InputCheck
 from .drawing import PROGRESS, shown_errors
 from .library import check_label, taken
@@ -39,6 +41,32 @@ def make_identity(state: AppState, photos: list[str] | None, label: str, check_f
     path = state.library.save(identity, label, pictures[0])
     status = f"saved {path.stem!r}{taken(label, path.stem)} from {len(pictures)} photo(s) to {path}"
     return status, str(path), None  # None: the photo list is emptied, ready for the next person
+
+
+def make_group_identities(state: AppState, photo: str | None, label: str, progress=PROGRESS):
+    """One identity per face of a group photo into the library, ``label-1`` the leftmost (each with its face crop as
+    the thumbnail and its box in the metadata); returns the status line, the identity files and an emptied photo.
+
+    A photo with no face, or only faces too small to encode (``group_identity.MIN_FACE_SIDE``), is an error that
+    says what was found; smaller faces beside larger ones are left out with a warning.
+    """
+    with InputCheck() as check:
+        label = check(check_label, (label or "").strip())
+        if not photo:
+            check.problem("group photo: expected a photo of several people, got none")
+        else:
+            picture = check(one_photo, Path(photo), "group photo")
+    faces = group_face_stack()  # FaceStackMissing names the extra to install
+    progress(0.2, desc="finding and encoding the faces")
+    with pipeline_turn(state) as naming:
+        group = group_faces(naming.encoder, picture, faces=faces, label=label, argument="group photo")
+    paths = []
+    for person in group:
+        person.identity.encoder = state.encoder_name
+        paths.append(state.library.save(person.identity, person.identity.label, person.crop))
+    names = ", ".join(repr(path.stem) for path in paths)
+    status = f"saved {len(paths)} identities from the group photo, left to right: {names}"
+    return status, [str(path) for path in paths], None
 
 
 def upload_identity(state: AppState, file: str | None, label: str, progress=PROGRESS):
@@ -78,6 +106,15 @@ def build_identities_tab(state: AppState) -> tuple[gr.Gallery, list]:
                 label="Check faces" if stack else "Check faces (needs the face stack: pip install magicnaming[faces])",
             )
             make = gr.Button("Make identity", variant="primary")
+            with gr.Accordion("Several people from one photo", open=False):
+                group_photo = gr.File(label="A group photo: one identity per face, from the left", file_types=["image"])
+                group_label = gr.Textbox(label="Name prefix (guest: guest-1, guest-2, ...)", placeholder="guest")
+                group_make = gr.Button(
+                    "One identity per face"
+                    if stack
+                    else "One identity per face (needs pip install magicnaming[faces])",
+                    interactive=stack,
+                )
         with gr.Column():
             status = gr.Textbox(label="Status", interactive=False)
             download = gr.File(label="Identity file (download)", interactive=False)
@@ -89,4 +126,7 @@ def build_identities_tab(state: AppState) -> tuple[gr.Gallery, list]:
     gallery = gr.Gallery(value=library, label="Library", columns=8, height=220, object_fit="contain")
     made = make.click(shown_errors(partial(make_identity, state)), [photos, label, check], [status, download, photos])
     loaded = load.click(shown_errors(partial(upload_identity, state)), [upload, upload_label], [status, download])
-    return gallery, [made, loaded]
+    grouped = group_make.click(
+        shown_errors(partial(make_group_identities, state)), [group_photo, group_label], [status, download, group_photo]
+    )
+    return gallery, [made, loaded, grouped]

@@ -2,6 +2,10 @@
 
 Every field of ``EvaluationConfig`` is an option at the top level (``--encoder``, ``--sweep.delta [0.5,1,2]``,
 ``--scoring.identity face``), and a YAML config holds the same keys.
+
+Over several processes: ``--devices '[cuda:0, cuda:1]'`` spawns one drawing process per device, or
+``torchrun --nproc_per_node 2 -m namespace.cli evaluate ...`` runs this command in each; either way the drawing is
+shared and one process scores (``sharing.py``). Under torchrun only rank 0 writes the results; the others exit 0.
 """
 
 from __future__ import annotations

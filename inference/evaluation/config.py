@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..generation_settings import GenerationSettings
+from ..lora_baseline import LoraSettings
+from ..refine import RefineSettings
 
-Method = Literal["plain", "magicnaming", "ip_adapter"]
-METHODS: tuple[str, ...] = ("plain", "magicnaming", "ip_adapter")
+Method = Literal["plain", "magicnaming", "ip_adapter", "refined", "lora"]
+METHODS: tuple[str, ...] = ("plain", "magicnaming", "ip_adapter", "refined", "lora")
 
 
 @dataclass
@@ -108,6 +110,8 @@ class EvaluationConfig:
         eta: MagicNaming's name norm η (None: the encoder's mean training-name norm).
         sweep: further (δ, η) settings of MagicNaming, for the trade-off curve.
         ip_adapter: IP-Adapter's weights and scale.
+        refine: the ``refined`` method's name refinement (steps, learning rate, prior weight, seed).
+        lora: the ``lora`` method's DreamBooth-LoRA training (steps, rank, learning rate, batch size, seed, prompt).
         image_size: image side in pixels (None: the pipeline's default).
         num_inference_steps: denoising steps per image.
         guidance_scale: classifier-free guidance scale.
@@ -116,6 +120,9 @@ class EvaluationConfig:
         check_faces: warn about reference photos with no face or several (off for drawings or the miniature
             world's synthetic people, which a face detector does not know).
         device: auto, cpu, cuda, cuda:1, ...
+        devices: share the drawing over one process per device (``[cuda:0, cuda:1]``, ``[cpu, cpu]``), then
+            score in this process on ``device``; None: one process, on ``device``. Under ``torchrun`` leave
+            it out: the launch's processes share the drawing (docs/evaluation.md, "Many processes").
         dtype: auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.
         scoring: the scorers (CLIP-TI or its analogue, identity, FID/KID features).
     """
@@ -131,6 +138,8 @@ class EvaluationConfig:
     eta: float | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
     ip_adapter: IPAdapterConfig = field(default_factory=IPAdapterConfig)
+    refine: RefineSettings = field(default_factory=RefineSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     image_size: int | None = None
     num_inference_steps: int = 30
     guidance_scale: float = 5.0
@@ -138,6 +147,7 @@ class EvaluationConfig:
     batch_size: int = 4
     check_faces: bool = True
     device: str = "auto"
+    devices: list[str] | None = None
     dtype: str = "auto"
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
 

@@ -3,7 +3,10 @@
 The jobs are method × setting (δ, η) × person × task × prompt × seed (the person before the task, so a batch can take
 prompts of every task). Consecutive jobs of one method, setting and person are cut into batches of ``batch_size``
 once, from the whole list, so a batch holds the same images whether the run is fresh or resumed: an image never
-depends on which others were still missing.
+depends on which others were still missing. Shared over processes (``sharing.py``), process ``rank`` of ``world``
+draws the (method, setting, person) groups ``rank::world`` of that same list's batches, so an image does not depend on
+how many processes draw either, and each person of a method is drawn (and, for ``refined`` and ``lora``, trained) by
+one process.
 
 Each image is ``OUTPUT/<method>/<setting>/<task>/<person>/<prompt>-seed<seed>.png`` with a JSON file beside it
 holding its settings; both are written atomically, the JSON last. A rerun skips an image whose PNG and JSON exist
@@ -126,14 +129,15 @@ def _write(image: Image.Image, path: Path, settings: dict) -> None:
     atomic_write(path.with_suffix(".json"), lambda t: t.write_text(json.dumps(record, indent=2) + "\n"))
 
 
-def _batches(jobs: list[Job], batch_size: int) -> list[list[int]]:
-    """Job indices cut into batches: consecutive jobs of one method, setting and person, ``batch_size`` at most."""
-    batches = []
+def _batches(jobs: list[Job], batch_size: int) -> list[list[list[int]]]:
+    """Job indices cut into batches, grouped: each group the consecutive jobs of one method, setting and person, cut
+    into batches of ``batch_size`` at most."""
+    groups = []
     key = lambda i: (jobs[i].method, jobs[i].setting, jobs[i].person)  # noqa: E731
     for _, group in groupby(range(len(jobs)), key=key):
         group = list(group)
-        batches += [group[start : start + batch_size] for start in range(0, len(group), batch_size)]
-    return batches
+        groups.append([group[start : start + batch_size] for start in range(0, len(group), batch_size)])
+    return groups
 
 
 def draw_images(
@@ -145,6 +149,8 @@ def draw_images(
     batch_size: int = 4,
     common: dict | None = None,
     on_image: Callable[[DrawnImage], None] | None = None,
+    share: tuple[int, int] = (0, 1),
+    label: str = "",
 ) -> list[DrawnImage]:
     """Draws every job not finished in ``output`` by an earlier run, batch by batch, writing each image as it is made.
 
@@ -157,21 +163,30 @@ def draw_images(
         batch_size: most images per pipeline call.
         common: more settings written beside every image (e.g. the pipeline), part of what a rerun compares.
         on_image: called after each image is written (or found finished), e.g. to stream it into a report.
+        share: (rank, world): draw only the groups ``rank::world`` of the whole list of (method, setting, person)
+            groups of batches (other processes draw the rest; a person's whole group in one process, so a method
+            that trains per person, ``refined`` or ``lora``, trains each person once); (0, 1): all of them.
+        label: names this process in its progress bar (e.g. ``2/4 on cuda:1``).
 
     Returns:
-        every job's image, in job order.
+        the image of every job in the share's groups (every job when ``world`` is 1), in job order.
     """
     if batch_size < 1:
         raise ValueError(f"--batch_size: expected at least 1, got {batch_size}")
+    rank, world = share
+    if not 0 <= rank < world:
+        raise ValueError(f"share: expected (rank, world) with 0 <= rank < world, got {share}")
     output, by_method, by_person = Path(output), {m.name: m for m in methods}, {p.label: p for p in people}
     settings = [image_settings(j, by_person[j.person], by_method[j.method], options, common or {}) for j in jobs]
     paths = [job.path(output) for job in jobs]
     finished = [_finished(path, s) for path, s in zip(paths, settings, strict=True)]
     results: list[DrawnImage | None] = [None] * len(jobs)
-    batches = _batches(jobs, batch_size)
+    # cut from the whole list, then shared by group: the same batches whatever the processes
+    batches = [batch for group in _batches(jobs, batch_size)[rank::world] for batch in group]
     to_draw = [batch for batch in batches if not all(finished[i] for i in batch)]
-    remaining = sum(len(batch) for batch in to_draw)
-    bar = progress(None, total=remaining, unit="image", desc=f"drawing ({len(jobs) - remaining} already drawn)")
+    remaining, mine = sum(len(batch) for batch in to_draw), sum(len(batch) for batch in batches)
+    name = f"drawing[{label}]" if label else "drawing"
+    bar = progress(None, total=remaining, unit="image", desc=f"{name} ({mine - remaining} already drawn)")
     opened: DrawingMethod | None = None
     try:
         for batch in batches:
@@ -203,7 +218,7 @@ def draw_images(
         bar.close()
         if opened is not None:
             opened.close()
-    return results
+    return [image for image in results if image is not None]
 
 
 __all__ = ["DrawnImage", "Job", "draw_images", "generation_options", "image_settings", "plan_jobs"]

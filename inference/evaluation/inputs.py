@@ -19,12 +19,13 @@ from namespace.model_names import MINIATURE, is_local, parse_pipeline
 from namespace.text_sides import text_side_for_folder
 
 from ..inputs import InputCheck, dtype_and_device, encoder_config, identity_file
+from ..refine import MAX_SEED
 from ..step_window import check_window
 from .config import METHODS, EvaluationConfig, ReferenceConfig
+from .sharing import check_devices
 from .suite import PromptSuite, resolve_suite
 
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")  # a label is part of file names
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's range (non-negative here)
 
 
 @dataclass
@@ -71,7 +72,9 @@ def check_evaluation(config: EvaluationConfig) -> CheckedEvaluation:
         pipeline, world = _check_pipeline(config, encoder, check)
         if "ip_adapter" in config.methods:
             _check_ip_adapter(config, check)
+        _check_trained_methods(config, check)
         check(dtype_and_device, config.dtype, config.device)
+        check(check_devices, config.devices)
     return CheckedEvaluation(suite, encoder, references, pipeline, world)
 
 
@@ -85,7 +88,7 @@ def _check_pipeline(
         world = check(name.world, False)  # an unbuilt default world: a problem here, not a build
         pipeline = name.location(build=False) if world is not None else pipeline
         name = check(parse_pipeline, pipeline) if world is not None else None  # its pipeline/: a diffusers folder
-    if name is not None and name.kind == "folder" and "magicnaming" in config.methods:
+    if name is not None and name.kind == "folder" and {"magicnaming", "refined", "lora"} & set(config.methods):
         check(_check_pipeline_folder, Path(pipeline), encoder)
     return pipeline, world
 
@@ -166,6 +169,10 @@ def _reference(
             problems.append(str(error))
         if "ip_adapter" in config.methods:
             problems.append(f"{argument}: IP-Adapter (in --methods) needs reference photos, got only an identity file")
+        for method in ("refined", "lora"):
+            if method in config.methods:
+                problems.append(f"{argument}: {method} (in --methods) trains on reference photos, got only an "
+                                "identity file")  # fmt: skip
     return None if len(problems) > found else Reference(reference.label, reference.name, photos, identity)
 
 
@@ -187,6 +194,20 @@ def _check_pipeline_folder(folder: Path, encoder: NameEncoderConfig | None) -> N
     """MagicNaming needs a pipeline whose text side it knows (``namespace.text_sides``: SDXL today) whose prompt
     embeddings take the encoder's names (all of them, or the family's part): read from the folder's configs."""
     text_side_for_folder(folder, None if encoder is None else encoder.width, "--pipeline", "--encoder")
+
+
+def _check_trained_methods(config: EvaluationConfig, check: InputCheck) -> None:
+    """The ``refined`` method's refinement settings and the ``lora`` method's training settings (and peft)."""
+    if "refined" in config.methods:
+        for problem in config.refine.problems():
+            check.problem(problem)
+    if "lora" in config.methods:
+        import importlib.util
+
+        for problem in config.lora.problems():
+            check.problem(problem)
+        if importlib.util.find_spec("peft") is None:
+            check.problem("--methods: lora trains a LoRA with peft, which is not installed (pip install peft)")
 
 
 def _check_ip_adapter(config: EvaluationConfig, check: InputCheck) -> None:

@@ -8,6 +8,16 @@
   the person's reference photos (one adapter, several images: the same photos MagicNaming's identity averages);
   ``{person}`` is "a person". Its weights are loaded before its first batch and unloaded after its last, so the
   other methods draw with the pipeline as it was loaded.
+- ``refined``: the plugin with each person's identity refined on their reference photos (``naming.refine`` with
+  ``EvaluationConfig.refine``), once per person before their first batch; ``{person}`` is "a person".
+- ``lora``: the paper's fine-tuning baseline, DreamBooth-LoRA (``lora_baseline``): a LoRA trained on the UNet's
+  attention for each person (``EvaluationConfig.lora``), once, before their first batch, kept in memory and on the
+  UNet only while their batches are drawn; ``{person}`` is DreamBooth's rare-token subject, "sks person".
+
+Each method records the seconds a person's identity took it (``seconds_per_identity``): ``magicnaming`` the
+encoder's (the identity made from the photos by ``prepare_people``), ``refined`` the encoder's and the refinement's
+together, ``lora`` the LoRA's training. A person whose images were all drawn by an earlier run is not refined or
+trained again, so has no time in this run.
 
 A method draws a batch: several prompts of one person at one setting, one seed each, with the evaluation's
 ``GenerationSettings`` (``EvaluationConfig.generation``; a ``torch.Generator`` per image, so an image depends on its
@@ -17,7 +27,8 @@ prompt and seed only, not on its batch neighbours' noise).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+import time
+from dataclasses import asdict, dataclass, replace
 
 from PIL import Image
 
@@ -25,7 +36,9 @@ from namespace import Identity
 from namespace.images import as_image_list
 
 from ..generation_settings import GenerationSettings
+from ..lora_baseline import LORA_SUBJECT, LoraSettings, lora_applied, train_identity_lora
 from ..plugin import MagicNaming
+from ..refine import RefineSettings
 from .config import EvaluationConfig, IPAdapterConfig, SweepConfig
 from .fingerprints import encoder_sha256, images_sha256, tensors_sha256
 from .inputs import Reference
@@ -62,6 +75,8 @@ class Person:
     Attributes:
         references_sha256: hash of what the person was given by: the photos' pixels, else the identity file's
             embedding (``reference_fingerprint``); part of the settings an earlier image is reused by.
+        identity_seconds: how long the encoder took to make the identity from the photos (None: given by a file,
+            or not made).
     """
 
     label: str
@@ -69,6 +84,7 @@ class Person:
     photos: list[Image.Image]
     identity: Identity | None
     references_sha256: str = ""
+    identity_seconds: float | None = None
 
 
 def reference_fingerprint(photos: list[Image.Image], identity: Identity | None) -> str:
@@ -85,9 +101,12 @@ def prepare_people(references: list[Reference], naming: MagicNaming | None, chec
         photos = as_image_list(reference.photos, f"{reference.label} photos") if reference.photos else []
         identity = reference.identity
         fingerprint = reference_fingerprint(photos, identity)  # before an identity is made from the photos
+        seconds = None
         if identity is None and naming is not None:
+            start = time.perf_counter()
             identity = naming.identity(photos, label=reference.label, check_faces=check_faces)
-        people.append(Person(reference.label, reference.name, photos, identity, fingerprint))
+            seconds = time.perf_counter() - start
+        people.append(Person(reference.label, reference.name, photos, identity, fingerprint, seconds))
     return people
 
 
@@ -95,13 +114,16 @@ class DrawingMethod:
     """One method: its settings, how it names the person in a prompt, and how it draws a batch.
 
     Attributes:
-        name: the method's key (``plain``, ``magicnaming``, ``ip_adapter``).
+        name: the method's key (``plain``, ``magicnaming``, ``ip_adapter``, ``refined``, ``lora``).
+        seconds_per_identity: person label → seconds spent making that person's identity for this method (methods
+            with nothing to make per person leave it empty).
     """
 
     name = ""
 
     def __init__(self, pipe: object) -> None:
         self.pipe = pipe
+        self.seconds_per_identity: dict[str, float] = {}
 
     def settings(self) -> list[Setting]:
         return [Setting()]
@@ -203,8 +225,98 @@ class MagicNamingMethod(DrawingMethod):
 
     def draw(self, prompts, person, setting, seeds, options):
         if person.identity is None:
-            raise ValueError(f"magicnaming: person {person.label!r} has no identity (prepare_people without naming?)")
-        return self.naming(prompts, person.identity, **call_arguments(options, seeds, setting)).images
+            raise ValueError(f"{self.name}: person {person.label!r} has no identity (prepare_people without naming?)")
+        return self.naming(prompts, self.identity(person, options), **call_arguments(options, seeds, setting)).images
+
+    def identity(self, person: Person, options: dict) -> Identity:
+        """The identity ``person`` is drawn with: the encoder's (its time recorded)."""
+        if person.identity_seconds is not None:
+            self.seconds_per_identity[person.label] = person.identity_seconds
+        return person.identity
+
+
+class RefinedMethod(MagicNamingMethod):
+    """The plugin with each person's identity refined on their photos (``naming.refine``), once per person, at the
+    configured (δ, η) only (no sweep).
+
+    Args:
+        naming: the plugin on the evaluation's pipeline.
+        refine: the refinement's steps, learning rate, prior weight and seed.
+        delta, eta, encoder: as ``MagicNamingMethod``'s.
+    """
+
+    name = "refined"
+
+    def __init__(
+        self,
+        naming: MagicNaming,
+        refine: RefineSettings | None = None,
+        delta: float | None = None,
+        eta: float | None = None,
+        encoder: str | None = None,
+    ) -> None:
+        super().__init__(naming, delta, eta, None, encoder)
+        self.refine = refine or RefineSettings()
+        self.refined: dict[str, Identity] = {}
+
+    def describe(self, person: Person) -> dict:
+        return super().describe(person) | {"refine": asdict(self.refine)}
+
+    def identity(self, person: Person, options: dict) -> Identity:
+        """The person's identity refined on their photos at the drawing's size (the first time; cached after); its
+        time is the encoder's and the refinement's together (refinement starts from the encoder's prediction)."""
+        if person.label not in self.refined:
+            if not person.photos:
+                raise ValueError(f"refined: person {person.label!r} has no reference photos (an identity file only)")
+            config, start = self.refine, time.perf_counter()
+            self.refined[person.label] = self.naming.refine(
+                person.identity, person.photos, steps=config.steps, learning_rate=config.learning_rate,
+                prior_weight=config.prior_weight, seed=config.seed, height=options.get("height"),
+                width=options.get("width"),
+            )  # fmt: skip
+            encoding = person.identity_seconds or 0.0
+            self.seconds_per_identity[person.label] = encoding + time.perf_counter() - start
+        return self.refined[person.label]
+
+
+class LoraMethod(DrawingMethod):
+    """DreamBooth-LoRA (the paper's fine-tuning baseline): a LoRA trained for each person once, applied to the UNet
+    only while that person's batches are drawn; the person is "sks person" in the prompts.
+
+    Args:
+        pipe: the evaluation's SDXL pipeline.
+        settings: the LoRA's training (steps, rank, learning rate, batch size, seed, instance prompt).
+    """
+
+    name = "lora"
+
+    def __init__(self, pipe: object, settings: LoraSettings | None = None) -> None:
+        super().__init__(pipe)
+        self.config = settings or LoraSettings()
+        self.weights: dict[str, dict] = {}  # person label → the LoRA's weights (on the CPU)
+
+    def subject(self, person: Person) -> str:
+        return LORA_SUBJECT
+
+    def describe(self, person: Person) -> dict:
+        return {"lora": asdict(self.config), "references_sha256": person.references_sha256}
+
+    def trained(self, person: Person, options: dict) -> dict:
+        """The person's LoRA, trained on their photos at the drawing's size (the first time; cached after)."""
+        if person.label not in self.weights:
+            if not person.photos:
+                raise ValueError(f"lora: person {person.label!r} has no reference photos (an identity file only)")
+            start = time.perf_counter()
+            self.weights[person.label] = train_identity_lora(
+                self.pipe, person.photos, self.config, options.get("height"), options.get("width")
+            )
+            self.seconds_per_identity[person.label] = time.perf_counter() - start
+        return self.weights[person.label]
+
+    def draw(self, prompts, person, setting, seeds, options):
+        weights = self.trained(person, options)
+        with lora_applied(self.pipe, weights):
+            return self.pipe(prompt=prompts, **call_arguments(options, seeds)).images
 
 
 class IPAdapterMethod(DrawingMethod):
@@ -267,8 +379,14 @@ def build_methods(config: EvaluationConfig, pipe: object, naming: MagicNaming | 
             methods.append(MagicNamingMethod(naming, config.delta, config.eta, config.sweep, config.encoder))
         elif name == "ip_adapter":
             methods.append(IPAdapterMethod(pipe, config.ip_adapter))
+        elif name == "refined":
+            if naming is None:
+                raise ValueError("refined: needs the plugin (MagicNaming(pipe, encoder)), got none")
+            methods.append(RefinedMethod(naming, config.refine, config.delta, config.eta, config.encoder))
+        elif name == "lora":
+            methods.append(LoraMethod(pipe, config.lora))
         else:
-            raise ValueError(f"--methods: expected plain, magicnaming or ip_adapter, got {name!r}")
+            raise ValueError(f"--methods: expected plain, magicnaming, ip_adapter, refined or lora, got {name!r}")
     return methods
 
 
@@ -276,9 +394,11 @@ __all__ = [
     "PERSON",
     "DrawingMethod",
     "IPAdapterMethod",
+    "LoraMethod",
     "MagicNamingMethod",
     "Person",
     "PlainMethod",
+    "RefinedMethod",
     "Setting",
     "build_methods",
     "prepare_people",

@@ -1,16 +1,22 @@
 """``evaluate``: draw every method's images (resumable), score them, and write results.json, table.md, the grids,
-the trade-off plot and report.html.
+the trade-off plot and report.html. The drawing may be shared over processes (``torchrun``, or ``--devices``: see
+``sharing.py``); one process scores.
 
 Memory: the pipeline, the encoder and the scorers; the drawn images' settings (small dicts), and the images of one
-method and task at a time while they are scored (read back from disk).
+method and task at a time while they are scored (read back from disk). Shared, each drawing process holds the same
+but the scorers, which only the scoring process loads (first, before any drawing: rank 0 of torchrun); the process
+that spawned ``--devices`` holds only the scorers and the reference photos while they draw, then loads the models
+to score, and a stamp (inode, size, time) per image file found before drawing, to tell reused images from drawn.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +24,12 @@ from PIL import Image
 
 import namespace
 from namespace.files import atomic_write, check_new_output
-from namespace.model_names import MINIATURE, parse_pipeline
+from namespace.model_names import MINIATURE, parse_pipeline, resolve_device
 from namespace.progress import Steps
 from namespace.seed_spread import over_seeds
 
 from .config import EvaluationConfig, ReferenceConfig
-from .drawing import DrawnImage, draw_images, generation_options, plan_jobs
+from .drawing import DrawnImage, Job, draw_images, generation_options, plan_jobs
 from .inputs import CheckedEvaluation, check_evaluation
 from .metrics import (
     face_detection_rate,
@@ -32,6 +38,16 @@ from .metrics import (
     kernel_distance,
     reference_embedding,
     reference_similarity,
+)
+from .sharing import (
+    Share,
+    barrier,
+    image_stamps,
+    last_barrier,
+    leader_first,
+    process_group,
+    spawn_shares,
+    torchrun_share,
 )
 from .table import results_table
 
@@ -69,8 +85,14 @@ def check_output(output: Path, overwrite: bool) -> Path:
     return check_new_output(output, "--output", overwrite, folder=True)
 
 
-def evaluate(config: EvaluationConfig, output: Path, command: str | None = None, overwrite: bool = False) -> dict:
+def evaluate(
+    config: EvaluationConfig, output: Path, command: str | None = None, overwrite: bool = False
+) -> dict | None:
     """Runs the evaluation into ``output``; returns what ``results.json`` holds.
+
+    The drawing is shared over processes (``sharing.py``): under ``torchrun`` every process runs this and draws its
+    share of the batches, then rank 0 scores and writes while the others return None; with ``config.devices``, one
+    process per device is spawned to draw, then this one scores. The results are those of one process.
 
     Args:
         config: the evaluation.
@@ -79,29 +101,65 @@ def evaluate(config: EvaluationConfig, output: Path, command: str | None = None,
         overwrite: replace a finished evaluation (or write into another non-empty folder). Its images are still
             reused where their settings, which hold the encoder's and the references' hashes, are the same.
     """
+    share = torchrun_share(config.device)  # None: not started by torchrun
+    with process_group(share):
+        return _evaluate(config, output, command, overwrite, share)
+
+
+@dataclass
+class Loaded:
+    """What drawing needs, loaded on one device: the people (identities made), the methods and every job."""
+
+    people: list
+    methods: list
+    jobs: list[Job]
+
+
+def _evaluate(
+    config: EvaluationConfig, output: Path, command: str | None, overwrite: bool, share: Share | None
+) -> dict | None:
     output = check_output(output, overwrite)  # before the miniature world may be built
-    config = prepared(config)
+    with leader_first(share):  # rank 0 builds the miniature world, the others find it in the cache
+        config = prepared(config)
     checked = check_evaluation(config)  # every input, before any model loads
-    output.mkdir(parents=True, exist_ok=True)
-    (output / RESULTS).unlink(missing_ok=True)  # overwritten: a run killed from here on leaves an unfinished one
-    steps = Steps(total=4)
-    steps.start("loading the pipeline, the encoder and the people")
-    from namespace.inference import MagicNaming
-    from namespace.model_names import load_encoder, load_pipeline
+    spawned = share is None and config.devices is not None and len(config.devices) > 1
+    if share is None:
+        share = Share(0, 1, config.devices[0] if config.devices and not spawned else config.device)
+    world = len(config.devices) if spawned else share.world
+    leader = share.rank == 0
+    steps = Steps(total=5, stream=None if leader else io.StringIO())  # the numbered steps are rank 0's only
+    scorers, references, stamps = {}, {}, {}
+    if leader:
+        from .methods import prepare_people
 
-    from .methods import build_methods, prepare_people
-
-    pipe = load_pipeline(checked.pipeline, "text2img", config.dtype, config.device)
-    encoder = load_encoder(config.encoder, str(pipe.device), pipe)
-    naming = MagicNaming(pipe, encoder)
-    people = prepare_people(checked.references, naming, config.check_faces)
-    methods = build_methods(config, pipe, naming)
-    jobs = plan_jobs(methods, checked.suite, people, config.seeds)
-    scorers = _scorers(checked, config, encoder)
-    references = reference_embeddings(scorers["identity"], people)  # a person without a face fails before drawing
-    steps.start(f"drawing {len(jobs)} images ({', '.join(m.name for m in methods)})")
-    common = {"pipeline": config.pipeline}
-    drawn = draw_images(jobs, methods, people, output / "images", generation_options(config), config.batch_size, common)
+        steps.start("loading the scorers and reading the people's reference photos")
+        scorers = _scorers(checked, config, str(resolve_device(config.device if spawned else share.device)))
+        people = prepare_people(checked.references, None, check_faces=False)  # photos only: no identity yet
+        references = reference_embeddings(scorers["identity"], people)  # a person without a face fails here
+        output.mkdir(parents=True, exist_ok=True)
+        (output / RESULTS).unlink(missing_ok=True)  # overwritten: a run killed from here on leaves an unfinished one
+        stamps = image_stamps(output / "images") if world > 1 else {}  # which images an earlier run wrote
+    barrier(share)  # no process draws before the references are checked and the earlier images noted
+    loaded = None
+    if spawned:
+        steps.start(f"drawing over {world} processes ({', '.join(config.devices)})")
+        spawn_shares(_draw_share, (config, str(output)), config.devices)
+    else:
+        steps.start(f"loading the pipeline, the encoder and the people on {share.device}")
+        loaded = _load(config, checked, share.device)
+        names = ", ".join(m.name for m in loaded.methods)
+        steps.start(f"drawing {len(loaded.jobs)} images ({names})" + (f", shared over {world} processes" * (world > 1)))
+        drawn = _draw(loaded, config, output, share)
+        _save_seconds(loaded, output, share.rank)
+    last_barrier(share)  # every share drawn; rank 0 scores alone
+    if not leader:
+        return None
+    if world > 1:
+        if loaded is None:
+            steps.start(f"loading the pipeline, the encoder and the people on {config.device}, to score")
+            loaded = _load(config, checked, config.device)
+        drawn = _draw(loaded, config, output, Share(0, 1, share.device))  # every image found drawn, read back
+        drawn = [dataclasses.replace(image, drawn=_written_since(image, stamps, output)) for image in drawn]
     steps.start("scoring")
     scores = score(drawn, checked.suite, scorers, references)
     steps.start("writing results.json, table.md, the figures and report.html")
@@ -109,14 +167,71 @@ def evaluate(config: EvaluationConfig, output: Path, command: str | None = None,
         "magicnaming_version": namespace.__version__,
         "settings": dataclasses.asdict(config),
         "tasks": list(checked.suite.tasks),
-        "people": [person.label for person in people],
+        "people": [person.label for person in loaded.people],
         "images": len(drawn),
         "reused_images": [str(image.path.relative_to(output)) for image in drawn if not image.drawn],
+        "seconds_per_identity": _gathered_seconds(output, world),
         **scores,
     }
     write_outputs(results, drawn, output, command)
     steps.done(f"evaluation written to {output}: results.json, table.md, report.html")
     return results
+
+
+def _load(config: EvaluationConfig, checked: CheckedEvaluation, device: str) -> Loaded:
+    """The pipeline and the encoder on ``device``, the people (identities made), the methods and the jobs."""
+    from namespace.inference import MagicNaming
+    from namespace.model_names import load_encoder, load_pipeline
+
+    from .methods import build_methods, prepare_people
+
+    pipe = load_pipeline(checked.pipeline, "text2img", config.dtype, device)
+    encoder = load_encoder(config.encoder, str(pipe.device), pipe)
+    naming = MagicNaming(pipe, encoder)
+    people = prepare_people(checked.references, naming, config.check_faces)
+    methods = build_methods(config, pipe, naming)
+    return Loaded(people, methods, plan_jobs(methods, checked.suite, people, config.seeds))
+
+
+def _draw(loaded: Loaded, config: EvaluationConfig, output: Path, share: Share) -> list[DrawnImage]:
+    common = {"pipeline": config.pipeline}
+    return draw_images(loaded.jobs, loaded.methods, loaded.people, output / "images", generation_options(config),
+                       config.batch_size, common, share=(share.rank, share.world), label=share.label)  # fmt: skip
+
+
+def _draw_share(rank: int, devices: list[str], config: EvaluationConfig, output: str) -> None:
+    """A process spawned for ``--devices``: draws the groups ``rank::len(devices)`` on ``devices[rank]``."""
+    share = Share(rank, len(devices), devices[rank])
+    checked = check_evaluation(config)
+    loaded = _load(config, checked, share.device)
+    _draw(loaded, config, Path(output), share)
+    _save_seconds(loaded, Path(output), rank)
+
+
+def _save_seconds(loaded: Loaded, output: Path, rank: int) -> None:
+    """Each method's seconds per identity made by this process (``.seconds-<rank>.json``, gathered by the scoring
+    process): method → person → seconds; people whose images were all reused took none and are not listed."""
+    seconds = {method.name: method.seconds_per_identity for method in loaded.methods}
+    text = json.dumps(seconds, indent=2) + "\n"
+    atomic_write(output / f".seconds-{rank}.json", lambda temporary: temporary.write_text(text))
+
+
+def _gathered_seconds(output: Path, processes: int) -> dict[str, dict[str, float]]:
+    """The seconds per identity every drawing process saved (``_save_seconds``), merged; their files removed."""
+    gathered: dict[str, dict[str, float]] = {}
+    for rank in range(processes):
+        path = output / f".seconds-{rank}.json"
+        if path.is_file():
+            for method, people in json.loads(path.read_text()).items():
+                gathered.setdefault(method, {}).update({person: round(value, 3) for person, value in people.items()})
+            path.unlink()
+    return gathered
+
+
+def _written_since(image: DrawnImage, stamps: dict[str, tuple[int, int, int]], output: Path) -> bool:
+    """Whether a process of this run drew ``image``: its PNG is not the file ``image_stamps`` found before drawing."""
+    stat = image.path.stat()
+    return stamps.get(str(image.path.relative_to(output / "images"))) != (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def reference_embeddings(identity_scorer, people) -> dict[str, np.ndarray]:
@@ -247,8 +362,9 @@ def _distance_features(scorers, images):
     return distance_features(scorers["distance"], [Image.open(i.path).convert("RGB") for i in images])
 
 
-def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> dict:
-    """The scorers the config asks for ("auto": the miniature world's own on a world, else the real ones)."""
+def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, device: str) -> dict:
+    """The scorers the config asks for ("auto": the miniature world's own on a world, else the real ones), CLIP's on
+    ``device``; loaded before any image is drawn, so that a scorer that cannot load fails first."""
     from .identity_scorers import FaceIdentityScorer, JudgeIdentityScorer
     from .scorers import AttributeScorer, ClipTextImageScorer, image_distance_extractor
 
@@ -267,7 +383,7 @@ def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> d
         notes.append("CLIP-TI here is its miniature analogue: 100 × the share of images in which the world's "
                      "attribute detectors find what the prompt asked (scene, emotion, style).")  # fmt: skip
     else:
-        clip = ClipTextImageScorer(text_image, scoring.text_image_pretrained, encoder.name_mean.device)
+        clip = ClipTextImageScorer(text_image, scoring.text_image_pretrained, device)
         text_scorer = clip.score
     if identity == "judge":
         loaded = scorer.detector if text_image == "attributes" else None  # the world's detector, loaded once
@@ -284,7 +400,7 @@ def _scorers(checked: CheckedEvaluation, config: EvaluationConfig, encoder) -> d
     else:
         identity_scorer = FaceIdentityScorer()
     if distance == "encoder":
-        tower = encoder.config.towers[0]
+        tower = checked.encoder.towers[0]  # its config: the encoder need not be loaded
         extractor = image_distance_extractor(tower.model, tower.pretrained)
         notes.append(f"FID and KID compare features of the evaluated encoder's first image tower ({tower.model}), "
                      "not Inception: comparable within this evaluation only.")  # fmt: skip

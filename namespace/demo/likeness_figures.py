@@ -38,6 +38,31 @@ def likeness_grid(folder: Path, measured: dict, path: Path, size: int = 64) -> P
     return plot_grid(rows, labels, ["held-out photo", *prompts], "The person in every task's prompt", path)
 
 
+METHOD_ROWS = {"encoder": "encoder", "refined": "refined name", "lora": "DreamBooth-LoRA"}  # method → row label
+
+
+def methods_grid(folder: Path, measured: dict, path: Path, size: int = 64) -> Path | None:
+    """Per shown person (the first person the encoder never saw, then the first train person): a reference photo,
+    then the person in each prompt drawn by the encoder's identity, the refined name and the LoRA (seed 0); None when
+    ``likeness`` measured no method past the encoder."""
+    from PIL import Image
+
+    methods = [method for method in METHOD_ROWS if method in measured.get("seconds_per_identity", {})]
+    if not methods:
+        return None
+    prompts, blank = measured["settings"]["prompts"], Image.new("RGB", (size, size), (255, 255, 255))
+    unseen, train = ([name for name, details in measured.get(group, {}).items() if "encoder" in details]
+                     for group in ("unseen_people", "train_people"))  # fmt: skip
+    rows, labels = [], []
+    for name in unseen[:1] + train[:1]:
+        for method in methods:
+            first = _open(folder / f"{slug(name)}-reference.png", size) if method == "encoder" else blank
+            drawn = [_open(folder / f"{slug(name)}-{method}-{index}.png", size) for index in range(len(prompts))]
+            rows.append([first, *drawn])
+            labels.append(f"{name}: {METHOD_ROWS[method]}")
+    return plot_grid(rows, labels, ["reference photo", *prompts], "Past the encoder: refined name and LoRA", path)
+
+
 def interpolation_paths(folder: Path, measured: dict, path: Path, size: int = 64) -> Path:
     """A row per interpolation path, each image labelled with the judge's similarity to both ends."""
     paths = measured.get("interpolation_paths", [])[:SHOWN_PATHS]
@@ -74,7 +99,7 @@ def miniature_figures(folder: Path, likeness: Path, metrics: dict, lines: dict) 
     interpolation_paths(likeness, measured, folder / "interpolation-judged.png")
     probe_examples(likeness, metrics["probe_names"], folder / "probe.png")
     m = _with_spread(metrics)
-    return [
+    figures = [
         Figure(
             "Likeness: the person in every task",
             "figures/likeness.png",
@@ -108,6 +133,38 @@ def miniature_figures(folder: Path, likeness: Path, metrics: dict, lines: dict) 
             [lines["data"], lines["likeness"]],
         ),
     ]
+    if methods_grid(likeness, measured, folder / "methods.png"):
+        figures.insert(1, _methods_figure(m, metrics, measured, lines))
+    return figures
+
+
+def _methods_figure(m: dict, metrics: dict, measured: dict, lines: dict) -> Figure:
+    """The figure of the methods past the encoder, with their likeness, prompt following and seconds per identity,
+    and the Chosen One's consistency."""
+    seconds = measured.get("seconds_per_identity", {})
+    timing = ", ".join(f"{method} {value:.2f} s" for method, value in seconds.items())
+    people = measured["settings"].get("method_people", "?")
+    text = (
+        f"The encoder's identity, the same name refined on the reference photos by the frozen pipeline's denoising "
+        f"loss (only the name moves), and a DreamBooth-LoRA trained on the UNet on the same photos (the paper's "
+        f"fine-tuning baseline), on the same prompts and seeds, for every person the encoder never saw and "
+        f"{people} train people. Never seen, judge similarity to their photos: encoder {m['likeness_unseen_encoder']}, "
+        f"refined {m['likeness_unseen_refined']}, LoRA {m['likeness_unseen_lora']} (the judge calls two photos the "
+        f"same person from {metrics.get('judge_same_person_threshold', float('nan')):.2f}). Held-out photos of train "
+        f"people, judged right: {m['likeness_heldout_encoder']}, {m['likeness_heldout_refined']}, "
+        f"{m['likeness_heldout_lora']}; prompts followed: {m['prompt_followed_encoder']}, "
+        f"{m['prompt_followed_refined']}, {m['prompt_followed_lora']} (no name, all train people: "
+        f"{m['prompt_followed_plain']}). Seconds per identity on this machine: {timing}."
+    )
+    if "chosen_one_consistency_final" in metrics:
+        text += (
+            f" The Chosen One (identities from words alone, no training): the judge's consistency on new seeds "
+            f"{m['chosen_one_consistency_round1']} after one round, {m['chosen_one_consistency_final']} after the "
+            f"rounds."
+        )
+    text += f" Mean over {m['seeds']} seeds ± standard deviation."
+    return Figure("Past the encoder: a refined name, and the LoRA baseline", "figures/methods.png", text,
+                  [lines["likeness"]])  # fmt: skip
 
 
 def _with_spread(metrics: dict) -> dict[str, str]:
@@ -118,6 +175,9 @@ def _with_spread(metrics: dict) -> dict[str, str]:
     keys = ["likeness_heldout", "likeness_plain", "prompt_followed_magicnaming", "prompt_followed_plain"]
     keys += ["likeness_unseen", "likeness_unseen_baseline", "mini_model_name_accuracy"]
     keys += ["interpolation_monotonic", "interpolation_rank_correlation"]
+    keys += [f"{figure}_{method}" for method in ("encoder", "refined", "lora")
+             for figure in ("likeness_unseen", "likeness_heldout", "prompt_followed")]  # fmt: skip
+    keys += ["chosen_one_consistency_round1", "chosen_one_consistency_final"]
     shown = {key: plus_minus(spreads[key]) if key in spreads else "n/a" for key in keys}
     shown["seeds"] = str(spreads.get("likeness_heldout", {}).get("seeds", "?"))
     shown["paths"] = str(spreads.get("interpolation_monotonic", {}).get("paths", "?"))

@@ -60,6 +60,7 @@ def demo(
     data_configs: list[Path] | None = None,
     train_configs: list[Path] | None = None,
     train_args: list[str] | None = None,
+    likeness_args: list[str] | None = None,
     eval_config: Path | None = None,
     pipeline: str = "miniature",
     miniature: MiniatureWorldConfig | None = None,
@@ -88,6 +89,7 @@ def demo(
             configs/data/miniature.yaml on the miniature world).
         train_configs: ``magicnaming train fit`` configs, applied in order (default: configs/train/tiny.yaml).
         train_args: extra ``train fit`` arguments, e.g. ``["--trainer.max_epochs", "30"]``.
+        likeness_args: extra ``magicnaming likeness`` arguments (miniature world), e.g. ``["--refine.steps", "50"]``.
         eval_config: the ``magicnaming evaluate`` config of the miniature world's evaluation step (default:
             configs/eval/demo.yaml); the demo gives it its encoder, world, reference photos and image settings.
         pipeline: the SDXL pipeline of the targets and the images (Hub id or folder); ``miniature``: the miniature
@@ -143,6 +145,7 @@ class Plan:
     data_configs: list[Path]
     train_configs: list[Path]
     train_args: list[str]
+    likeness_args: list[str]
     eval_config: Path
     pipeline: str
     world: MiniatureWorldConfig
@@ -182,6 +185,7 @@ class Plan:
         """Every setting, as ``work/configs/demo.yaml`` holds them (a config that replays this run)."""
         arguments = {"data_configs": [str(p) for p in self.data_configs]}
         arguments |= {"train_configs": [str(p) for p in self.train_configs], "train_args": self.train_args}
+        arguments |= {"likeness_args": self.likeness_args}
         arguments |= {"eval_config": str(self.eval_config), "pipeline": self.pipeline}
         arguments |= {"miniature": asdict(self.world) if self.mini else None}
         arguments |= {"miniature_cache": None if self.miniature_cache is None else str(self.miniature_cache)}
@@ -268,7 +272,9 @@ def check_settings(**settings) -> Plan:
     kept = {key: value for key, value in settings.items() if key in Plan.__dataclass_fields__}
     kept |= {"output": output, "data_configs": data_configs, "train_configs": train_configs, "world": world}
     return Plan(
-        **kept | {"eval_config": eval_config, "prompts": prompts, "train_args": list(settings["train_args"] or [])}
+        **kept
+        | {"eval_config": eval_config, "prompts": prompts, "train_args": list(settings["train_args"] or [])}
+        | {"likeness_args": list(settings["likeness_args"] or [])}
     )
 
 
@@ -417,7 +423,8 @@ def measure_likeness(plan: Plan, run: Run, models: Models, laioncele: Path, enco
     measure = ["--world", models.world, "--encoder", encoder, "--laioncele", laioncele]
     measure += ["--output", plan.work / "likeness", "--probe_names", probed]
     measure += ["--num_inference_steps", plan.num_inference_steps, "--guidance_scale", plan.guidance_scale]
-    run.lines["likeness"] = run.log.run(likeness, "likeness", [*measure, "--device", plan.device])
+    measure += ["--device", plan.device, *plan.likeness_args]
+    run.lines["likeness"] = run.log.run(likeness, "likeness", measure)
 
 
 def evaluate_encoder(plan: Plan, run: Run, models: Models, encoder: Path) -> None:
@@ -471,6 +478,10 @@ def write_outputs(
 
         figures = miniature_figures(output / "figures", plan.work / "likeness", metrics, run.lines) + figures
     metrics["seconds"] = _durations(run.marks, started)
+    if plan.mini:  # each method's seconds per identity (likeness): timings, not figures that reproduce
+        from namespace.inference.likeness import read_likeness
+
+        metrics["seconds"]["per_identity"] = read_likeness(plan.work / "likeness").get("seconds_per_identity", {})
     text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
     atomic_write(output / "metrics.json", lambda temporary: temporary.write_text(text))
     replay = ["magicnaming", "demo", "--config", str(run.demo_config), "--output", str(output), "--overwrite", "true"]
