@@ -54,10 +54,13 @@ from .likeness_metrics import (
     plain_images,
     unseen_likeness,
 )
-from .lora_baseline import LoraSettings
+from .lora_baseline import LoraSettings, peft_problems
 from .refine import RefineSettings
 
 METHODS = ("refined", "lora", "chosen_one")  # the methods past the encoder, in the order they are measured
+# the tiny UNet learns little at DreamBooth-LoRA's SDXL learning rate (1e-4: likeness of unseen people 0.30, as the
+# encoder's; 1e-3: 0.71), so the miniature world's baseline trains at 1e-3, 200 steps (docs/demo.md)
+MINIATURE_LORA = LoraSettings(steps=200, learning_rate=1e-3)
 
 LIKENESS = "likeness.json"  # the figures, the settings and every judged image's details
 
@@ -87,7 +90,7 @@ def likeness(
     methods: tuple[str, ...] = METHODS,
     method_people: int = 2,
     refine: RefineSettings = RefineSettings(),
-    lora: LoraSettings = LoraSettings(),
+    lora: LoraSettings = MINIATURE_LORA,
     chosen_one: ChosenOneSettings = ChosenOneSettings(),
     device: str = "auto",
     overwrite: bool = False,
@@ -112,7 +115,8 @@ def likeness(
             every person the encoder never saw; the encoder is measured again on the same people
             (``likeness_heldout_encoder`` …), the like-for-like baseline.
         refine: how the ``refined`` method refines each person's name.
-        lora: how the ``lora`` method trains each person's LoRA.
+        lora: how the ``lora`` method trains each person's LoRA (``MINIATURE_LORA``: DreamBooth-LoRA's settings at
+            a learning rate the tiny UNet learns at).
         chosen_one: the identities made from words alone for the ``chosen_one`` figures (its descriptions,
             round limit and candidates per round).
         device: where the pipeline and encoder run.
@@ -255,6 +259,7 @@ def _check_arguments(
         problems += refine.problems(prefix="--refine.")
     if "lora" in methods:
         problems += lora.problems(prefix="--lora.")
+        problems += peft_problems()
     if "chosen_one" in methods:
         problems += chosen_one_problems(list(chosen_one.descriptions), chosen_one.rounds, chosen_one.candidates,
                                         prefix="--chosen_one.")  # fmt: skip

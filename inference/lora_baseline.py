@@ -81,6 +81,15 @@ class LoraSettings:
         return found
 
 
+def peft_problems(argument: str = "--methods") -> list[str]:
+    """The problem of a missing peft (the LoRA is trained with it), naming ``argument``; none when it is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        return [f"{argument}: lora trains a LoRA with peft, which is not installed (install magicnaming[eval])"]
+    return []
+
+
 def lora_prompt(prompt: str) -> str:
     """The prompt with its "a person" made the LoRA's subject: "a photo of a person at the beach" → "a photo of sks
     person at the beach" (a prompt without "a person" is returned as it is)."""

@@ -282,7 +282,9 @@ def test_the_demo_evaluation_scores_plain_against_magicnaming(demo_output):
     prompt following (the detectors' CLIP-TI analogue) not far below; the table in the report."""
     results = json.loads((demo_output / "evaluation/results.json").read_text())
     methods = results["methods"]
-    assert set(methods) == {"plain", "magicnaming"} and results["tasks"] == ["scene", "emotion", "style"]
+    assert set(methods) == {"plain", "magicnaming", "refined", "lora"}
+    assert results["tasks"] == ["scene", "emotion", "style"]
+    assert set(results["seconds_per_identity"]["lora"]) == set(results["people"])  # each person's LoRA timed
     for method in methods.values():
         assert set(method) == {"clip_ti", "fid", "kid", "reference_similarity", "identity_consistency",
                                "face_detection_rate"}  # fmt: skip

@@ -227,7 +227,7 @@ def test_evaluate_draws_magicnaming_refined_and_lora_and_redraws_when_the_lora_c
     sidecars = {p.parts[-5]: json.loads(p.read_text())["settings"] for p in (output / "images").glob("**/*.json")}
     assert sidecars["lora"]["text"] == "a photo of sks person on a beach" and sidecars["lora"]["lora"]["rank"] == 4
     assert sidecars["refined"]["text"] == "a photo of a person on a beach"
-    assert sidecars["refined"]["refine"] == {"steps": 2, "learning_rate": 5e-3, "prior_weight": 0.1, "seed": 0}
+    assert sidecars["refined"]["refine"] == {"steps": 2, "learning_rate": 1e-2, "prior_weight": 1.0, "seed": 0}
     assert main([*args, "--overwrite", "true", "--lora.steps", "3"]) == 0
     reused = json.loads((output / "results.json").read_text())["reused_images"]
     assert sorted(path.split("/")[1] for path in reused) == ["magicnaming"] * 2 + ["refined"] * 2  # lora redrawn

@@ -202,12 +202,10 @@ def _check_trained_methods(config: EvaluationConfig, check: InputCheck) -> None:
         for problem in config.refine.problems():
             check.problem(problem)
     if "lora" in config.methods:
-        import importlib.util
+        from ..lora_baseline import peft_problems
 
-        for problem in config.lora.problems():
+        for problem in config.lora.problems() + peft_problems():
             check.problem(problem)
-        if importlib.util.find_spec("peft") is None:
-            check.problem("--methods: lora trains a LoRA with peft, which is not installed (pip install peft)")
 
 
 def _check_ip_adapter(config: EvaluationConfig, check: InputCheck) -> None:
