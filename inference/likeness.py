@@ -88,7 +88,7 @@ def likeness(
     interpolation_pairs: int = 28,
     interpolation_seeds: int = 6,
     methods: tuple[str, ...] = METHODS,
-    method_people: int = 2,
+    method_people: int | None = None,
     refine: RefineSettings = RefineSettings(),
     lora: LoraSettings = MINIATURE_LORA,
     chosen_one: ChosenOneSettings = ChosenOneSettings(),
@@ -111,8 +111,8 @@ def likeness(
         interpolation_pairs: most pairs of train people interpolated (every pair, in order: 1st and 2nd, 1st and 3rd…).
         interpolation_seeds: images per identity on a path; the judge's similarities are averaged over them.
         methods: the methods past the encoder to measure too (``refined``, ``lora``, ``chosen_one``; [] for none).
-        method_people: the train people (the first ones) the ``refined`` and ``lora`` methods are measured on, with
-            every person the encoder never saw; the encoder is measured again on the same people
+        method_people: the train people (the first ones; None: all) the ``refined`` and ``lora`` methods are
+            measured on, with every person the encoder never saw; the encoder is measured again on the same people
             (``likeness_heldout_encoder`` …), the like-for-like baseline.
         refine: how the ``refined`` method refines each person's name.
         lora: how the ``lora`` method trains each person's LoRA (``MINIATURE_LORA``: DreamBooth-LoRA's settings at
@@ -153,8 +153,9 @@ def likeness(
     results = _results(drawing, famous, spreads, people, unseen_people, paths)
     results["judge_same_person_threshold"] = drawing.judging.judge.same_person_threshold
     results |= {key: past[key] for key in ("chosen_one", "seconds_per_identity") if key in past}
-    results["settings"] |= {"methods": list(methods), "method_people": method_people, "refine": asdict(refine),
-                            "lora": asdict(lora), "chosen_one": asdict(chosen_one)}  # fmt: skip
+    results["settings"] |= {"methods": list(methods), "method_people": len(train[:method_people]),
+                            "refine": asdict(refine), "lora": asdict(lora),
+                            "chosen_one": asdict(chosen_one)}  # fmt: skip
     steps.start("likeness.json")
     text = json.dumps(results, indent=2) + "\n"
     atomic_write(output / LIKENESS, lambda path: path.write_text(text))
@@ -167,7 +168,7 @@ def likeness(
 
 
 def _past_the_encoder(
-    drawing: Drawing, methods: tuple[str, ...], method_people: int, refine: RefineSettings, lora: LoraSettings,
+    drawing: Drawing, methods: tuple[str, ...], method_people: int | None, refine: RefineSettings, lora: LoraSettings,
     chosen_one: ChosenOneSettings, train: list[str], unseen: list[str], references: dict, steps: Steps,
 ) -> dict:  # fmt: skip
     """The methods past the encoder: ``refined`` and ``lora`` (with the encoder again, their baseline) on the first
@@ -250,7 +251,10 @@ def _check_arguments(
     (or ``overwrite``), and the drawing settings' ``problems``: one error listing every problem, before anything
     loads."""
     least = {"seeds": 1, "interpolation_steps": 2, "interpolation_pairs": 0, "interpolation_seeds": 1}
-    least["method_people"] = 0
+    if counts.get("method_people") is None:
+        counts.pop("method_people", None)
+    else:
+        least["method_people"] = 0
     problems = [f"--{arg}: expected at least {least[arg]}, got {value}" for arg, value in counts.items()
                 if value < least[arg]] + problems  # fmt: skip
     problems += [f"--methods: expected some of {', '.join(METHODS)}, got {method!r}" for method in methods

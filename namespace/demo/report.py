@@ -142,7 +142,13 @@ def write_report(
         "<p class='caption'>Each identity file (made by <code>magicnaming identity encode</code> from photos the "
         "encoder never trained on) compared with every name of the data set, through the files alone.</p>",
         "<h2>Time per step</h2>",
-        _table([(step, f"{value:.1f} s") for step, value in seconds.items()]),
+        _table(
+            [(step, f"{value:.1f} s") for step, value in seconds.items() if step != "per_identity"]
+            + [
+                (f"one identity: {method}", f"{value:.2f} s")
+                for method, value in seconds.get("per_identity", {}).items()
+            ]
+        ),
         "</body></html>",
     ]
     html = "\n".join(parts) + "\n"
