@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from namespace import Identity, NameEncoder
@@ -46,6 +47,10 @@ def demo_output(tmp_path_factory, small_world, worlds, tiny_towers):
     towers = json.dumps([{"model": t.model, "pretrained": t.pretrained, "embed_dim": t.embed_dim} for t in tiny_towers])
     ARGS[:] = ["demo", "--output", str(output), *SMALLER]  # no --config: the defaults are a working run
     ARGS.extend(["--miniature_cache", str(worlds), "--towers", towers])
+    evaluation = yaml.safe_load((ROOT / "configs/eval/demo.yaml").read_text())  # the refined name and the LoRA
+    evaluation |= {"refine": {"steps": 20}, "lora": evaluation["lora"] | {"steps": 20}}  # trained briefly
+    (output.parent / "eval.yaml").write_text(yaml.safe_dump(evaluation))
+    ARGS.extend(["--eval_config", str(output.parent / "eval.yaml")])
     # what a person sees in the terminal (file descriptors 1 and 2, the libraries' output too), kept beside it
     with output_to(output.parent / "terminal.txt"):
         assert main(ARGS) == 0
@@ -234,14 +239,12 @@ def test_the_demo_config_holds_the_defaults():
     import inspect
     from dataclasses import asdict
 
-    import yaml
-
     from namespace.demo.run import DEFAULT_PROMPTS, _default_data_configs, demo
     from namespace.miniature.world import MiniatureWorldConfig
 
     resolved = {"data_configs": _default_data_configs("miniature"), "prompts": DEFAULT_PROMPTS}
     resolved |= {"miniature": asdict(MiniatureWorldConfig()), "eval_config": "configs/eval/demo.yaml"}
-    resolved |= {"train_configs": ["configs/train/tiny.yaml"], "train_args": []}
+    resolved |= {"train_configs": ["configs/train/tiny.yaml"], "train_args": [], "likeness_args": []}
     config = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
     parameters = inspect.signature(demo).parameters
     assert set(config) == set(parameters) - {"output", "command_line"}

@@ -51,7 +51,7 @@ def make_group_identities(state: AppState, photo: str | None, label: str, progre
     says what was found; smaller faces beside larger ones are left out with a warning.
     """
     with InputCheck() as check:
-        label = check(check_label, (label or "").strip())
+        label = check(check_label, (label or "").strip() or "face")  # no prefix given: face-1, face-2, ...
         if not photo:
             check.problem("group photo: expected a photo of several people, got none")
         else:
@@ -108,7 +108,7 @@ def build_identities_tab(state: AppState) -> tuple[gr.Gallery, list]:
             make = gr.Button("Make identity", variant="primary")
             with gr.Accordion("Several people from one photo", open=False):
                 group_photo = gr.File(label="A group photo: one identity per face, from the left", file_types=["image"])
-                group_label = gr.Textbox(label="Name prefix (guest: guest-1, guest-2, ...)", placeholder="guest")
+                group_label = gr.Textbox(label="Name prefix (guest: guest-1, guest-2, ...)", placeholder="face")
                 group_make = gr.Button(
                     "One identity per face"
                     if stack
