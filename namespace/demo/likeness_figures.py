@@ -42,7 +42,7 @@ METHOD_ROWS = {"encoder": "encoder", "refined": "refined name", "lora": "DreamBo
 
 
 def methods_grid(folder: Path, measured: dict, path: Path, size: int = 64) -> Path | None:
-    """Per shown person (the first person the encoder never saw, then the first train person): a reference photo,
+    """Per shown person (every person the encoder never saw, then the first train person): a reference photo,
     then the person in each prompt drawn by the encoder's identity, the refined name and the LoRA (seed 0); None when
     ``likeness`` measured no method past the encoder."""
     from PIL import Image
@@ -54,7 +54,7 @@ def methods_grid(folder: Path, measured: dict, path: Path, size: int = 64) -> Pa
     unseen, train = ([name for name, details in measured.get(group, {}).items() if "encoder" in details]
                      for group in ("unseen_people", "train_people"))  # fmt: skip
     rows, labels = [], []
-    for name in unseen[:1] + train[:1]:
+    for name in unseen + train[:1]:
         for method in methods:
             first = _open(folder / f"{slug(name)}-reference.png", size) if method == "encoder" else blank
             drawn = [_open(folder / f"{slug(name)}-{method}-{index}.png", size) for index in range(len(prompts))]
