@@ -246,7 +246,7 @@ class TestCommand:
         assert main(args) == 0
         refined = Identity.load(output)
         assert refined.label == "carol" and refined.encoder == encoder
-        expected = {"refined": "true", "from": "carol (images)", "steps": "4", "prior_weight": "0.1",
+        expected = {"refined": "true", "from": "carol (images)", "steps": "4", "prior_weight": "1",
                     "learning_rate": "0.05", "seed": "3"}  # fmt: skip
         assert expected.items() <= refined.metadata.items() and float(refined.metadata["final_loss"]) > 0
         err = capfd.readouterr().err
