@@ -194,6 +194,29 @@ def real_faces():
     return real_face_photos(), dict(PHOTOS)
 
 
+def evaluation_folder(root: Path, real_faces, tiny_models, tasks: dict, **config) -> Path:
+    """``root`` holding an evaluation on the tiny models: a folder of real photos per person, a suite of ``tasks`` and
+    ``eval.yaml`` (2 inference steps on the CPU, the tiny scorers, the face stack's identity; ``config`` adds or
+    replaces keys). Returns ``root``."""
+    import shutil
+
+    import yaml
+
+    folder, people = real_faces
+    for name, person in people.items():
+        if "partial" not in name:
+            (root / "people" / person).mkdir(parents=True, exist_ok=True)
+            shutil.copy(folder / name, root / "people" / person / name)
+    (root / "suite.yaml").write_text(yaml.safe_dump({"tasks": tasks}))
+    scoring = {"text_image": "MagicNaming-Tiny-TI", "text_image_pretrained": None,
+               "distance_features": "MagicNaming-Tiny-L", "identity": "face", "kid_subset_size": 4}  # fmt: skip
+    settings = {"encoder": str(tiny_models.encoder), "pipeline": str(tiny_models.pipeline),
+                "reference_folders": str(root / "people"), "suite": str(root / "suite.yaml"),
+                "num_inference_steps": 2, "device": "cpu", "scoring": scoring}  # fmt: skip
+    (root / "eval.yaml").write_text(yaml.safe_dump(settings | config))
+    return root
+
+
 @pytest.fixture(scope="session")
 def face_stack():
     """The default (dlib) face embedder, loaded once per session."""

@@ -5,45 +5,25 @@ evaluation refused without --overwrite; images reused by content, not by path; b
 drawn."""
 
 import json
-import shutil
 
 import pytest
-import yaml
 from PIL import Image
 
 from namespace.cli import main
 from namespace.testing.ip_adapter import RANDOM_WEIGHT_NAME
 
-from .conftest import html_facts, says
+from .conftest import evaluation_folder, html_facts, says
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, real_faces, tiny_models):
-    folder, people = real_faces
-    root = tmp_path_factory.mktemp("evaluate")
-    for name, person in people.items():
-        if "partial" not in name:
-            (root / "people" / person).mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / name, root / "people" / person / name)
-    suite = {"tasks": {"scene": ["a photo of {person} on a beach"], "emotion": ["a photo of {person} smiling"]}}
-    (root / "suite.yaml").write_text(yaml.safe_dump(suite))
-    config = {
-        "encoder": str(tiny_models.encoder),
-        "pipeline": str(tiny_models.pipeline),
-        "reference_folders": str(root / "people"),
-        "suite": str(root / "suite.yaml"),
-        "seeds": [0, 1],
-        "methods": ["plain", "ip_adapter", "magicnaming"],
-        "sweep": {"delta": [0.5], "eta": []},
-        "ip_adapter": {"weights": str(tiny_models.ip_adapter), "weight_name": RANDOM_WEIGHT_NAME, "scale": 1.0},
-        "num_inference_steps": 2,
-        "batch_size": 4,
-        "device": "cpu",
-        "scoring": {"text_image": "MagicNaming-Tiny-TI", "text_image_pretrained": None,
-                    "distance_features": "MagicNaming-Tiny-L", "identity": "face", "kid_subset_size": 4},
-    }  # fmt: skip
-    (root / "eval.yaml").write_text(yaml.safe_dump(config))
-    return root
+    tasks = {"scene": ["a photo of {person} on a beach"], "emotion": ["a photo of {person} smiling"]}
+    ip_adapter = {"weights": str(tiny_models.ip_adapter), "weight_name": RANDOM_WEIGHT_NAME, "scale": 1.0}
+    return evaluation_folder(
+        tmp_path_factory.mktemp("evaluate"), real_faces, tiny_models, tasks, seeds=[0, 1],
+        methods=["plain", "ip_adapter", "magicnaming"], sweep={"delta": [0.5], "eta": []}, ip_adapter=ip_adapter,
+        batch_size=4,
+    )  # fmt: skip
 
 
 @pytest.mark.slow

@@ -10,43 +10,25 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from namespace.cli import main
 from namespace.inference.evaluation.sharing import Share, _raised, check_devices, torchrun_share
 from namespace.testing.ip_adapter import RANDOM_WEIGHT_NAME
 
-from .conftest import free_port
+from .conftest import evaluation_folder, free_port
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, real_faces, tiny_models):
     """Two people's real photos, a two-prompt suite, and a config of the three methods at 2 steps, 2 seeds."""
-    folder, people = real_faces
-    root = tmp_path_factory.mktemp("evaluate-processes")
-    for name, person in people.items():
-        if "partial" not in name:
-            (root / "people" / person).mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / name, root / "people" / person / name)
-    suite = {"tasks": {"scene": ["a photo of {person} on a beach"], "emotion": ["a photo of {person} smiling"]}}
-    (root / "suite.yaml").write_text(yaml.safe_dump(suite))
-    config = {
-        "encoder": str(tiny_models.encoder),
-        "pipeline": str(tiny_models.pipeline),
-        "reference_folders": str(root / "people"),
-        "suite": str(root / "suite.yaml"),
-        "seeds": [0, 1],
-        "methods": ["plain", "magicnaming", "ip_adapter"],
-        "ip_adapter": {"weights": str(tiny_models.ip_adapter), "weight_name": RANDOM_WEIGHT_NAME, "scale": 1.0},
-        "num_inference_steps": 2,
-        "batch_size": 3,  # 4 images per method and person: batches of 3 and 1, so the shares are uneven
-        "check_faces": False,  # the face stack's warnings about the photos: seconds per process, nothing checked here
-        "device": "cpu",
-        "scoring": {"text_image": "MagicNaming-Tiny-TI", "text_image_pretrained": None,
-                    "distance_features": "MagicNaming-Tiny-L", "identity": "face", "kid_subset_size": 4},
-    }  # fmt: skip
-    (root / "eval.yaml").write_text(yaml.safe_dump(config))
-    return root
+    tasks = {"scene": ["a photo of {person} on a beach"], "emotion": ["a photo of {person} smiling"]}
+    ip_adapter = {"weights": str(tiny_models.ip_adapter), "weight_name": RANDOM_WEIGHT_NAME, "scale": 1.0}
+    return evaluation_folder(
+        tmp_path_factory.mktemp("evaluate-processes"), real_faces, tiny_models, tasks, seeds=[0, 1],
+        methods=["plain", "magicnaming", "ip_adapter"], ip_adapter=ip_adapter,
+        batch_size=3,  # 4 images per method and person: batches of 3 and 1, so the shares are uneven
+        check_faces=False,  # the face stack's warnings about the photos: seconds per process, nothing checked here
+    )  # fmt: skip
 
 
 def evaluate(setup, output, *more):

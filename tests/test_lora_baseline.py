@@ -3,11 +3,9 @@ pipeline is left exactly as it was, the LoRA changes what is drawn only while ap
 settings are named, and ``magicnaming evaluate`` draws magicnaming, refined and lora side by side."""
 
 import json
-import shutil
 
 import pytest
 import torch
-import yaml
 
 from namespace.cli import main
 from namespace.inference.evaluation.methods import LoraMethod, Person, RefinedMethod
@@ -21,6 +19,7 @@ from namespace.inference.lora_baseline import (
 from namespace.inference.refine import DenoisingObjective
 from namespace.testing import synthetic_face
 
+from .conftest import evaluation_folder
 from .test_refine import assert_same_state, model_state
 
 FAST = {"gradient_checkpointing": False, "progress_every": 0}
@@ -191,29 +190,11 @@ class TestMethods:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, real_faces, tiny_models):
-    folder, people = real_faces
-    root = tmp_path_factory.mktemp("evaluate-lora")
-    for name, person in people.items():
-        if "partial" not in name:
-            (root / "people" / person).mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / name, root / "people" / person / name)
-    (root / "suite.yaml").write_text(yaml.safe_dump({"tasks": {"scene": ["a photo of {person} on a beach"]}}))
-    config = {
-        "encoder": str(tiny_models.encoder),
-        "pipeline": str(tiny_models.pipeline),
-        "reference_folders": str(root / "people"),
-        "suite": str(root / "suite.yaml"),
-        "seeds": [0],
-        "methods": ["magicnaming", "refined", "lora"],
-        "refine": {"steps": 2},
-        "lora": {"steps": 2},
-        "num_inference_steps": 2,
-        "device": "cpu",
-        "scoring": {"text_image": "MagicNaming-Tiny-TI", "text_image_pretrained": None,
-                    "distance_features": "MagicNaming-Tiny-L", "identity": "face", "kid_subset_size": 4},
-    }  # fmt: skip
-    (root / "eval.yaml").write_text(yaml.safe_dump(config))
-    return root
+    tasks = {"scene": ["a photo of {person} on a beach"]}
+    return evaluation_folder(
+        tmp_path_factory.mktemp("evaluate-lora"), real_faces, tiny_models, tasks, seeds=[0],
+        methods=["magicnaming", "refined", "lora"], refine={"steps": 2}, lora={"steps": 2},
+    )  # fmt: skip
 
 
 @pytest.mark.slow
